@@ -1,0 +1,168 @@
+// SoftPool per-window math, written once for the CPU launcher (scalar or at::vec lanes)
+// and the CUDA launcher (one scalar per thread).
+//
+//   m   = max of the window            (NaN-propagating)
+//   e_i = exp(x_i - m)                 (in (0, 1]: nothing overflows, any dtype)
+//   y   = sum(x_i e_i) / sum(e_i)
+//   dy/dx_i = w_i (1 + x_i - y),  w_i = exp(x_i - lse),  lse = m + log(sum(e_i))
+//
+// Cells outside the input (padding, ceil_mode overhang) are not part of a window. -inf cells
+// have weight 0 and contribute 0 (not -inf * 0 = NaN); a window whose max is +-inf yields it.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define SP_HD __host__ __device__ __forceinline__
+#else
+#define SP_HD inline
+#endif
+
+namespace vidpool {
+
+// Elementwise helpers. Specialised for at::vec::Vectorized in the CPU launcher, so the
+// window functions below serve scalars and SIMD lanes alike.
+template <typename T>
+struct Math {
+  static SP_HD T neg_inf() { return static_cast<T>(-INFINITY); }
+  static SP_HD T max(T a, T b) { return (a != a || a > b) ? a : b; }
+  static SP_HD T exp(T a) { return ::exp(a); }
+  static SP_HD T log(T a) { return ::log(a); }
+  // e * v, except 0 where the weight e is exactly 0 (keeps -inf cells from producing NaN).
+  static SP_HD T weighted(T e, T v) { return e == T(0) ? T(0) : e * v; }
+  // m where m is +-inf (the limit of the softmax average), else y.
+  static SP_HD T inf_or(T m, T y) { return (m == static_cast<T>(INFINITY) || m == -static_cast<T>(INFINITY)) ? m : y; }
+};
+
+template <>
+SP_HD float Math<float>::exp(float a) { return ::expf(a); }
+template <>
+SP_HD float Math<float>::log(float a) { return ::logf(a); }
+
+// Pooling geometry along one spatial axis. Regular windows start at o*s - p and span k cells,
+// clipped to [0, in). Adaptive windows are [floor(o*in/out), ceil((o+1)*in/out)), as
+// adaptive_avg_pool. Unused leading axes (1D/2D pooling) are in = out = k = s = 1, p = 0.
+struct PoolDim {
+  int64_t in, out, k, s, p;
+  bool adaptive;
+};
+
+SP_HD int64_t win_start(const PoolDim& d, int64_t o) {
+  if (d.adaptive) return (o * d.in) / d.out;
+  int64_t st = o * d.s - d.p;
+  return st < 0 ? 0 : st;
+}
+
+SP_HD int64_t win_end(const PoolDim& d, int64_t o) {
+  if (d.adaptive) return ((o + 1) * d.in + d.out - 1) / d.out;
+  int64_t en = o * d.s - d.p + d.k;
+  return en > d.in ? d.in : en;
+}
+
+// First and last output whose window contains input cell i (empty range when first > last).
+SP_HD int64_t first_cover(const PoolDim& d, int64_t i) {
+  if (d.adaptive) return (i * d.out) / d.in;
+  int64_t r = i + d.p - d.k;  // need o*s > r
+  return r < 0 ? 0 : r / d.s + 1;
+}
+
+SP_HD int64_t last_cover(const PoolDim& d, int64_t i) {
+  int64_t o = d.adaptive ? ((i + 1) * d.out + d.in - 1) / d.in - 1 : (i + d.p) / d.s;
+  return o < d.out - 1 ? o : d.out - 1;
+}
+
+struct Geometry {
+  PoolDim dim[3];  // (D, H, W); 1D and 2D pooling fill the leading axes with unit dims
+};
+
+// Element strides of a 5-d view (N, C, D, H, W).
+struct Strides {
+  int64_t n, c, d, h, w;
+};
+
+template <typename V, typename Window>
+SP_HD V window_max(const Window& win) {
+  V m = Math<V>::neg_inf();
+  win.for_each([&](V x) { m = Math<V>::max(m, x); });
+  return m;
+}
+
+// Window statistics: m = max, s = sum(exp(x - m)). `win.for_each(f)` calls f(value) per cell.
+template <typename V, typename Window>
+SP_HD void window_stats(const Window& win, V& m, V& s) {
+  m = window_max<V>(win);
+  s = V(0);
+  win.for_each([&](V x) { s = s + Math<V>::exp(x - m); });
+}
+
+template <typename V, typename Window>
+SP_HD V window_forward(const Window& win) {
+  const V m = window_max<V>(win);
+  V s(0), t(0);
+  win.for_each([&](V x) {
+    V e = Math<V>::exp(x - m);
+    s = s + e;
+    t = t + Math<V>::weighted(e, x);
+  });
+  return Math<V>::inf_or(m, t / s);
+}
+
+// log(sum(exp(x))) of the window, the only per-window number the backward needs besides y.
+template <typename V, typename Window>
+SP_HD V window_lse(const Window& win) {
+  V m, s;
+  window_stats<V>(win, m, s);
+  return m + Math<V>::log(s);
+}
+
+// Contribution of one window (lse, y, grad gy) to the gradient of one of its cells x.
+template <typename V>
+SP_HD V grad_term(V x, V lse, V y, V gy) {
+  return Math<V>::weighted(Math<V>::exp(x - lse), gy * (V(1) + x - y));
+}
+
+// Gradient of input cell (id, ih, iw) of one plane: sum over the windows that cover it
+// (deterministic, no atomics). lse is a dense (oD, oH, oW) plane; y and gy are strided.
+template <typename acc_t, typename scalar_t>
+SP_HD acc_t input_grad(const Geometry& g, acc_t x, int64_t id, int64_t ih, int64_t iw,
+                       const acc_t* lse, const scalar_t* y, Strides sy,
+                       const scalar_t* gy, Strides sg) {
+  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t od1 = last_cover(D, id), oh1 = last_cover(H, ih), ow1 = last_cover(W, iw);
+  const int64_t oh0 = first_cover(H, ih), ow0 = first_cover(W, iw);
+  acc_t acc(0);
+  for (int64_t od = first_cover(D, id); od <= od1; ++od)
+    for (int64_t oh = oh0; oh <= oh1; ++oh)
+      for (int64_t ow = ow0; ow <= ow1; ++ow) {
+        const acc_t l = lse[(od * H.out + oh) * W.out + ow];
+        const acc_t yo = static_cast<acc_t>(y[od * sy.d + oh * sy.h + ow * sy.w]);
+        const acc_t go = static_cast<acc_t>(gy[od * sg.d + oh * sg.h + ow * sg.w]);
+        acc = acc + grad_term<acc_t>(x, l, yo, go);
+      }
+  return acc;
+}
+
+// One window read straight from a strided plane: the CUDA path (one thread per output).
+template <typename scalar_t, typename acc_t>
+struct StridedWindow {
+  const scalar_t* plane;
+  Strides st;
+  int64_t d0, d1, h0, h1, w0, w1;
+
+  SP_HD StridedWindow(const scalar_t* p, Strides s, const Geometry& g, int64_t od, int64_t oh, int64_t ow)
+      : plane(p), st(s),
+        d0(win_start(g.dim[0], od)), d1(win_end(g.dim[0], od)),
+        h0(win_start(g.dim[1], oh)), h1(win_end(g.dim[1], oh)),
+        w0(win_start(g.dim[2], ow)), w1(win_end(g.dim[2], ow)) {}
+
+  template <typename F>
+  SP_HD void for_each(F&& f) const {
+    for (int64_t d = d0; d < d1; ++d)
+      for (int64_t h = h0; h < h1; ++h)
+        for (int64_t w = w0; w < w1; ++w)
+          f(static_cast<acc_t>(plane[d * st.d + h * st.h + w * st.w]));
+  }
+};
+
+}  // namespace vidpool

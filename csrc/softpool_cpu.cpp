@@ -1,0 +1,235 @@
+// CPU launchers. Outputs along W are processed in chunks of one SIMD vector: for each chunk
+// the window cells of every lane are gathered into a small buffer (-inf where a lane's window
+// has no cell), and the shared window math of softpool.h runs on at::vec lanes.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "softpool_host.h"
+
+namespace vidpool {
+
+using at::vec::Vectorized;
+
+template <typename T>
+struct Math<Vectorized<T>> {
+  using V = Vectorized<T>;
+  static V neg_inf() { return V(-std::numeric_limits<T>::infinity()); }
+  static V max(V a, V b) { return at::vec::maximum(a, b); }  // propagates NaN
+  static V exp(V a) { return a.exp(); }
+  static V log(V a) { return a.log(); }
+  static V weighted(V e, V v) { return V::blendv(e * v, V(0), e == V(0)); }
+  static V inf_or(V m, V y) { return V::blendv(y, m, m.abs() == V(std::numeric_limits<T>::infinity())); }
+};
+
+namespace {
+
+template <typename acc_t>
+struct BufferWindow {
+  static constexpr int L = Vectorized<acc_t>::size();
+  const acc_t* buf;
+  int64_t cells;
+
+  template <typename F>
+  void for_each(F&& f) const {
+    for (int64_t k = 0; k < cells; ++k) f(Vectorized<acc_t>::loadu(buf + k * L));
+  }
+};
+
+int64_t max_extent(const PoolDim& d) {
+  if (!d.adaptive) return std::min(d.k, d.in);
+  int64_t m = 0;
+  for (int64_t o = 0; o < d.out; ++o) m = std::max(m, win_end(d, o) - win_start(d, o));
+  return m;
+}
+
+// Rows are (n, c, od, oh) output rows; channels-last tensors visit c innermost for locality.
+struct RowOrder {
+  int64_t N, C, D, H;
+  bool channels_inner;
+  void decode(int64_t r, int64_t& n, int64_t& c, int64_t& d, int64_t& h) const {
+    if (channels_inner) {
+      c = r % C; r /= C; h = r % H; r /= H; d = r % D; n = r / D;
+    } else {
+      h = r % H; r /= H; d = r % D; r /= D; c = r % C; n = r / C;
+    }
+  }
+};
+
+bool channels_inner(const at::Tensor& x) { return x.size(1) > 1 && x.stride(1) < x.stride(x.dim() - 1); }
+
+// Calls emit(n, c, od, oh, ow0, lanes, window) for every chunk of L outputs along W, with the
+// chunk's window cells gathered into window.buf (cell-major, L lanes per cell).
+template <typename scalar_t, typename acc_t, typename Emit>
+void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, Emit&& emit) {
+  constexpr int L = Vectorized<acc_t>::size();
+  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t kw = max_extent(W), chunks = (W.out + L - 1) / L;
+  // Input column of (chunk, slot, lane), or -1 where that lane's window has no such cell.
+  std::vector<int64_t> col(chunks * kw * L);
+  for (int64_t ch = 0; ch < chunks; ++ch)
+    for (int64_t j = 0; j < L; ++j) {
+      const int64_t ow = ch * L + j;
+      const int64_t w0 = ow < W.out ? win_start(W, ow) : 0, w1 = ow < W.out ? win_end(W, ow) : 0;
+      for (int64_t s = 0; s < kw; ++s) col[(ch * kw + s) * L + j] = w0 + s < w1 ? w0 + s : -1;
+    }
+  const int64_t max_cells = max_extent(D) * max_extent(H) * kw;
+  const Strides sx = strides5(x);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const RowOrder order{x.size(0), x.size(1), D.out, H.out, inner};
+  const int64_t rows = order.N * order.C * D.out * H.out;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, W.out * max_cells));
+  const acc_t ninf = -std::numeric_limits<acc_t>::infinity();
+
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> buf(max_cells * L);
+    for (int64_t r = begin; r < end; ++r) {
+      int64_t n, c, od, oh;
+      order.decode(r, n, c, od, oh);
+      const scalar_t* plane = xp + n * sx.n + c * sx.c;
+      const int64_t d0 = win_start(D, od), d1 = win_end(D, od), h0 = win_start(H, oh), h1 = win_end(H, oh);
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const int64_t* cols = col.data() + ch * kw * L;
+        acc_t* b = buf.data();
+        for (int64_t d = d0; d < d1; ++d)
+          for (int64_t h = h0; h < h1; ++h) {
+            const scalar_t* line = plane + d * sx.d + h * sx.h;
+            for (int64_t s = 0; s < kw * L; ++s)
+              b[s] = cols[s] < 0 ? ninf : static_cast<acc_t>(line[cols[s] * sx.w]);
+            b += kw * L;
+          }
+        const BufferWindow<acc_t> win{buf.data(), (d1 - d0) * (h1 - h0) * kw};
+        emit(n, c, od, oh, ch * L, std::min<int64_t>(L, W.out - ch * L), win, cols);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void forward_cpu(const at::Tensor& x, at::Tensor& y, const Geometry& g) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_pool_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    using V = Vectorized<acc_t>;
+    const Strides sy = strides5(y);
+    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+    for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
+        [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
+            const BufferWindow<acc_t>& win, const int64_t*) {
+          acc_t out[V::size()];
+          window_forward<V>(win).store(out);
+          scalar_t* row = yp + n * sy.n + c * sy.c + od * sy.d + oh * sy.h + ow0 * sy.w;
+          for (int64_t j = 0; j < lanes; ++j) row[j * sy.w] = static_cast<scalar_t>(out[j]);
+        });
+  });
+}
+
+namespace {
+
+// Load `lanes` strided values of one output row into a vector (other lanes 0).
+template <typename scalar_t, typename acc_t>
+Vectorized<acc_t> load_lanes(const scalar_t* p, int64_t stride, int64_t lanes) {
+  acc_t tmp[Vectorized<acc_t>::size()] = {};
+  for (int64_t j = 0; j < lanes; ++j) tmp[j] = static_cast<acc_t>(p[j * stride]);
+  return Vectorized<acc_t>::loadu(tmp);
+}
+
+// Disjoint windows: each window writes the gradient of its own cells.
+template <typename scalar_t>
+void backward_per_window(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
+                         const Geometry& g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  using V = Vectorized<acc_t>;
+  constexpr int L = V::size();
+  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t kw = max_extent(W);
+  const Strides sy = strides5(y), sg = strides5(gy), sgx = strides5(gx);
+  const scalar_t* yp = y.const_data_ptr<scalar_t>();
+  const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+  scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
+      [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
+          const BufferWindow<acc_t>& win, const int64_t* cols) {
+        const int64_t yo = od * sy.d + oh * sy.h + ow0 * sy.w, go = od * sg.d + oh * sg.h + ow0 * sg.w;
+        const V yv = load_lanes<scalar_t, acc_t>(yp + n * sy.n + c * sy.c + yo, sy.w, lanes);
+        const V gv = load_lanes<scalar_t, acc_t>(gyp + n * sg.n + c * sg.c + go, sg.w, lanes);
+        const V lse = window_lse<V>(win);
+        scalar_t* plane = gxp + n * sgx.n + c * sgx.c;
+        const acc_t* cell = win.buf;
+        acc_t out[L];
+        for (int64_t d = win_start(D, od); d < win_end(D, od); ++d)
+          for (int64_t h = win_start(H, oh); h < win_end(H, oh); ++h) {
+            scalar_t* line = plane + d * sgx.d + h * sgx.h;
+            for (int64_t s = 0; s < kw; ++s, cell += L) {
+              grad_term<V>(V::loadu(cell), lse, yv, gv).store(out);
+              for (int64_t j = 0; j < lanes; ++j) {
+                const int64_t w = cols[s * L + j];
+                if (w >= 0) line[w * sgx.w] = static_cast<scalar_t>(out[j]);
+              }
+            }
+          }
+      });
+}
+
+// Overlapping windows: compute each window's lse once, then gather per input cell.
+template <typename scalar_t>
+void backward_gather(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
+                     const Geometry& g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  using V = Vectorized<acc_t>;
+  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t N = x.size(0), C = x.size(1), plane_out = D.out * H.out * W.out;
+  at::Tensor lse = at::empty({N * C * plane_out}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+  acc_t* lp = lse.mutable_data_ptr<acc_t>();
+  for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
+      [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
+          const BufferWindow<acc_t>& win, const int64_t*) {
+        acc_t out[V::size()];
+        window_lse<V>(win).store(out);
+        std::copy(out, out + lanes, lp + (n * C + c) * plane_out + (od * H.out + oh) * W.out + ow0);
+      });
+
+  const Strides sx = strides5(x), sy = strides5(y), sg = strides5(gy), sgx = strides5(gx);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const scalar_t* yp = y.const_data_ptr<scalar_t>();
+  const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+  scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  const RowOrder order{N, C, D.in, H.in, channels_inner(x)};
+  const int64_t grain = std::max<int64_t>(1, 16384 / W.in);
+  at::parallel_for(0, N * C * D.in * H.in, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      int64_t n, c, d, h;
+      order.decode(r, n, c, d, h);
+      const scalar_t* xl = xp + n * sx.n + c * sx.c + d * sx.d + h * sx.h;
+      scalar_t* gl = gxp + n * sgx.n + c * sgx.c + d * sgx.d + h * sgx.h;
+      const acc_t* lplane = lp + (n * C + c) * plane_out;
+      const scalar_t* yplane = yp + n * sy.n + c * sy.c;
+      const scalar_t* gplane = gyp + n * sg.n + c * sg.c;
+      for (int64_t w = 0; w < W.in; ++w) {
+        const acc_t xv = static_cast<acc_t>(xl[w * sx.w]);
+        gl[w * sgx.w] = static_cast<scalar_t>(input_grad<acc_t>(g, xv, d, h, w, lplane, yplane, sy, gplane, sg));
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void backward_cpu(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
+                  const Geometry& g) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_pool_backward_cpu", [&] {
+    if (windows_disjoint(g)) {
+      if (!windows_cover_input(g)) gx.zero_();
+      backward_per_window<scalar_t>(gy, x, y, gx, g);
+    } else {
+      backward_gather<scalar_t>(gy, x, y, gx, g);
+    }
+  });
+}
+
+}  // namespace vidpool

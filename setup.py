@@ -1,0 +1,84 @@
+"""Build vidpool and its compiled SoftPool kernels (vidpool._C).
+
+The CPU kernels are always built. The CUDA kernels are built too when nvcc is found
+(override with VIDPOOL_CUDA=0/1). Environment knobs, a user's own values always win:
+  CUDA_HOME               default /usr/local/cuda when it exists
+  TORCH_CUDA_ARCH_LIST    default "7.5;8.0;8.6;8.9;9.0"
+  VIDPOOL_CPU_ISA         auto (default: AVX2 when the build machine has it) | avx2 | none
+  MAX_JOBS                parallel compile jobs (default 2)
+Install with `pip install --no-build-isolation -e .` so the build sees the installed torch.
+"""
+import os
+import shutil
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_ARCHS = "7.5;8.0;8.6;8.9;9.0"
+
+
+def _want_cuda():
+    flag = os.environ.get("VIDPOOL_CUDA", "auto").lower()
+    if flag in ("0", "false", "no", "off"):
+        return False
+    if "CUDA_HOME" not in os.environ and os.path.isdir("/usr/local/cuda"):
+        os.environ["CUDA_HOME"] = "/usr/local/cuda"
+    found = shutil.which("nvcc") is not None or os.path.exists(
+        os.path.join(os.environ.get("CUDA_HOME", "/nonexistent"), "bin", "nvcc"))
+    if flag in ("1", "true", "yes", "on") and not found:
+        raise RuntimeError("VIDPOOL_CUDA=1 but nvcc was not found; set CUDA_HOME to your CUDA toolkit")
+    if found:
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS)
+    return found
+
+
+def _cpu_isa_flags():
+    isa = os.environ.get("VIDPOOL_CPU_ISA", "auto").lower()
+    if isa == "auto":
+        try:
+            with open("/proc/cpuinfo") as f:
+                flags = f.read()
+            isa = "avx2" if (" avx2" in flags and " fma" in flags) else "none"
+        except OSError:
+            isa = "none"
+    if isa == "avx2":
+        # at::vec picks its AVX2 implementation from these macros, as ATen's own AVX2 kernels do.
+        return ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
+    if isa == "none":
+        return []
+    raise RuntimeError(f"VIDPOOL_CPU_ISA={isa!r}: expected auto, avx2 or none")
+
+
+def _extensions():
+    import torch  # noqa: F401  (needed by the extension helpers below)
+    from torch.utils.cpp_extension import CppExtension, CUDAExtension
+
+    sources = ["csrc/ops.cpp", "csrc/softpool_cpu.cpp"]
+    cxx = ["-O3"] + _cpu_isa_flags()
+    if _want_cuda():
+        nvidia_include = os.path.join(os.path.dirname(torch.__file__), "..", "nvidia", "cu13", "include")
+        include_dirs = [os.path.abspath(nvidia_include)] if os.path.isdir(nvidia_include) else []
+        return [CUDAExtension(
+            "vidpool._C", sources + ["csrc/softpool_cuda.cu"], include_dirs=include_dirs,
+            define_macros=[("VIDPOOL_WITH_CUDA", None)],
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]})]
+    return [CppExtension("vidpool._C", sources, extra_compile_args={"cxx": cxx})]
+
+
+def main():
+    from torch.utils.cpp_extension import BuildExtension
+
+    os.environ.setdefault("MAX_JOBS", "2")
+    setup(
+        name="vidpool",
+        version="0.1.0",
+        description="Video action recognition with spatio-temporal SoftPool",
+        packages=find_packages(include=["vidpool", "vidpool.*"]),
+        python_requires=">=3.10",
+        ext_modules=_extensions(),
+        cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    )
+
+
+if __name__ == "__main__":
+    main()
