@@ -1,0 +1,66 @@
+"""Float64 brute-force SoftPool, written independently of vidpool: one Python loop per window.
+
+Window counts come from torch's own max/adaptive pooling output shapes; window cells are the
+plain definition [o*s - p, o*s - p + k) intersected with the input (adaptive: floor/ceil of
+o*n/out), and each window's softmax is torch.softmax in float64.
+"""
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F
+
+_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+
+
+def _ranges_regular(n, out, k, s, p):
+    return [range(max(o * s - p, 0), min(o * s - p + k, n)) for o in range(out)]
+
+
+def _ranges_adaptive(n, out):
+    return [range(math.floor(o * n / out), math.ceil((o + 1) * n / out)) for o in range(out)]
+
+
+def _pool(x, ranges_per_axis):
+    x64 = x.to(torch.float64)
+    lead = x.shape[: x.dim() - len(ranges_per_axis)]
+    outs = []
+    for lead_idx in itertools.product(*[range(n) for n in lead]):
+        plane = x64[lead_idx]
+        for win in itertools.product(*ranges_per_axis):
+            cells = plane[tuple(slice(r.start, r.stop) for r in win)].reshape(-1)
+            outs.append((torch.softmax(cells, 0) * cells).sum())
+    out_shape = tuple(lead) + tuple(len(r) for r in ranges_per_axis)
+    return torch.stack(outs).reshape(out_shape)
+
+
+def soft_pool(x, kernel, stride=None, padding=0, ceil_mode=False):
+    """SoftPool of x (batched or not) with per-axis tuples (ints broadcast), in float64."""
+    nd = len(kernel)
+    stride = kernel if stride is None else stride
+    padding = (padding,) * nd if isinstance(padding, int) else padding
+    ref_shape = _MAX_POOL[nd](x.detach().float(), kernel, stride, padding, ceil_mode=ceil_mode).shape[-nd:]
+    ranges = [_ranges_regular(n, o, k, s, p)
+              for n, o, k, s, p in zip(x.shape[-nd:], ref_shape, kernel, stride, padding)]
+    return _pool(x, ranges)
+
+
+def adaptive_soft_pool(x, output_size):
+    nd = len(output_size)
+    ranges = [_ranges_adaptive(n, o) for n, o in zip(x.shape[-nd:], output_size)]
+    return _pool(x, ranges)
+
+
+def avg_pool(x, kernel, stride):
+    """Plain window means (no padding), float64, for the SoftPool >= average property."""
+    nd = len(kernel)
+    ref_shape = _MAX_POOL[nd](x.float(), kernel, stride).shape[-nd:]
+    ranges = [_ranges_regular(n, o, k, s, 0) for n, o, k, s in zip(x.shape[-nd:], ref_shape, kernel, stride)]
+    lead = x.shape[: x.dim() - nd]
+    outs = []
+    x64 = x.to(torch.float64)
+    for lead_idx in itertools.product(*[range(n) for n in lead]):
+        for win in itertools.product(*ranges):
+            idx = tuple(slice(r.start, r.stop) for r in win)
+            outs.append(x64[lead_idx][idx].mean())
+    return torch.stack(outs).reshape(tuple(lead) + tuple(len(r) for r in ranges))

@@ -1,0 +1,140 @@
+"""SoftPool API: modules, errors, torch.library integration (opcheck, torch.compile), backends."""
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from vidpool import ops
+
+needs_c = pytest.mark.skipif(ops.backend("cpu") != "cpp", reason="vidpool._C not built")
+
+
+@pytest.mark.parametrize("cls,torch_cls,dim", [
+    (ops.SoftPool1d, nn.MaxPool1d, 1), (ops.SoftPool2d, nn.MaxPool2d, 2), (ops.SoftPool3d, nn.MaxPool3d, 3)])
+def test_modules_mirror_max_pool(cls, torch_cls, dim):
+    m, ref = cls(3, 2, 1, ceil_mode=True), torch_cls(3, 2, 1, ceil_mode=True)
+    assert m.extra_repr() == ref.extra_repr().replace(", dilation=1", "")
+    assert cls(2).stride == 2
+    x = torch.randn((2, 3) + (9, 8, 7)[:dim])
+    assert m(x).shape == ref(x).shape
+    assert list(m.parameters()) == []
+
+
+def test_adaptive_module():
+    m = ops.AdaptiveSoftPool3d((1, 2, 2))
+    assert m.extra_repr() == "output_size=(1, 2, 2)"
+    assert m(torch.randn(2, 3, 4, 5, 6)).shape == (2, 3, 1, 2, 2)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: ops.soft_pool3d(torch.randn(3, 4, 4), 2), "4-d \\(C, ...\\) or 5-d.*got 3-d"),
+    (lambda: ops.soft_pool2d(torch.randn(5), 2), "got 1-d input"),
+    (lambda: ops.soft_pool3d(torch.ones(1, 1, 4, 4, 4, dtype=torch.int64), 2), "floating point.*torch.int64"),
+    (lambda: ops.soft_pool3d(torch.ones(1, 1, 4, 4, 4, dtype=torch.bool), 2), "floating point.*torch.bool"),
+    (lambda: ops.soft_pool3d(torch.randn(1, 1, 4, 4, 4), 0), "kernel_size must be positive"),
+    (lambda: ops.soft_pool3d(torch.randn(1, 1, 4, 4, 4), (2, -1, 2)), "kernel_size must be positive.*-1"),
+    (lambda: ops.soft_pool3d(torch.randn(1, 1, 4, 4, 4), 2, 0), "stride must be positive"),
+    (lambda: ops.soft_pool3d(torch.randn(1, 1, 4, 4, 4), 2, 2, -1), "padding must be >= 0"),
+    (lambda: ops.soft_pool3d(torch.randn(1, 1, 4, 4, 4), 3, 1, 2), "padding=\\(2, 2, 2\\).*kernel_size=\\(3, 3, 3\\)"),
+    (lambda: ops.soft_pool3d(torch.randn(1, 1, 4, 2, 4), 3), "too small.*axis 1"),
+    (lambda: ops.soft_pool3d(torch.randn(1, 1, 4, 4, 4), (2, 2)), "kernel_size must be an int or a tuple of 3"),
+    (lambda: ops.soft_pool2d(torch.randn(1, 1, 4, 4), 2, (1, 1, 1)), "stride must be an int or a tuple of 2"),
+    (lambda: ops.soft_pool1d(torch.randn(1, 1, 4), 2.5), "kernel_size must be an int"),
+    (lambda: ops.soft_pool3d(torch.randn(1, 1, 0, 4, 4), 2), "empty spatial axis"),
+    (lambda: ops.adaptive_soft_pool3d(torch.randn(1, 1, 4, 4, 4), (0, 1, 1)), "output_size must be positive"),
+    (lambda: ops.SoftPool3d(2, padding=5), "padding must be"),
+    (lambda: ops.soft_pool3d([1, 2, 3], 2), "must be a torch.Tensor"),
+])
+def test_bad_arguments_raise_clear_errors(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+@needs_c
+@pytest.mark.parametrize("args", [
+    ([2, 2], [2, 2, 2], [0, 0, 0], False),      # mismatched lengths
+    ([2, 2, 2], [2, 2, 2], [2, 0, 0], False),    # padding > kernel / 2
+    ([0, 2, 2], [2, 2, 2], [0, 0, 0], False),
+    ([9, 2, 2], [1, 1, 1], [0, 0, 0], False),    # output < 1
+])
+def test_raw_op_checks_arguments(args):
+    with pytest.raises(ValueError, match="soft_pool"):
+        torch.ops.vidpool.soft_pool(torch.randn(1, 1, 4, 4, 4), *args)
+
+
+@needs_c
+def test_raw_backward_checks_shapes():
+    x = torch.randn(1, 1, 4, 4, 4)
+    y = torch.ops.vidpool.soft_pool(x, [2] * 3, [2] * 3, [0] * 3, False)
+    with pytest.raises(ValueError, match="must have shape"):
+        torch.ops.vidpool.soft_pool_backward(torch.randn(1, 1, 3, 2, 2), x, y, [2] * 3, [2] * 3, [0] * 3, False)
+
+
+@needs_c
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck(dtype):
+    x = torch.randn(2, 3, 5, 6, 7, dtype=dtype, requires_grad=True)
+    torch.library.opcheck(torch.ops.vidpool.soft_pool.default, (x, [3, 2, 2], [2, 1, 2], [1, 0, 1], True))
+    torch.library.opcheck(torch.ops.vidpool.soft_pool.default, (x, [2, 2, 2], [2, 2, 2], [0, 0, 0], False))
+    torch.library.opcheck(torch.ops.vidpool.adaptive_soft_pool.default, (x, [2, 3, 4]))
+    xcl = x.detach().contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    torch.library.opcheck(torch.ops.vidpool.soft_pool.default, (xcl, [2, 2, 2], [2, 2, 2], [0, 0, 0], False))
+    y = torch.ops.vidpool.soft_pool(x.detach(), [2, 2, 2], [2, 2, 2], [0, 0, 0], False)
+    torch.library.opcheck(torch.ops.vidpool.soft_pool_backward.default,
+                          (torch.randn_like(y), x.detach(), y, [2, 2, 2], [2, 2, 2], [0, 0, 0], False))
+
+
+@needs_c
+def test_torch_compile_fullgraph_without_graph_breaks():
+    model = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), ops.SoftPool3d(3, 2, 1), nn.ReLU(),
+                          ops.AdaptiveSoftPool3d(1), nn.Flatten())
+    x = torch.randn(2, 3, 4, 9, 9, requires_grad=True)
+    expected = model(x)
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    out = compiled(x)
+    torch.testing.assert_close(out, expected)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    (g_ref,) = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(g, g_ref)
+
+
+def test_backend_names():
+    assert ops.backend("cpu") in ("cpp", "reference")
+    assert ops.backend(torch.device("meta")) == "reference"
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed: CUDA kernels are not built")
+def test_cuda_kernels_compiled_and_registered():
+    from vidpool import _C
+    assert _C.cuda_compiled
+    for name in ("soft_pool", "soft_pool_backward", "adaptive_soft_pool", "adaptive_soft_pool_backward"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"vidpool::{name}", "CUDA"), name
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"vidpool::{name}", "CPU"), name
+
+
+def test_fallback_without_extension_warns_once_and_is_correct():
+    script = textwrap.dedent("""
+        import sys, warnings
+        sys.modules["vidpool._C"] = None  # as if the extension had not been built
+        import torch
+        from vidpool import ops
+        from tests.ops import brute
+        assert ops.backend("cpu") == "reference", ops.backend("cpu")
+        x = torch.randn(2, 3, 5, 7, 6, dtype=torch.float64, requires_grad=True)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            y = ops.soft_pool3d(x, 3, 2, 1, True)
+            ops.soft_pool3d(x, 2)
+        assert len([m for m in w if "reference" in str(m.message)]) == 1, [str(m.message) for m in w]
+        torch.testing.assert_close(y, brute.soft_pool(x, (3, 3, 3), (2, 2, 2), 1, True))
+        assert torch.autograd.gradcheck(lambda t: ops.soft_pool3d(t, 3, 2, 1), (x[:1, :1],))
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
