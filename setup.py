@@ -49,13 +49,13 @@ def _cpu_isa_flags():
     raise RuntimeError(f"VIDPOOL_CPU_ISA={isa!r}: expected auto, avx2 or none")
 
 
-def _extensions():
-    import torch  # noqa: F401  (needed by the extension helpers below)
+def _extensions(with_cuda):
+    import torch
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
     sources = ["csrc/ops.cpp", "csrc/softpool_cpu.cpp"]
     cxx = ["-O3"] + _cpu_isa_flags()
-    if _want_cuda():
+    if with_cuda:
         nvidia_include = os.path.join(os.path.dirname(torch.__file__), "..", "nvidia", "cu13", "include")
         include_dirs = [os.path.abspath(nvidia_include)] if os.path.isdir(nvidia_include) else []
         return [CUDAExtension(
@@ -66,16 +66,18 @@ def _extensions():
 
 
 def main():
+    os.environ.setdefault("MAX_JOBS", "2")
+    # torch.utils.cpp_extension reads CUDA_HOME when first imported: settle it before that.
+    with_cuda = _want_cuda()
     from torch.utils.cpp_extension import BuildExtension
 
-    os.environ.setdefault("MAX_JOBS", "2")
     setup(
         name="vidpool",
         version="0.1.0",
         description="Video action recognition with spatio-temporal SoftPool",
         packages=find_packages(include=["vidpool", "vidpool.*"]),
         python_requires=">=3.10",
-        ext_modules=_extensions(),
+        ext_modules=_extensions(with_cuda),
         cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     )
 

@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""Time SoftPool3d against avg/max pooling and the composite formula, in one run.
+
+Prints, per input shape and pooling geometry, the median forward and forward+backward times,
+the bytes autograd saves for backward, and ratios; then checks the SoftPool targets on the r3d
+stem shape (4x64x16x56x56, k=2 s=2). Example:
+
+    python tools/benchmark_pooling.py --threads 2
+"""
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from vidpool import ops
+from vidpool.ops import _reference
+
+CASES = [  # (label, shape, kernel, stride, padding)
+    ("r3d stem", (4, 64, 16, 56, 56), 2, 2, 0),
+    ("r3d stem", (4, 64, 16, 56, 56), 3, 2, 1),
+    ("late stage", (8, 512, 4, 14, 14), 2, 2, 0),
+    ("late stage", (8, 512, 4, 14, 14), 3, 2, 1),
+]
+
+
+def composite(x, k, s, p):
+    """SoftPool as two average pools: avg(x * e^x) / avg(e^x) (overflows for large x)."""
+    e = torch.exp(x)
+    return F.avg_pool3d(x * e, k, s, p) / F.avg_pool3d(e, k, s, p)
+
+
+def methods():
+    return {
+        "softpool3d (compiled)": lambda x, k, s, p: ops.soft_pool3d(x, k, s, p),
+        "softpool3d (reference)": lambda x, k, s, p: _reference.soft_pool(x, (k,) * 3, (s,) * 3, (p,) * 3),
+        "avg_pool3d": lambda x, k, s, p: F.avg_pool3d(x, k, s, p),
+        "max_pool3d": lambda x, k, s, p: F.max_pool3d(x, k, s, p),
+        "composite avg(x*e^x)/avg(e^x)": composite,
+    }
+
+
+def median_time(fn, repeats, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def saved_bytes(f, x, k, s, p):
+    """Bytes autograd keeps for backward, each storage counted once (the input included)."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        f(x, k, s, p)
+    return sum(storages.values())
+
+
+def measure(name, f, x, k, s, p, repeats, warmup):
+    xg = x.detach().requires_grad_()
+    grad = torch.randn_like(f(x, k, s, p))
+
+    def fwd():
+        with torch.no_grad():
+            f(x, k, s, p)
+
+    def fwd_bwd():
+        xg.grad = None
+        f(xg, k, s, p).backward(grad)
+
+    return {"fwd": median_time(fwd, repeats, warmup), "fwd_bwd": median_time(fwd_bwd, repeats, warmup),
+            "saved": saved_bytes(f, xg, k, s, p)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    ap.add_argument("--repeats", type=int, default=15, help="timed runs per measurement (median reported)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--reference-repeats", type=int, default=3, help="timed runs for the slow reference")
+    ap.add_argument("--quick", action="store_true", help="small shapes only (a smoke run)")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, softpool backend: {ops.backend('cpu')}, fp32")
+    cases = [(lbl, (1, 8) + shp[2:3] + tuple(v // 4 for v in shp[3:]), k, s, p) for lbl, shp, k, s, p in CASES] \
+        if args.quick else CASES
+    results = {}
+    for label, shape, k, s, p in cases:
+        x = torch.randn(shape)
+        in_bytes = x.numel() * x.element_size()
+        print(f"\n{label} {'x'.join(map(str, shape))}, kernel {k} stride {s} padding {p}")
+        print(f"| {'method':<31} | {'fwd ms':>8} | {'fwd+bwd ms':>10} | {'saved MB':>8} | {'fwd / avg':>9} | "
+              f"{'f+b / max':>9} |")
+        print(f"|{'-' * 33}|{'-' * 10}|{'-' * 12}|{'-' * 10}|{'-' * 11}|{'-' * 11}|")
+        rows = {}
+        for name, f in methods().items():
+            reps = args.reference_repeats if "reference" in name else args.repeats
+            rows[name] = measure(name, f, x, k, s, p, reps, 1 if "reference" in name else args.warmup)
+        for name, r in rows.items():
+            print(f"| {name:<31} | {r['fwd']:8.2f} | {r['fwd_bwd']:10.2f} | {r['saved'] / 2**20:8.1f} | "
+                  f"{r['fwd'] / rows['avg_pool3d']['fwd']:9.2f} | "
+                  f"{r['fwd_bwd'] / rows['max_pool3d']['fwd_bwd']:9.2f} |")
+        out_bytes = torch.Size(F.max_pool3d(x, k, s, p).shape).numel() * 4
+        results[(label, k)] = (rows, in_bytes, out_bytes)
+
+    key = ("r3d stem", 2)
+    if key not in results:
+        return 0
+    rows, in_bytes, out_bytes = results[key]
+    sp = rows["softpool3d (compiled)"]
+    checks = [
+        ("forward <= 1.5x avg_pool3d forward", sp["fwd"] / rows["avg_pool3d"]["fwd"], 1.5, "<="),
+        ("fwd+bwd <= 1.0x max_pool3d fwd+bwd", sp["fwd_bwd"] / rows["max_pool3d"]["fwd_bwd"], 1.0, "<="),
+        ("fwd+bwd >= 4x faster than composite", rows["composite avg(x*e^x)/avg(e^x)"]["fwd_bwd"] / sp["fwd_bwd"],
+         4.0, ">="),
+        ("saved bytes <= input + output", sp["saved"] / (in_bytes + out_bytes), 1.0, "<="),
+    ]
+    print("\nTargets (r3d stem 4x64x16x56x56, k=2 s=2):")
+    for text, ratio, bound, op in checks:
+        ok = ratio <= bound if op == "<=" else ratio >= bound
+        print(f"  {'MET ' if ok else 'MISS'} {text}: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
