@@ -54,15 +54,17 @@ def _extensions(with_cuda):
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
     sources = ["csrc/ops.cpp", "csrc/softpool_cpu.cpp"]
-    cxx = ["-O3"] + _cpu_isa_flags()
+    # at::parallel_for is OpenMP-based in torch's builds: without -fopenmp it runs serially.
+    cxx = ["-O3", "-fopenmp"] + _cpu_isa_flags()
+    link = ["-fopenmp"]
     if with_cuda:
         nvidia_include = os.path.join(os.path.dirname(torch.__file__), "..", "nvidia", "cu13", "include")
         include_dirs = [os.path.abspath(nvidia_include)] if os.path.isdir(nvidia_include) else []
         return [CUDAExtension(
             "vidpool._C", sources + ["csrc/softpool_cuda.cu"], include_dirs=include_dirs,
-            define_macros=[("VIDPOOL_WITH_CUDA", None)],
+            define_macros=[("VIDPOOL_WITH_CUDA", None)], extra_link_args=link,
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]})]
-    return [CppExtension("vidpool._C", sources, extra_compile_args={"cxx": cxx})]
+    return [CppExtension("vidpool._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link)]
 
 
 def main():

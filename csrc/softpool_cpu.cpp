@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "softpool_host.h"
@@ -21,7 +22,12 @@ struct Math<Vectorized<T>> {
   using V = Vectorized<T>;
   static V neg_inf() { return V(-std::numeric_limits<T>::infinity()); }
   static V max(V a, V b) { return at::vec::maximum(a, b); }  // propagates NaN
-  static V exp(V a) { return a.exp(); }
+  static V exp(V a) {
+    // float: ATen's polynomial exp (<= 20 ulp, 0 below the float range, NaN still reaches y via
+    // x * e); double keeps the correctly rounded one.
+    if constexpr (std::is_same_v<T, float>) return a.exp_u20();
+    else return a.exp();
+  }
   static V log(V a) { return a.log(); }
   static V weighted(V e, V v) { return V::blendv(e * v, V(0), e == V(0)); }
   static V inf_or(V m, V y) { return V::blendv(y, m, m.abs() == V(std::numeric_limits<T>::infinity())); }
@@ -38,6 +44,32 @@ struct BufferWindow {
   template <typename F>
   void for_each(F&& f) const {
     for (int64_t k = 0; k < cells; ++k) f(Vectorized<acc_t>::loadu(buf + k * L));
+  }
+};
+
+// Window cells of L lanes read straight from W-contiguous rows (float/double, whole chunk inside
+// the input): a vector load per (d, h, slot), de-interleaved when the stride is 2.
+template <typename acc_t>
+struct LineWindow {
+  using V = Vectorized<acc_t>;
+  const acc_t* first;  // cell (d0, h0, first column of lane 0)
+  int64_t sd, sh, nd, nh, kw, sw;
+
+  V load(const acc_t* p) const {
+    if (sw == 1) return V::loadu(p);
+    if (sw == 2) return at::vec::deinterleave2(V::loadu(p), V::loadu(p + V::size())).first;
+    acc_t tmp[V::size()];
+    for (int j = 0; j < V::size(); ++j) tmp[j] = p[j * sw];
+    return V::loadu(tmp);
+  }
+
+  template <typename F>
+  void for_each(F&& f) const {
+    for (int64_t d = 0; d < nd; ++d)
+      for (int64_t h = 0; h < nh; ++h) {
+        const acc_t* p = first + d * sd + h * sh;
+        for (int64_t s = 0; s < kw; ++s) f(load(p + s));
+      }
   }
 };
 
@@ -63,23 +95,36 @@ struct RowOrder {
 
 bool channels_inner(const at::Tensor& x) { return x.size(1) > 1 && x.stride(1) < x.stride(x.dim() - 1); }
 
-// Calls emit(n, c, od, oh, ow0, lanes, window) for every chunk of L outputs along W, with the
-// chunk's window cells gathered into window.buf (cell-major, L lanes per cell).
+// Calls emit(n, c, od, oh, ow0, lanes, window, cols) for every chunk of L outputs along W. The
+// window is a LineWindow where the chunk allows it, else a BufferWindow over the gathered cells
+// (cell-major, L lanes per cell). cols[slot * L + lane] is the input column or -1.
 template <typename scalar_t, typename acc_t, typename Emit>
 void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, Emit&& emit) {
   constexpr int L = Vectorized<acc_t>::size();
   const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t kw = max_extent(W), chunks = (W.out + L - 1) / L;
+  // Chunk ch covers outputs [start, start + lanes). The last chunk is moved back to end at W.out
+  // (recomputing a few outputs, same values) so that every chunk of a wide row has L lanes.
+  auto chunk_start = [&](int64_t ch) { return W.out >= L ? std::min<int64_t>(ch * L, W.out - L) : 0; };
+  const int64_t lanes = std::min<int64_t>(L, W.out);
   // Input column of (chunk, slot, lane), or -1 where that lane's window has no such cell.
   std::vector<int64_t> col(chunks * kw * L);
   for (int64_t ch = 0; ch < chunks; ++ch)
     for (int64_t j = 0; j < L; ++j) {
-      const int64_t ow = ch * L + j;
+      const int64_t ow = chunk_start(ch) + j;
       const int64_t w0 = ow < W.out ? win_start(W, ow) : 0, w1 = ow < W.out ? win_end(W, ow) : 0;
       for (int64_t s = 0; s < kw; ++s) col[(ch * kw + s) * L + j] = w0 + s < w1 ? w0 + s : -1;
     }
   const int64_t max_cells = max_extent(D) * max_extent(H) * kw;
   const Strides sx = strides5(x);
+  // Direct loads need every lane's whole window inside the row, and the vector loads too.
+  std::vector<char> direct(chunks, 0);
+  if (std::is_same_v<scalar_t, acc_t> && sx.w == 1 && !W.adaptive)
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t first = chunk_start(ch) * W.s - W.p, last_lane = chunk_start(ch) + L - 1;
+      const int64_t loaded_end = first + W.k - 1 + (W.s == 2 ? 2 * L : W.s == 1 ? L : (L - 1) * W.s + 1);
+      direct[ch] = last_lane < W.out && first >= 0 && last_lane * W.s - W.p + W.k <= W.in && loaded_end <= W.in;
+    }
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   const RowOrder order{x.size(0), x.size(1), D.out, H.out, inner};
   const int64_t rows = order.N * order.C * D.out * H.out;
@@ -95,6 +140,14 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, Emit&& e
       const int64_t d0 = win_start(D, od), d1 = win_end(D, od), h0 = win_start(H, oh), h1 = win_end(H, oh);
       for (int64_t ch = 0; ch < chunks; ++ch) {
         const int64_t* cols = col.data() + ch * kw * L;
+        if constexpr (std::is_same_v<scalar_t, acc_t>) {
+          if (direct[ch]) {
+            const LineWindow<acc_t> win{plane + d0 * sx.d + h0 * sx.h + (chunk_start(ch) * W.s - W.p), sx.d,
+                                        sx.h, d1 - d0, h1 - h0, kw, W.s};
+            emit(n, c, od, oh, chunk_start(ch), int64_t(L), win, cols);
+            continue;
+          }
+        }
         acc_t* b = buf.data();
         for (int64_t d = d0; d < d1; ++d)
           for (int64_t h = h0; h < h1; ++h) {
@@ -104,7 +157,7 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, Emit&& e
             b += kw * L;
           }
         const BufferWindow<acc_t> win{buf.data(), (d1 - d0) * (h1 - h0) * kw};
-        emit(n, c, od, oh, ch * L, std::min<int64_t>(L, W.out - ch * L), win, cols);
+        emit(n, c, od, oh, chunk_start(ch), lanes, win, cols);
       }
     }
   });
@@ -120,7 +173,7 @@ void forward_cpu(const at::Tensor& x, at::Tensor& y, const Geometry& g) {
     scalar_t* yp = y.mutable_data_ptr<scalar_t>();
     for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
         [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
-            const BufferWindow<acc_t>& win, const int64_t*) {
+            const auto& win, const int64_t*) {
           acc_t out[V::size()];
           window_forward<V>(win).store(out);
           scalar_t* row = yp + n * sy.n + c * sy.c + od * sy.d + oh * sy.h + ow0 * sy.w;
@@ -154,25 +207,44 @@ void backward_per_window(const at::Tensor& gy, const at::Tensor& x, const at::Te
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
   for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
       [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
-          const BufferWindow<acc_t>& win, const int64_t* cols) {
+          const auto& win, const int64_t* cols) {
         const int64_t yo = od * sy.d + oh * sy.h + ow0 * sy.w, go = od * sg.d + oh * sg.h + ow0 * sg.w;
         const V yv = load_lanes<scalar_t, acc_t>(yp + n * sy.n + c * sy.c + yo, sy.w, lanes);
         const V gv = load_lanes<scalar_t, acc_t>(gyp + n * sg.n + c * sg.c + go, sg.w, lanes);
         const V lse = window_lse<V>(win);
         scalar_t* plane = gxp + n * sgx.n + c * sgx.c;
-        const acc_t* cell = win.buf;
+        const int64_t d0 = win_start(D, od), h0 = win_start(H, oh), nh = win_end(H, oh) - h0;
+        // Windows that tile a W-contiguous row (kernel == stride <= 2) store whole vectors.
+        constexpr bool line_window = std::is_same_v<std::decay_t<decltype(win)>, LineWindow<acc_t>>;
+        const bool store_vectors = line_window && sgx.w == 1 && kw == W.s && kw <= 2;
+        int64_t k = 0;
+        V first_slot;
         acc_t out[L];
-        for (int64_t d = win_start(D, od); d < win_end(D, od); ++d)
-          for (int64_t h = win_start(H, oh); h < win_end(H, oh); ++h) {
-            scalar_t* line = plane + d * sgx.d + h * sgx.h;
-            for (int64_t s = 0; s < kw; ++s, cell += L) {
-              grad_term<V>(V::loadu(cell), lse, yv, gv).store(out);
-              for (int64_t j = 0; j < lanes; ++j) {
-                const int64_t w = cols[s * L + j];
-                if (w >= 0) line[w * sgx.w] = static_cast<scalar_t>(out[j]);
+        win.for_each([&](V xv) {  // same cell order as the window: (d, h, slot)
+          const int64_t s = k % kw, h = h0 + (k / kw) % nh, d = d0 + k / (kw * nh);
+          ++k;
+          const V grad = grad_term<V>(xv, lse, yv, gv);
+          scalar_t* line = plane + d * sgx.d + h * sgx.h;
+          if constexpr (line_window) {
+            if (store_vectors) {
+              if (kw == 1) {
+                grad.store(line + cols[0]);
+              } else if (s == 0) {
+                first_slot = grad;
+              } else {
+                const auto pair = at::vec::interleave2(first_slot, grad);
+                pair.first.store(line + cols[0]);
+                pair.second.store(line + cols[0] + L);
               }
+              return;
             }
           }
+          grad.store(out);
+          for (int64_t j = 0; j < lanes; ++j) {
+            const int64_t w = cols[s * L + j];
+            if (w >= 0) line[w * sgx.w] = static_cast<scalar_t>(out[j]);
+          }
+        });
       });
 }
 
@@ -188,7 +260,7 @@ void backward_gather(const at::Tensor& gy, const at::Tensor& x, const at::Tensor
   acc_t* lp = lse.mutable_data_ptr<acc_t>();
   for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
       [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
-          const BufferWindow<acc_t>& win, const int64_t*) {
+          const auto& win, const int64_t*) {
         acc_t out[V::size()];
         window_lse<V>(win).store(out);
         std::copy(out, out + lanes, lp + (n * C + c) * plane_out + (od * H.out + oh) * W.out + ow0);
