@@ -116,10 +116,16 @@ SP_HD V window_lse(const Window& win) {
   return m + Math<V>::log(s);
 }
 
-// Contribution of one window (lse, y, grad gy) to the gradient of one of its cells x.
+// Contribution of one window (output y, grad gy) to the gradient of its cell x of weight w.
+template <typename V>
+SP_HD V grad_from_weight(V w, V x, V y, V gy) {
+  return Math<V>::weighted(w, gy * (V(1) + x - y));
+}
+
+// The same with the weight recomputed from the window's lse: w = exp(x - lse).
 template <typename V>
 SP_HD V grad_term(V x, V lse, V y, V gy) {
-  return Math<V>::weighted(Math<V>::exp(x - lse), gy * (V(1) + x - y));
+  return grad_from_weight(Math<V>::exp(x - lse), x, y, gy);
 }
 
 // Gradient of input cell (id, ih, iw) of one plane: sum over the windows that cover it

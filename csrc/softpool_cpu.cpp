@@ -187,6 +187,9 @@ namespace {
 // Load `lanes` strided values of one output row into a vector (other lanes 0).
 template <typename scalar_t, typename acc_t>
 Vectorized<acc_t> load_lanes(const scalar_t* p, int64_t stride, int64_t lanes) {
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    if (stride == 1 && lanes == Vectorized<acc_t>::size()) return Vectorized<acc_t>::loadu(p);
+  }
   acc_t tmp[Vectorized<acc_t>::size()] = {};
   for (int64_t j = 0; j < lanes; ++j) tmp[j] = static_cast<acc_t>(p[j * stride]);
   return Vectorized<acc_t>::loadu(tmp);
@@ -205,31 +208,49 @@ void backward_per_window(const at::Tensor& gy, const at::Tensor& x, const at::Te
   const scalar_t* yp = y.const_data_ptr<scalar_t>();
   const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  constexpr int64_t kCachedCells = 64;
   for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
       [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
           const auto& win, const int64_t* cols) {
+        alignas(64) acc_t e_cache[kCachedCells * L];
         const int64_t yo = od * sy.d + oh * sy.h + ow0 * sy.w, go = od * sg.d + oh * sg.h + ow0 * sg.w;
         const V yv = load_lanes<scalar_t, acc_t>(yp + n * sy.n + c * sy.c + yo, sy.w, lanes);
         const V gv = load_lanes<scalar_t, acc_t>(gyp + n * sg.n + c * sg.c + go, sg.w, lanes);
-        const V lse = window_lse<V>(win);
         scalar_t* plane = gxp + n * sgx.n + c * sgx.c;
         const int64_t d0 = win_start(D, od), h0 = win_start(H, oh), nh = win_end(H, oh) - h0;
+        const int64_t win_cells = (win_end(D, od) - d0) * nh * kw;
+        // w_i = e_i / sum(e): the e_i of small windows are kept from the sum to the gradient pass.
+        const V m = window_max<V>(win);
+        const bool cached = win_cells <= kCachedCells;
+        V sum(0);
+        int64_t k = 0;
+        win.for_each([&](V xv) {
+          const V e = Math<V>::exp(xv - m);
+          sum = sum + e;
+          if (cached) e.store(e_cache + (k++) * L);
+        });
+        const V inv_sum = V(1) / sum, lse = cached ? V(0) : m + Math<V>::log(sum);
         // Windows that tile a W-contiguous row (kernel == stride <= 2) store whole vectors.
         constexpr bool line_window = std::is_same_v<std::decay_t<decltype(win)>, LineWindow<acc_t>>;
         const bool store_vectors = line_window && sgx.w == 1 && kw == W.s && kw <= 2;
-        int64_t k = 0;
+        k = 0;
+        int64_t d = d0, h = h0, s = 0;  // the cell order of the window: (d, h, slot)
         V first_slot;
         acc_t out[L];
-        win.for_each([&](V xv) {  // same cell order as the window: (d, h, slot)
-          const int64_t s = k % kw, h = h0 + (k / kw) % nh, d = d0 + k / (kw * nh);
-          ++k;
-          const V grad = grad_term<V>(xv, lse, yv, gv);
+        win.for_each([&](V xv) {
+          const V grad = cached ? grad_from_weight<V>(V::loadu(e_cache + (k++) * L) * inv_sum, xv, yv, gv)
+                                : grad_term<V>(xv, lse, yv, gv);
           scalar_t* line = plane + d * sgx.d + h * sgx.h;
+          const int64_t slot = s;
+          if (++s == kw) {
+            s = 0;
+            if (++h == h0 + nh) h = h0, ++d;
+          }
           if constexpr (line_window) {
             if (store_vectors) {
               if (kw == 1) {
                 grad.store(line + cols[0]);
-              } else if (s == 0) {
+              } else if (slot == 0) {
                 first_slot = grad;
               } else {
                 const auto pair = at::vec::interleave2(first_slot, grad);
@@ -241,7 +262,7 @@ void backward_per_window(const at::Tensor& gy, const at::Tensor& x, const at::Te
           }
           grad.store(out);
           for (int64_t j = 0; j < lanes; ++j) {
-            const int64_t w = cols[s * L + j];
+            const int64_t w = cols[slot * L + j];
             if (w >= 0) line[w * sgx.w] = static_cast<scalar_t>(out[j]);
           }
         });
