@@ -4,7 +4,7 @@ The CPU kernels are always built. The CUDA kernels are built too when nvcc is fo
 (override with VIDPOOL_CUDA=0/1). Environment knobs, a user's own values always win:
   CUDA_HOME               default /usr/local/cuda when it exists
   TORCH_CUDA_ARCH_LIST    default "7.5;8.0;8.6;8.9;9.0"
-  VIDPOOL_CPU_ISA         auto (default: AVX2 when the build machine has it) | avx2 | none
+  VIDPOOL_CPU_ISA         auto (default: the best of AVX-512/AVX2 the build machine has) | avx512 | avx2 | none
   MAX_JOBS                parallel compile jobs (default 2)
 Install with `pip install --no-build-isolation -e .` so the build sees the installed torch.
 """
@@ -38,15 +38,19 @@ def _cpu_isa_flags():
         try:
             with open("/proc/cpuinfo") as f:
                 flags = f.read()
-            isa = "avx2" if (" avx2" in flags and " fma" in flags) else "none"
+            avx512 = all(f" {f}" in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512dq"))
+            isa = "avx512" if avx512 else "avx2" if (" avx2" in flags and " fma" in flags) else "none"
         except OSError:
             isa = "none"
     if isa == "avx2":
         # at::vec picks its AVX2 implementation from these macros, as ATen's own AVX2 kernels do.
         return ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
+    if isa == "avx512":
+        return ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c",
+                "-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512"]
     if isa == "none":
         return []
-    raise RuntimeError(f"VIDPOOL_CPU_ISA={isa!r}: expected auto, avx2 or none")
+    raise RuntimeError(f"VIDPOOL_CPU_ISA={isa!r}: expected auto, avx512, avx2 or none")
 
 
 def _extensions(with_cuda):

@@ -3,7 +3,7 @@
 //
 //   m   = max of the window            (NaN-propagating)
 //   e_i = exp(x_i - m)                 (in (0, 1]: nothing overflows, any dtype)
-//   y   = sum(x_i e_i) / sum(e_i)
+//   y   = sum(x_i e_i) / sum(e_i) = m + sum((x_i - m) e_i) / sum(e_i)   (the latter is computed)
 //   dy/dx_i = w_i (1 + x_i - y),  w_i = exp(x_i - lse),  lse = m + log(sum(e_i))
 //
 // Cells outside the input (padding, ceil_mode overhang) are not part of a window. -inf cells
@@ -101,11 +101,12 @@ SP_HD V window_forward(const Window& win) {
   const V m = window_max<V>(win);
   V s(0), t(0);
   win.for_each([&](V x) {
-    V e = Math<V>::exp(x - m);
+    const V d = x - m;
+    const V e = Math<V>::exp(d);
     s = s + e;
-    t = t + Math<V>::weighted(e, x);
+    t = t + Math<V>::weighted(e, d);  // |d e^d| <= 1/e: cannot overflow, unlike sum(x e)
   });
-  return Math<V>::inf_or(m, t / s);
+  return Math<V>::inf_or(m, m + t / s);
 }
 
 // log(sum(exp(x))) of the window, the only per-window number the backward needs besides y.

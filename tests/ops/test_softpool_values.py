@@ -117,9 +117,13 @@ def test_huge_value_dominates_and_extremes_stay_finite():
     x[0, 0, 1, 0, 1] = 1e4
     assert ops.soft_pool3d(x, 2).item() == 1e4
     for dtype, big in [(torch.float32, 3e38), (torch.float64, 1e308), (torch.float16, 6e4), (torch.bfloat16, 3e38)]:
-        x = (torch.rand(2, 2, 4, 4, 4) * 2 - 1).to(dtype) * big
+        x = (torch.rand(2, 2, 4, 4, 4, dtype=torch.float64) * 2 - 1) * big
+        x[0, 0, :2, :2, :2] = big  # a window of ties at the top of the range: sum(x e) would overflow
+        x = x.to(dtype)
         y = ops.soft_pool3d(x, 2)
         assert torch.isfinite(y).all(), dtype
+        assert y[0, 0, 0, 0, 0] == x[0, 0, 0, 0, 0], dtype
+        torch.testing.assert_close(y.double(), brute.soft_pool(x.double(), (2, 2, 2)), rtol=1e-2, atol=0)
 
 
 def test_nan_propagates_and_infinities_take_the_limit():

@@ -58,10 +58,12 @@ def soft_pool_windows(x: torch.Tensor, bounds) -> torch.Tensor:
     acc = torch.promote_types(x.dtype, torch.float32)
     cells = _gather_windows(x.to(acc), bounds)
     m = cells.amax(-1, keepdim=True).detach()  # the output does not depend on the shift
-    e = torch.exp(cells - m)
-    weighted = torch.where(e == 0, torch.zeros_like(e), cells * e)  # -inf cells weigh 0
-    y = weighted.sum(-1) / e.sum(-1)
+    d = cells - m
+    e = torch.exp(d)
+    # sum((x - m) e) stays finite where sum(x e) could overflow (ties near the dtype's max)
+    weighted = torch.where(e == 0, torch.zeros_like(e), d * e)  # -inf cells weigh 0
     m = m.squeeze(-1)
+    y = m + weighted.sum(-1) / e.sum(-1)
     y = torch.where(torch.isinf(m), m, y)  # a window whose max is +-inf yields it
     return y.to(x.dtype)
 
