@@ -129,20 +129,32 @@ SP_HD V grad_term(V x, V lse, V y, V gy) {
   return grad_from_weight(Math<V>::exp(x - lse), x, y, gy);
 }
 
-// Gradient of input cell (id, ih, iw) of one plane: sum over the windows that cover it
+// Outputs whose windows contain one input cell, per axis: [first, last] (empty when first > last).
+struct Cover {
+  int64_t first[3], last[3];
+};
+
+SP_HD Cover cover_of(const Geometry& g, int64_t id, int64_t ih, int64_t iw) {
+  const int64_t i[3] = {id, ih, iw};
+  Cover c;
+  for (int a = 0; a < 3; ++a) {
+    c.first[a] = first_cover(g.dim[a], i[a]);
+    c.last[a] = last_cover(g.dim[a], i[a]);
+  }
+  return c;
+}
+
+// Gradient of one input cell x of a plane: the sum over the windows that cover it
 // (deterministic, no atomics). lse is a dense (oD, oH, oW) plane; y and gy are strided.
 template <typename acc_t, typename scalar_t>
-SP_HD acc_t input_grad(const Geometry& g, acc_t x, int64_t id, int64_t ih, int64_t iw,
-                       const acc_t* lse, const scalar_t* y, Strides sy,
+SP_HD acc_t input_grad(const Geometry& g, acc_t x, const Cover& cv, const acc_t* lse, const scalar_t* y, Strides sy,
                        const scalar_t* gy, Strides sg) {
-  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-  const int64_t od1 = last_cover(D, id), oh1 = last_cover(H, ih), ow1 = last_cover(W, iw);
-  const int64_t oh0 = first_cover(H, ih), ow0 = first_cover(W, iw);
+  const int64_t oH = g.dim[1].out, oW = g.dim[2].out;
   acc_t acc(0);
-  for (int64_t od = first_cover(D, id); od <= od1; ++od)
-    for (int64_t oh = oh0; oh <= oh1; ++oh)
-      for (int64_t ow = ow0; ow <= ow1; ++ow) {
-        const acc_t l = lse[(od * H.out + oh) * W.out + ow];
+  for (int64_t od = cv.first[0]; od <= cv.last[0]; ++od)
+    for (int64_t oh = cv.first[1]; oh <= cv.last[1]; ++oh)
+      for (int64_t ow = cv.first[2]; ow <= cv.last[2]; ++ow) {
+        const acc_t l = lse[(od * oH + oh) * oW + ow];
         const acc_t yo = static_cast<acc_t>(y[od * sy.d + oh * sy.h + ow * sy.w]);
         const acc_t go = static_cast<acc_t>(gy[od * sg.d + oh * sg.h + ow * sg.w]);
         acc = acc + grad_term<acc_t>(x, l, yo, go);

@@ -292,6 +292,13 @@ void backward_gather(const at::Tensor& gy, const at::Tensor& x, const at::Tensor
   const scalar_t* yp = y.const_data_ptr<scalar_t>();
   const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  // Covering output ranges per axis, tabulated once (they cost integer divisions).
+  std::vector<int64_t> first[3], last[3];
+  for (int a = 0; a < 3; ++a)
+    for (int64_t i = 0; i < g.dim[a].in; ++i) {
+      first[a].push_back(first_cover(g.dim[a], i));
+      last[a].push_back(last_cover(g.dim[a], i));
+    }
   const RowOrder order{N, C, D.in, H.in, channels_inner(x)};
   const int64_t grain = std::max<int64_t>(1, 16384 / W.in);
   at::parallel_for(0, N * C * D.in * H.in, grain, [&](int64_t begin, int64_t end) {
@@ -303,9 +310,12 @@ void backward_gather(const at::Tensor& gy, const at::Tensor& x, const at::Tensor
       const acc_t* lplane = lp + (n * C + c) * plane_out;
       const scalar_t* yplane = yp + n * sy.n + c * sy.c;
       const scalar_t* gplane = gyp + n * sg.n + c * sg.c;
+      Cover cv{{first[0][d], first[1][h], 0}, {last[0][d], last[1][h], 0}};
       for (int64_t w = 0; w < W.in; ++w) {
+        cv.first[2] = first[2][w];
+        cv.last[2] = last[2][w];
         const acc_t xv = static_cast<acc_t>(xl[w * sx.w]);
-        gl[w * sgx.w] = static_cast<scalar_t>(input_grad<acc_t>(g, xv, d, h, w, lplane, yplane, sy, gplane, sg));
+        gl[w * sgx.w] = static_cast<scalar_t>(input_grad<acc_t>(g, xv, cv, lplane, yplane, sy, gplane, sg));
       }
     }
   });

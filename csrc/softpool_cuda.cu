@@ -46,7 +46,7 @@ __global__ void backward_kernel(const scalar_t* x, Strides sx, const scalar_t* y
     const Index5 p(i, C, D.in, H.in, W.in);
     const acc_t xv = static_cast<acc_t>(x[p.n * sx.n + p.c * sx.c + p.d * sx.d + p.h * sx.h + p.w * sx.w]);
     gx[p.n * sgx.n + p.c * sgx.c + p.d * sgx.d + p.h * sgx.h + p.w * sgx.w] = static_cast<scalar_t>(input_grad<acc_t>(
-        g, xv, p.d, p.h, p.w, lse + (p.n * C + p.c) * plane_out, y + p.n * sy.n + p.c * sy.c, sy,
+        g, xv, cover_of(g, p.d, p.h, p.w), lse + (p.n * C + p.c) * plane_out, y + p.n * sy.n + p.c * sy.c, sy,
         gy + p.n * sg.n + p.c * sg.c, sg));
   }
 }

@@ -1,4 +1,5 @@
 """SoftPool API: modules, errors, torch.library integration (opcheck, torch.compile), backends."""
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -136,5 +137,6 @@ def test_fallback_without_extension_warns_once_and_is_correct():
         assert torch.autograd.gradcheck(lambda t: ops.soft_pool3d(t, 3, 2, 1), (x[:1, :1],))
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=repo)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
