@@ -111,3 +111,22 @@ def test_saves_only_input_and_output():
         y = ops.soft_pool3d(x, 2)
     if ops.backend("cpu") == "cpp":
         assert sum(t.numel() * t.element_size() for t in saved) == (x.numel() + y.numel()) * 4
+
+
+# Rows at least 2 vectors wide (16 float32 lanes with AVX-512): exercises the direct row loads,
+# the shifted last chunk and the vector gradient stores of the CPU kernel.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (1, 1, 0), ((1, 2, 2), (1, 2, 2), (0, 1, 1)), (2, 3, 1), (3, 2, 1),
+                                   ((2, 2, 4), (2, 2, 4), 0)])
+def test_wide_rows_match_brute_force(dtype, k, s, p):
+    x = (torch.randn(2, 3, 3, 4, 77, dtype=torch.float64) * 3).to(dtype).requires_grad_()
+    x64 = x.detach().double().requires_grad_()
+    kk, ss, pp = [(v,) * 3 if isinstance(v, int) else v for v in (k, s, p)]
+    y = ops.soft_pool3d(x, k, s, p)
+    ref = brute.soft_pool(x64, kk, ss, pp)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(y.double(), ref, rtol=tol, atol=tol)
+    g = torch.randn(ref.shape, dtype=torch.float64)
+    (gx,) = torch.autograd.grad(y, x, g.to(dtype))
+    (gr,) = torch.autograd.grad(ref, x64, g)
+    torch.testing.assert_close(gx.double(), gr, rtol=tol, atol=tol)
