@@ -99,7 +99,7 @@ bool channels_inner(const at::Tensor& x) { return x.size(1) > 1 && x.stride(1) <
 // window is a LineWindow where the chunk allows it, else a BufferWindow over the gathered cells
 // (cell-major, L lanes per cell). cols[slot * L + lane] is the input column or -1.
 template <typename scalar_t, typename acc_t, typename Emit>
-void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, Emit&& emit) {
+void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool plane_major, Emit&& emit) {
   constexpr int L = Vectorized<acc_t>::size();
   const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t kw = max_extent(W), chunks = (W.out + L - 1) / L;
@@ -131,34 +131,47 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, Emit&& e
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, W.out * max_cells));
   const acc_t ninf = -std::numeric_limits<acc_t>::infinity();
 
+  auto row = [&](int64_t n, int64_t c, int64_t od, int64_t oh, std::vector<acc_t>& buf) {
+    const scalar_t* plane = xp + n * sx.n + c * sx.c;
+    const int64_t d0 = win_start(D, od), d1 = win_end(D, od), h0 = win_start(H, oh), h1 = win_end(H, oh);
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t* cols = col.data() + ch * kw * L;
+      if constexpr (std::is_same_v<scalar_t, acc_t>) {
+        if (direct[ch]) {
+          const LineWindow<acc_t> win{plane + d0 * sx.d + h0 * sx.h + (chunk_start(ch) * W.s - W.p), sx.d,
+                                      sx.h, d1 - d0, h1 - h0, kw, W.s};
+          emit(n, c, od, oh, chunk_start(ch), int64_t(L), win, cols);
+          continue;
+        }
+      }
+      acc_t* b = buf.data();
+      for (int64_t d = d0; d < d1; ++d)
+        for (int64_t h = h0; h < h1; ++h) {
+          const scalar_t* line = plane + d * sx.d + h * sx.h;
+          for (int64_t s = 0; s < kw * L; ++s)
+            b[s] = cols[s] < 0 ? ninf : static_cast<acc_t>(line[cols[s] * sx.w]);
+          b += kw * L;
+        }
+      const BufferWindow<acc_t> win{buf.data(), (d1 - d0) * (h1 - h0) * kw};
+      emit(n, c, od, oh, chunk_start(ch), lanes, win, cols);
+    }
+  };
+
+  if (plane_major) {
+    at::parallel_for(0, order.N * order.C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> buf(max_cells * L);
+      for (int64_t p = begin; p < end; ++p)
+        for (int64_t od = 0; od < D.out; ++od)
+          for (int64_t oh = 0; oh < H.out; ++oh) row(p / order.C, p % order.C, od, oh, buf);
+    });
+    return;
+  }
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> buf(max_cells * L);
     for (int64_t r = begin; r < end; ++r) {
       int64_t n, c, od, oh;
       order.decode(r, n, c, od, oh);
-      const scalar_t* plane = xp + n * sx.n + c * sx.c;
-      const int64_t d0 = win_start(D, od), d1 = win_end(D, od), h0 = win_start(H, oh), h1 = win_end(H, oh);
-      for (int64_t ch = 0; ch < chunks; ++ch) {
-        const int64_t* cols = col.data() + ch * kw * L;
-        if constexpr (std::is_same_v<scalar_t, acc_t>) {
-          if (direct[ch]) {
-            const LineWindow<acc_t> win{plane + d0 * sx.d + h0 * sx.h + (chunk_start(ch) * W.s - W.p), sx.d,
-                                        sx.h, d1 - d0, h1 - h0, kw, W.s};
-            emit(n, c, od, oh, chunk_start(ch), int64_t(L), win, cols);
-            continue;
-          }
-        }
-        acc_t* b = buf.data();
-        for (int64_t d = d0; d < d1; ++d)
-          for (int64_t h = h0; h < h1; ++h) {
-            const scalar_t* line = plane + d * sx.d + h * sx.h;
-            for (int64_t s = 0; s < kw * L; ++s)
-              b[s] = cols[s] < 0 ? ninf : static_cast<acc_t>(line[cols[s] * sx.w]);
-            b += kw * L;
-          }
-        const BufferWindow<acc_t> win{buf.data(), (d1 - d0) * (h1 - h0) * kw};
-        emit(n, c, od, oh, chunk_start(ch), lanes, win, cols);
-      }
+      row(n, c, od, oh, buf);
     }
   });
 }
@@ -171,7 +184,7 @@ void forward_cpu(const at::Tensor& x, at::Tensor& y, const Geometry& g) {
     using V = Vectorized<acc_t>;
     const Strides sy = strides5(y);
     scalar_t* yp = y.mutable_data_ptr<scalar_t>();
-    for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
+    for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x), false,
         [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
             const auto& win, const int64_t*) {
           acc_t out[V::size()];
@@ -195,10 +208,12 @@ Vectorized<acc_t> load_lanes(const scalar_t* p, int64_t stride, int64_t lanes) {
   return Vectorized<acc_t>::loadu(tmp);
 }
 
-// Disjoint windows: each window writes the gradient of its own cells.
+// Each window writes the gradient of its cells. Disjoint windows (accumulate = false) assign;
+// overlapping ones add into a zeroed gx, one thread per plane in a fixed order, so the sums are
+// bitwise reproducible without atomics (float/double only: half types would round every add).
 template <typename scalar_t>
-void backward_per_window(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
-                         const Geometry& g) {
+void backward_scatter(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
+                      const Geometry& g, bool accumulate) {
   using acc_t = at::opmath_type<scalar_t>;
   using V = Vectorized<acc_t>;
   constexpr int L = V::size();
@@ -209,37 +224,26 @@ void backward_per_window(const at::Tensor& gy, const at::Tensor& x, const at::Te
   const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
   constexpr int64_t kCachedCells = 64;
-  for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
+  for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x), accumulate,
       [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
           const auto& win, const int64_t* cols) {
         alignas(64) acc_t e_cache[kCachedCells * L];
+        alignas(64) acc_t x_cache[kCachedCells * L];
         const int64_t yo = od * sy.d + oh * sy.h + ow0 * sy.w, go = od * sg.d + oh * sg.h + ow0 * sg.w;
         const V yv = load_lanes<scalar_t, acc_t>(yp + n * sy.n + c * sy.c + yo, sy.w, lanes);
         const V gv = load_lanes<scalar_t, acc_t>(gyp + n * sg.n + c * sg.c + go, sg.w, lanes);
         scalar_t* plane = gxp + n * sgx.n + c * sgx.c;
         const int64_t d0 = win_start(D, od), h0 = win_start(H, oh), nh = win_end(H, oh) - h0;
         const int64_t win_cells = (win_end(D, od) - d0) * nh * kw;
-        // w_i = e_i / sum(e): the e_i of small windows are kept from the sum to the gradient pass.
-        const V m = window_max<V>(win);
-        const bool cached = win_cells <= kCachedCells;
-        V sum(0);
-        int64_t k = 0;
-        win.for_each([&](V xv) {
-          const V e = Math<V>::exp(xv - m);
-          sum = sum + e;
-          if (cached) e.store(e_cache + (k++) * L);
-        });
-        const V inv_sum = V(1) / sum, lse = cached ? V(0) : m + Math<V>::log(sum);
         // Windows that tile a W-contiguous row (kernel == stride <= 2) store whole vectors.
         constexpr bool line_window = std::is_same_v<std::decay_t<decltype(win)>, LineWindow<acc_t>>;
-        const bool store_vectors = line_window && sgx.w == 1 && kw == W.s && kw <= 2;
-        k = 0;
+        const bool store_vectors = !accumulate && line_window && sgx.w == 1 && kw == W.s && kw <= 2;
+        // A row's last chunk may be moved back over lanes the previous chunk already did.
+        const int64_t repeated = accumulate ? (L - ow0 % L) % L : 0;
         int64_t d = d0, h = h0, s = 0;  // the cell order of the window: (d, h, slot)
         V first_slot;
         acc_t out[L];
-        win.for_each([&](V xv) {
-          const V grad = cached ? grad_from_weight<V>(V::loadu(e_cache + (k++) * L) * inv_sum, xv, yv, gv)
-                                : grad_term<V>(xv, lse, yv, gv);
+        auto place = [&](const V& grad) {
           scalar_t* line = plane + d * sgx.d + h * sgx.h;
           const int64_t slot = s;
           if (++s == kw) {
@@ -261,11 +265,34 @@ void backward_per_window(const at::Tensor& gy, const at::Tensor& x, const at::Te
             }
           }
           grad.store(out);
-          for (int64_t j = 0; j < lanes; ++j) {
+          for (int64_t j = repeated; j < lanes; ++j) {
             const int64_t w = cols[slot * L + j];
-            if (w >= 0) line[w * sgx.w] = static_cast<scalar_t>(out[j]);
+            if (w < 0) continue;
+            scalar_t& cell = line[w * sgx.w];
+            cell = accumulate ? static_cast<scalar_t>(cell + out[j]) : static_cast<scalar_t>(out[j]);
           }
-        });
+        };
+        if (win_cells <= kCachedCells) {
+          // Small windows: keep x_i and e_i between passes; w_i = e_i / sum(e).
+          V m = Math<V>::neg_inf();
+          int64_t k = 0;
+          win.for_each([&](V xv) {
+            xv.store(x_cache + (k++) * L);
+            m = Math<V>::max(m, xv);
+          });
+          V sum(0);
+          for (k = 0; k < win_cells; ++k) {
+            const V e = Math<V>::exp(V::loadu(x_cache + k * L) - m);
+            e.store(e_cache + k * L);
+            sum = sum + e;
+          }
+          const V inv_sum = V(1) / sum;
+          for (k = 0; k < win_cells; ++k)
+            place(grad_from_weight<V>(V::loadu(e_cache + k * L) * inv_sum, V::loadu(x_cache + k * L), yv, gv));
+        } else {
+          const V lse = window_lse<V>(win);
+          win.for_each([&](V xv) { place(grad_term<V>(xv, lse, yv, gv)); });
+        }
       });
 }
 
@@ -279,7 +306,7 @@ void backward_gather(const at::Tensor& gy, const at::Tensor& x, const at::Tensor
   const int64_t N = x.size(0), C = x.size(1), plane_out = D.out * H.out * W.out;
   at::Tensor lse = at::empty({N * C * plane_out}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
   acc_t* lp = lse.mutable_data_ptr<acc_t>();
-  for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x),
+  for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x), false,
       [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
           const auto& win, const int64_t*) {
         acc_t out[V::size()];
@@ -326,9 +353,13 @@ void backward_gather(const at::Tensor& gy, const at::Tensor& x, const at::Tensor
 void backward_cpu(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
                   const Geometry& g) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_pool_backward_cpu", [&] {
+    const bool exact_type = std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
     if (windows_disjoint(g)) {
       if (!windows_cover_input(g)) gx.zero_();
-      backward_per_window<scalar_t>(gy, x, y, gx, g);
+      backward_scatter<scalar_t>(gy, x, y, gx, g, false);
+    } else if (exact_type && x.size(0) * x.size(1) >= at::get_num_threads()) {  // enough planes to share
+      gx.zero_();
+      backward_scatter<scalar_t>(gy, x, y, gx, g, true);
     } else {
       backward_gather<scalar_t>(gy, x, y, gx, g);
     }

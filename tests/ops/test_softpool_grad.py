@@ -118,8 +118,9 @@ def test_saves_only_input_and_output():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (1, 1, 0), ((1, 2, 2), (1, 2, 2), (0, 1, 1)), (2, 3, 1), (3, 2, 1),
                                    ((2, 2, 4), (2, 2, 4), 0)])
-def test_wide_rows_match_brute_force(dtype, k, s, p):
-    x = (torch.randn(2, 3, 3, 4, 77, dtype=torch.float64) * 3).to(dtype).requires_grad_()
+@pytest.mark.parametrize("planes", [(2, 3), (1, 1)])  # with >= 2 threads: ordered scatter / gather
+def test_wide_rows_match_brute_force(dtype, k, s, p, planes):
+    x = (torch.randn(planes + (3, 4, 77), dtype=torch.float64) * 3).to(dtype).requires_grad_()
     x64 = x.detach().double().requires_grad_()
     kk, ss, pp = [(v,) * 3 if isinstance(v, int) else v for v in (k, s, p)]
     y = ops.soft_pool3d(x, k, s, p)
