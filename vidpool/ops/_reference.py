@@ -31,8 +31,9 @@ def adaptive_bounds(size: int, out: int):
     return [(o * size) // out for o in range(out)], [-(-((o + 1) * size) // out) for o in range(out)]
 
 
-def _gather_windows(x: torch.Tensor, bounds: Sequence[tuple[list[int], list[int]]]) -> torch.Tensor:
-    """(N, C, *spatial) -> (N, C, *out, K) holding each window's cells, -inf where a window is short."""
+def gather_windows(x: torch.Tensor, bounds: Sequence[tuple[list[int], list[int]]],
+                   fill: float = float("-inf")) -> torch.Tensor:
+    """(N, C, *spatial) -> (N, C, *out, K) holding each window's cells, ``fill`` where a window is short."""
     nd = len(bounds)
     cells, mask = x, None
     for i, (starts, ends) in enumerate(bounds):
@@ -48,7 +49,7 @@ def _gather_windows(x: torch.Tensor, bounds: Sequence[tuple[list[int], list[int]
         shape[axis], shape[axis + 1] = idx.shape
         valid = valid.view(shape)
         mask = valid if mask is None else mask & valid
-    cells = cells.masked_fill(~mask, float("-inf"))
+    cells = cells.masked_fill(~mask, fill)
     order = [0, 1] + [2 + 2 * i for i in range(nd)] + [3 + 2 * i for i in range(nd)]
     return cells.permute(order).flatten(2 + nd)
 
@@ -56,7 +57,7 @@ def _gather_windows(x: torch.Tensor, bounds: Sequence[tuple[list[int], list[int]
 def soft_pool_windows(x: torch.Tensor, bounds) -> torch.Tensor:
     """SoftPool of batched ``x`` over the windows given per trailing axis as ([starts], [ends])."""
     acc = torch.promote_types(x.dtype, torch.float32)
-    cells = _gather_windows(x.to(acc), bounds)
+    cells = gather_windows(x.to(acc), bounds)
     m = cells.amax(-1, keepdim=True).detach()  # the output does not depend on the shift
     d = cells - m
     e = torch.exp(d)

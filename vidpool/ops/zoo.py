@@ -1,0 +1,323 @@
+"""The pooling methods the SoftPool paper compares, in 1D, 2D and 3D, behind one registry.
+
+Every module takes ``dim`` plus the ``nn.MaxPool*d`` geometry (kernel_size, stride=None, padding=0,
+ceil_mode=False) and gives max pooling's output size. Windows are those of max pooling: padding
+and ceil_mode overhang cells belong to no window (``avg`` alone follows ``nn.AvgPool*d`` and its
+``count_include_pad``). Random methods (mixed, stochastic, s3pool) sample from the torch RNG in
+``train()`` mode only and are deterministic in ``eval()``. Trainable methods need ``channels``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._reference import gather_windows, pool_bounds, pool_output_size
+from .softpool import SoftPool1d, SoftPool2d, SoftPool3d, _pool_args
+
+_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+class WindowPool(nn.Module):
+    """Base class: validated geometry and access to each output's window cells."""
+
+    def __init__(self, dim: int, kernel_size, stride=None, padding=0, ceil_mode: bool = False):
+        super().__init__()
+        if dim not in (1, 2, 3):
+            raise ValueError(f"{type(self).__name__}: dim must be 1, 2 or 3, got {dim!r}")
+        self.dim = dim
+        self.kernel_size, self.stride, self.padding = _pool_args(dim, kernel_size, stride, padding, type(self).__name__)
+        self.ceil_mode = bool(ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, ceil_mode={self.ceil_mode}")
+
+    def _bounds(self, x):
+        if x.dim() != self.dim + 2:
+            raise ValueError(f"{type(self).__name__}: expected a {self.dim + 2}-d (N, C, ...) input, "
+                             f"got shape {tuple(x.shape)}")
+        return [pool_bounds(n, k, s, p, self.ceil_mode)
+                for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding)]
+
+    def windows(self, x, fill=0.0):
+        """(N, C, *out, K) window cells (``fill`` where a window has fewer than K cells) and the mask."""
+        bounds = self._bounds(x)
+        cells = gather_windows(x, bounds, fill)
+        ones = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=torch.bool, device=x.device)
+        return cells, gather_windows(ones, bounds, False)
+
+    def max(self, x):
+        return _MAX[self.dim](x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)
+
+    def mean(self, x):
+        """Mean over each window's cells (padding excluded)."""
+        return _AVG[self.dim](x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
+                              count_include_pad=False)
+
+    def _per_channel(self, param, ndim):
+        """Broadcast a (C,) parameter over (N, C, ...) of ``ndim`` dims."""
+        return param.view((1, -1) + (1,) * (ndim - 2))
+
+
+class SumPool(WindowPool):
+    """Sum of each window's cells."""
+
+    def forward(self, x):
+        return self.windows(x)[0].sum(-1)
+
+
+def _lp(cells, p):
+    """(sum |a|^p)^(1/p) over the last axis; p a float or a tensor broadcasting as cells[..., :1].
+
+    Scaled by the window's max magnitude so a^p cannot overflow (the result is 1-homogeneous, so
+    it does not depend on that scale, which is therefore detached).
+    """
+    a = cells.abs()
+    m = a.amax(-1, keepdim=True).detach()
+    m = torch.where(m > 0, m, torch.ones_like(m))
+    return ((a / m).pow(p).sum(-1, keepdim=True).pow(1.0 / p) * m).squeeze(-1)
+
+
+class LpPool(WindowPool):
+    """Power average (sum |a|^p)^(1/p): p = 1 is sum pooling, p -> inf is max pooling.
+
+    Defined on magnitudes (an Lp norm): negative inputs count by their absolute value.
+    """
+
+    def __init__(self, dim, kernel_size, stride=None, padding=0, ceil_mode=False, p: float = 2.0):
+        super().__init__(dim, kernel_size, stride, padding, ceil_mode)
+        if not p >= 1:
+            raise ValueError(f"LpPool: p must be >= 1, got {p}")
+        self.p = float(p)
+
+    def forward(self, x):
+        return _lp(self.windows(x)[0], self.p)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", p={self.p}"
+
+
+class TrainableLpPool(WindowPool):
+    """Lp pooling with a learned p per channel (initialised to ``p_init``, used clamped to p >= 1)."""
+
+    def __init__(self, dim, kernel_size, stride=None, padding=0, ceil_mode=False, *, channels: int,
+                 p_init: float = 2.0):
+        super().__init__(dim, kernel_size, stride, padding, ceil_mode)
+        self.p = nn.Parameter(torch.full((channels,), float(p_init)))
+
+    def forward(self, x):
+        cells = self.windows(x)[0]
+        return _lp(cells, self._per_channel(self.p.clamp(min=1.0), cells.dim()))
+
+
+class MixedPool(WindowPool):
+    """lambda * max + (1 - lambda) * avg. In training lambda ~ Bernoulli(``max_prob``) per forward;
+    in eval its expectation ``max_prob``. A fixed ``alpha`` overrides both."""
+
+    def __init__(self, dim, kernel_size, stride=None, padding=0, ceil_mode=False, max_prob: float = 0.5,
+                 alpha: Optional[float] = None):
+        super().__init__(dim, kernel_size, stride, padding, ceil_mode)
+        self.max_prob, self.alpha = float(max_prob), alpha
+
+    def forward(self, x):
+        if self.alpha is not None:
+            lam = float(self.alpha)
+        elif self.training:
+            lam = float(torch.rand(()) < self.max_prob)
+        else:
+            lam = self.max_prob
+        return lam * self.max(x) + (1.0 - lam) * self.mean(x)
+
+
+class GatedPool(WindowPool):
+    """sigmoid(w . R) * max + (1 - sigmoid(w . R)) * avg with a learned gating mask w over the window,
+    one per layer (default) or one per channel (``per_channel=True``, needs ``channels``)."""
+
+    def __init__(self, dim, kernel_size, stride=None, padding=0, ceil_mode=False, channels: Optional[int] = None,
+                 per_channel: bool = False):
+        super().__init__(dim, kernel_size, stride, padding, ceil_mode)
+        if per_channel and channels is None:
+            raise ValueError("GatedPool: per_channel=True needs channels")
+        rows = channels if per_channel else 1
+        # small random mask: gates start near 0.5 (an even mix) and differ between windows
+        self.mask = nn.Parameter(torch.randn(rows, math.prod(self.kernel_size)) * 0.01)
+
+    def forward(self, x):
+        cells = self.windows(x)[0]
+        w = self.mask.view((1, self.mask.shape[0]) + (1,) * self.dim + (-1,))
+        gate = torch.sigmoid((cells * w).sum(-1))
+        return gate * self.max(x) + (1 - gate) * self.mean(x)
+
+
+class StochasticPool(WindowPool):
+    """Training: one cell per window drawn with probability a_i / sum(a); eval: sum(p_i a_i).
+
+    Needs non-negative activations: negative inputs are treated as 0 (as after a ReLU); a window
+    with no positive cell outputs 0.
+    """
+
+    def forward(self, x):
+        a = self.windows(x)[0].clamp(min=0)
+        total = a.sum(-1, keepdim=True)
+        has_mass = total > 0
+        probs = torch.where(has_mass, a / torch.where(has_mass, total, torch.ones_like(total)), 1.0 / a.shape[-1])
+        if not self.training:
+            return (probs * a).sum(-1)
+        flat = probs.detach().reshape(-1, a.shape[-1])
+        pick = torch.multinomial(flat, 1).view(a.shape[:-1] + (1,))
+        return a.gather(-1, pick).squeeze(-1)
+
+
+class S3Pool(WindowPool):
+    """Stride-1 max pooling, then per axis one row/column/frame from each stride-sized cell:
+    drawn at random in training, the first of the cell in eval (plain strided sampling)."""
+
+    def forward(self, x):
+        out = [pool_output_size(n, k, s, p, self.ceil_mode)
+               for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding)]
+        # right-pad with -inf so the stride-1 windows needed by ceil_mode exist; -inf never wins a max
+        extra = [max(0, (o - 1) * s + k - (n + 2 * p))
+                 for o, n, k, s, p in zip(out, x.shape[2:], self.kernel_size, self.stride, self.padding)]
+        pads = [v for e in reversed(extra) for v in (0, e)]
+        xp = F.pad(x, pads, value=float("-inf")) if any(extra) else x
+        y = _MAX[self.dim](xp, self.kernel_size, 1, self.padding)
+        for axis, (o, s) in enumerate(zip(out, self.stride)):
+            length = y.shape[2 + axis]
+            idx = torch.arange(o, device=x.device) * s
+            if self.training:
+                idx = idx + torch.randint(0, s, (o,), device=x.device)
+            y = y.index_select(2 + axis, idx.clamp(max=length - 1))
+        return y
+
+
+class LIPPool(WindowPool):
+    """Local importance pooling: sum(w a) / sum(w) over the window with w = exp(G(a)), G a learned
+    1x1 convolution per position. G starts as the identity, so LIP starts as SoftPool."""
+
+    def __init__(self, dim, kernel_size, stride=None, padding=0, ceil_mode=False, *, channels: int):
+        super().__init__(dim, kernel_size, stride, padding, ceil_mode)
+        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim]
+        self.logit = conv(channels, channels, 1)
+        with torch.no_grad():
+            self.logit.weight.copy_(torch.eye(channels).view(self.logit.weight.shape))
+            self.logit.bias.zero_()
+
+    def forward(self, x):
+        cells = self.windows(x)[0]
+        weights = torch.softmax(self.windows(self.logit(x), fill=float("-inf"))[0], dim=-1)
+        return (weights * cells).sum(-1)
+
+
+class DPPPool(WindowPool):
+    """Detail-preserving pooling: sum(w I) / sum(w) over the window, w = alpha + rho_lambda(I_q - I~_p).
+
+    I~ is the window's linear downscaling: its mean (``variant="lite"``) or a learned positive filter
+    over the window per channel, initialised to the mean (``"full"``). rho is symmetric
+    (sqrt(x^2 + eps^2))^lambda or asymmetric (only above-neighbourhood values rewarded). alpha and
+    lambda are learned per channel, initialised to ``alpha_init``/``lambda_init`` and used clamped
+    at 0; lambda = 0 is average pooling, large lambda tends to extremum/max pooling.
+    """
+
+    def __init__(self, dim, kernel_size, stride=None, padding=0, ceil_mode=False, *, channels: int,
+                 variant: str = "lite", reward: str = "sym", alpha_init: float = 1.0, lambda_init: float = 1.0,
+                 eps: float = 1e-3):
+        super().__init__(dim, kernel_size, stride, padding, ceil_mode)
+        if variant not in ("lite", "full") or reward not in ("sym", "asym"):
+            raise ValueError(f"DPPPool: variant must be lite|full and reward sym|asym, got {variant!r}, {reward!r}")
+        self.variant, self.reward, self.eps = variant, reward, float(eps)
+        self.alpha = nn.Parameter(torch.full((channels,), float(alpha_init)))
+        self.lam = nn.Parameter(torch.full((channels,), float(lambda_init)))
+        if variant == "full":
+            self.filter = nn.Parameter(torch.ones(channels, math.prod(self.kernel_size)))
+
+    def forward(self, x):
+        cells, mask = self.windows(x)
+        mask = mask.to(x.dtype)
+        nd = cells.dim()
+        if self.variant == "lite":
+            f = mask
+        else:
+            f = self.filter.clamp(min=1e-6).view((1, -1) + (1,) * self.dim + (self.filter.shape[1],)) * mask
+        smooth = (f * cells).sum(-1, keepdim=True) / f.sum(-1, keepdim=True)
+        diff = cells - smooth
+        if self.reward == "asym":
+            diff = diff.clamp(min=0)
+        lam = self._per_channel(self.lam.clamp(min=0), nd)
+        alpha = self._per_channel(self.alpha.clamp(min=0), nd)
+        w = (alpha + torch.sqrt(diff * diff + self.eps ** 2).pow(lam)) * mask
+        return (w * cells).sum(-1) / w.sum(-1)
+
+
+def _torch_pool(kind):
+    def build(dim, kernel_size, stride=None, padding=0, ceil_mode=False, **kw):
+        _pool_args(dim, kernel_size, stride, padding, kind)
+        cls = getattr(nn, f"{kind}{dim}d")
+        return cls(kernel_size, stride, padding, ceil_mode=ceil_mode, **kw)
+    return build
+
+
+def _softpool(dim, kernel_size, stride=None, padding=0, ceil_mode=False):
+    return {1: SoftPool1d, 2: SoftPool2d, 3: SoftPool3d}[dim](kernel_size, stride, padding, ceil_mode)
+
+
+def _dpp(variant, reward):
+    def build(*args, **kw):
+        return DPPPool(*args, variant=variant, reward=reward, **kw)
+    return build
+
+
+# name -> (builder, needs channels, one-line description)
+POOLS = {
+    "avg": (_torch_pool("AvgPool"), False, "window mean (nn.AvgPool*d; count_include_pad as there)"),
+    "max": (_torch_pool("MaxPool"), False, "window maximum (nn.MaxPool*d)"),
+    "sum": (SumPool, False, "window sum"),
+    "lp": (LpPool, False, "power average (sum |a|^p)^(1/p), fixed p (default 2)"),
+    "trainable_lp": (TrainableLpPool, True, "power average with a learned p >= 1 per channel"),
+    "mixed": (MixedPool, False, "random max/avg mix in training, their average in eval"),
+    "gated": (GatedPool, False, "learned sigmoid gate between max and avg"),
+    "stochastic": (StochasticPool, False, "sample a cell with p_i = a_i / sum(a) (eval: expectation)"),
+    "s3pool": (S3Pool, False, "stride-1 max pool, then random (eval: regular) subsampling"),
+    "lip": (LIPPool, True, "local importance pooling with a learned 1x1 logit module"),
+    "dpp_lite_sym": (_dpp("lite", "sym"), True, "detail-preserving pooling, mean-downscaled, symmetric reward"),
+    "dpp_lite_asym": (_dpp("lite", "asym"), True, "detail-preserving pooling, mean-downscaled, asymmetric reward"),
+    "dpp_full_sym": (_dpp("full", "sym"), True, "detail-preserving pooling, learned downscaling, symmetric"),
+    "dpp_full_asym": (_dpp("full", "asym"), True, "detail-preserving pooling, learned downscaling, asymmetric"),
+    "softpool": (_softpool, False, "SoftPool: softmax-weighted window average (compiled)"),
+}
+
+
+def list_pools() -> list:
+    """Names accepted by ``build_pool`` and ``swap_pooling``."""
+    return sorted(POOLS)
+
+
+def needs_channels(name: str) -> bool:
+    return _lookup(name)[1]
+
+
+def _lookup(name):
+    if name not in POOLS:
+        raise ValueError(f"unknown pooling method {name!r}; choose one of: {', '.join(list_pools())}")
+    return POOLS[name]
+
+
+def build_pool(name: str, dim: int, kernel_size, stride=None, padding=0, ceil_mode=False,
+               channels: Optional[int] = None, **kw) -> nn.Module:
+    """A pooling module of method ``name`` for ``dim``-d inputs with max pooling's geometry."""
+    builder, wants_channels, _ = _lookup(name)
+    if dim not in (1, 2, 3):
+        raise ValueError(f"build_pool: dim must be 1, 2 or 3, got {dim!r}")
+    if wants_channels:
+        if channels is None or int(channels) <= 0:
+            trainable = ", ".join(n for n in list_pools() if POOLS[n][1])
+            raise ValueError(f"build_pool: {name!r} has per-channel parameters and needs channels=<int> "
+                             f"(methods that need channels: {trainable}); got channels={channels!r}")
+        kw["channels"] = int(channels)
+    elif channels is not None and name == "gated":
+        kw["channels"] = int(channels)
+    return builder(dim, kernel_size, stride, padding, ceil_mode, **kw)
