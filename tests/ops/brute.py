@@ -64,3 +64,25 @@ def avg_pool(x, kernel, stride):
             idx = tuple(slice(r.start, r.stop) for r in win)
             outs.append(x64[lead_idx][idx].mean())
     return torch.stack(outs).reshape(tuple(lead) + tuple(len(r) for r in ranges))
+
+
+def pool_windows(x, kernel, stride, padding, ceil_mode, fn):
+    """Apply fn(cells, slots, channel) to every window of x (N, C, *spatial) and stack the results.
+
+    cells: float64 1-d tensor of the window's cells inside the input; slots: their positions in the
+    window in row-major order (so per-position weights can be looked up); channel: the channel index.
+    """
+    nd = len(kernel)
+    out_shape = _MAX_POOL[nd](x.detach().float(), kernel, stride, padding, ceil_mode=ceil_mode).shape[-nd:]
+    x64 = x.to(torch.float64)
+    results = []
+    for n, c in itertools.product(range(x.shape[0]), range(x.shape[1])):
+        for out_idx in itertools.product(*[range(o) for o in out_shape]):
+            cells, slots = [], []
+            for slot, offs in enumerate(itertools.product(*[range(k) for k in kernel])):
+                pos = [o * s - p + off for o, s, p, off in zip(out_idx, stride, padding, offs)]
+                if all(0 <= q < size for q, size in zip(pos, x.shape[2:])):
+                    cells.append(x64[(n, c) + tuple(pos)])
+                    slots.append(slot)
+            results.append(fn(torch.stack(cells), slots, c))
+    return torch.stack(results).reshape(tuple(x.shape[:2]) + tuple(out_shape))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._reference import gather_windows, pool_bounds, pool_output_size
+from ._reference import pool_output_size
 from .softpool import SoftPool1d, SoftPool2d, SoftPool3d, _pool_args
 
 _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
@@ -37,19 +37,25 @@ class WindowPool(nn.Module):
         return (f"dim={self.dim}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, ceil_mode={self.ceil_mode}")
 
-    def _bounds(self, x):
+    def windows(self, x, fill=0.0):
+        """(N, C, *out, K) window cells in window order (K = prod(kernel_size)), ``fill`` at cells
+        outside the input (padding, ceil_mode overhang), and the (1, 1, *out, K) validity mask."""
         if x.dim() != self.dim + 2:
             raise ValueError(f"{type(self).__name__}: expected a {self.dim + 2}-d (N, C, ...) input, "
                              f"got shape {tuple(x.shape)}")
-        return [pool_bounds(n, k, s, p, self.ceil_mode)
-                for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding)]
+        pads = []
+        for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding):
+            out = pool_output_size(n, k, s, p, self.ceil_mode)
+            pads.append((p, (out - 1) * s + k - n - p))  # a negative right pad drops unused cells
 
-    def windows(self, x, fill=0.0):
-        """(N, C, *out, K) window cells (``fill`` where a window has fewer than K cells) and the mask."""
-        bounds = self._bounds(x)
-        cells = gather_windows(x, bounds, fill)
+        def unfold(t, value):
+            t = F.pad(t, [v for pair in reversed(pads) for v in pair], value=value)
+            for axis, (k, s) in enumerate(zip(self.kernel_size, self.stride)):
+                t = t.unfold(2 + axis, k, s)
+            return t.flatten(-self.dim)
+
         ones = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=torch.bool, device=x.device)
-        return cells, gather_windows(ones, bounds, False)
+        return unfold(x, fill), unfold(ones, False)
 
     def max(self, x):
         return _MAX[self.dim](x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)

@@ -1,0 +1,242 @@
+"""The pooling zoo against independent float64 window loops, limits, sampling statistics, gradients."""
+import math
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidpool import ops
+from vidpool.ops import build_pool, list_pools
+
+from . import brute
+
+# (dim, input shape, kernel, stride, padding, ceil_mode): padding and ceil_mode overhang included
+GEOMS = [
+    (1, (2, 3, 11), (3,), (2,), (1,), True),
+    (2, (2, 3, 7, 9), (3, 2), (2, 2), (1, 0), True),
+    (3, (1, 3, 5, 6, 7), (3, 2, 3), (2, 2, 2), (1, 1, 0), True),
+    (3, (2, 2, 4, 5, 6), (2, 2, 2), (2, 2, 2), (0, 0, 0), False),
+]
+GEOM_IDS = ["1d", "2d", "3d-pad-ceil", "3d-k2"]
+
+
+def _check(module, x, geom, per_window, tol=1e-10):
+    dim, shape, k, s, p, ceil = geom
+    module = module.double().eval()
+    expected = brute.pool_windows(x, k, s, p, ceil, per_window)
+    torch.testing.assert_close(module(x), expected, rtol=tol, atol=tol)
+
+
+def _module(name, geom, **kw):
+    dim, shape, k, s, p, ceil = geom
+    return build_pool(name, dim, k, s, p, ceil, channels=shape[1], **kw)
+
+
+@pytest.fixture(params=GEOMS, ids=GEOM_IDS)
+def geom(request):
+    return request.param
+
+
+@pytest.fixture
+def x(geom):
+    return torch.randn(geom[1], dtype=torch.float64) * 2
+
+
+def test_sum(geom, x):
+    _check(_module("sum", geom), x, geom, lambda v, slots, c: v.sum())
+
+
+def test_lp_fixed_p(geom, x):
+    _check(_module("lp", geom, p=3.0), x, geom, lambda v, slots, c: (v.abs() ** 3).sum() ** (1 / 3))
+
+
+def test_trainable_lp(geom, x):
+    m = _module("trainable_lp", geom).double()
+    p = torch.linspace(1.0, 4.0, geom[1][1], dtype=torch.float64)
+    with torch.no_grad():
+        m.p.copy_(p)
+    _check(m, x, geom, lambda v, slots, c: (v.abs() ** p[c]).sum() ** (1 / p[c]))
+
+
+def test_mixed_eval_is_the_average_of_max_and_mean(geom, x):
+    _check(_module("mixed", geom), x, geom, lambda v, slots, c: 0.5 * v.max() + 0.5 * v.mean())
+
+
+def test_gated(geom, x):
+    m = _module("gated", geom)
+    with torch.no_grad():
+        m.mask.normal_()
+    w = m.mask.detach().double()[0]
+    _check(m, x, geom, lambda v, slots, c: (lambda g: g * v.max() + (1 - g) * v.mean())(
+        torch.sigmoid((w[slots] * v).sum())))
+
+
+def test_gated_per_channel(geom, x):
+    m = _module("gated", geom, per_channel=True)
+    with torch.no_grad():
+        m.mask.normal_()
+    w = m.mask.detach().double()
+    _check(m, x, geom, lambda v, slots, c: (lambda g: g * v.max() + (1 - g) * v.mean())(
+        torch.sigmoid((w[c][slots] * v).sum())))
+
+
+def test_stochastic_eval(geom, x):
+    def expected(v, slots, c):
+        a = v.clamp(min=0)
+        return (a * a).sum() / a.sum() if a.sum() > 0 else a.sum() * 0
+    _check(_module("stochastic", geom), x, geom, expected)
+
+
+def test_s3pool_eval_is_max_pooling(geom, x):
+    _check(_module("s3pool", geom), x, geom, lambda v, slots, c: v.max())
+
+
+def test_lip(geom, x):
+    m = _module("lip", geom)
+    with torch.no_grad():
+        m.logit.weight.normal_()
+        m.logit.bias.normal_()
+    C = geom[1][1]
+    W = m.logit.weight.detach().double().view(C, C)
+    b = m.logit.bias.detach().double()
+    logits = torch.einsum("oc,nc...->no...", W, x) + b.view((1, C) + (1,) * geom[0])
+    xs, ls = [], []  # window cells of x and of the logits, from two loops over the same windows
+    shape = brute.pool_windows(x, *geom[2:], lambda v, s, c: xs.append(v) or v.sum()).shape
+    brute.pool_windows(logits, *geom[2:], lambda v, s, c: ls.append(v) or v.sum())
+    expected = torch.stack([(torch.softmax(lv, 0) * xv).sum() for xv, lv in zip(xs, ls)]).view(shape)
+    torch.testing.assert_close(m.double().eval()(x), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("variant", ["lite", "full"])
+@pytest.mark.parametrize("reward", ["sym", "asym"])
+def test_dpp(geom, x, variant, reward):
+    m = _module(f"dpp_{variant}_{reward}", geom).double()
+    C = geom[1][1]
+    alpha = torch.rand(C, dtype=torch.float64) + 0.1
+    lam = torch.rand(C, dtype=torch.float64) * 2 + 0.1
+    with torch.no_grad():
+        m.alpha.copy_(alpha)
+        m.lam.copy_(lam)
+        if variant == "full":
+            m.filter.uniform_(0.2, 2.0)
+    f = m.filter.detach().double() if variant == "full" else None
+
+    def expected(v, slots, c):
+        weights = f[c][slots] if f is not None else torch.ones_like(v)
+        smooth = (weights * v).sum() / weights.sum()
+        d = v - smooth
+        if reward == "asym":
+            d = d.clamp(min=0)
+        w = alpha[c] + torch.sqrt(d * d + 1e-6) ** lam[c]
+        return (w * v).sum() / w.sum()
+    _check(m, x, geom, expected)
+
+
+def test_softpool_in_the_zoo(geom, x):
+    dim, shape, k, s, p, ceil = geom
+    _check(_module("softpool", geom), x, geom, lambda v, slots, c: (torch.softmax(v, 0) * v).sum())
+
+
+# limiting cases of PAPER_NOTES
+def test_lp_limits(geom):
+    x = torch.rand(geom[1], dtype=torch.float64) + 0.1  # non-negative: Lp(p=1) is the sum
+    torch.testing.assert_close(_module("lp", geom, p=1.0).double()(x), _module("sum", geom).double()(x))
+    dim, shape, k, s, p, ceil = geom
+    big = _module("lp", geom, p=400.0).double()(x)
+    torch.testing.assert_close(big, brute.pool_windows(x, k, s, p, ceil, lambda v, sl, c: v.max()), rtol=2e-2, atol=0)
+
+
+def test_dpp_lambda_zero_is_average_and_mixed_alpha_one_is_max(geom, x):
+    dim, shape, k, s, p, ceil = geom
+    m = _module("dpp_full_asym", geom, lambda_init=0.0).double()
+    with torch.no_grad():
+        m.filter.uniform_(0.5, 2)
+    mean = brute.pool_windows(x, k, s, p, ceil, lambda v, sl, c: v.mean())
+    torch.testing.assert_close(m(x), mean)
+    mixed = _module("mixed", geom, alpha=1.0).double().train()
+    torch.testing.assert_close(mixed(x), F.max_pool3d(x, k, s, p, ceil_mode=ceil) if dim == 3 else
+                               brute.pool_windows(x, k, s, p, ceil, lambda v, sl, c: v.max()))
+
+
+def test_lip_starts_as_softpool(geom, x):
+    dim, shape, k, s, p, ceil = geom
+    torch.testing.assert_close(_module("lip", geom).double()(x), brute.soft_pool(x, k, s, p, ceil))
+
+
+# random methods: statistics in train(), determinism in eval()
+def test_stochastic_train_frequencies_match_probabilities():
+    torch.manual_seed(0)
+    m = build_pool("stochastic", 1, 4).train()
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0, -5.0, 0.0, 0.0, 6.0]).repeat(20000).view(1, 1, -1)
+    y = m(x).view(-1, 2)
+    for col, values, probs in [(0, [1, 2, 3, 4], [0.1, 0.2, 0.3, 0.4]), (1, [0, 6], [0.0, 1.0])]:
+        freq = torch.stack([(y[:, col] == v).double().mean() for v in values])
+        torch.testing.assert_close(freq, torch.tensor(probs, dtype=torch.float64), atol=0.012, rtol=0)
+
+
+def test_mixed_train_is_a_coin_flip_and_seedable():
+    m = build_pool("mixed", 2, 2).train()
+    x = torch.randn(1, 1, 4, 4)
+    mx, mean = F.max_pool2d(x, 2), F.avg_pool2d(x, 2)
+    torch.manual_seed(1)
+    outs = [m(x) for _ in range(400)]
+    n_max = sum(torch.equal(o, mx) for o in outs)
+    assert sum(torch.equal(o, mean) for o in outs) + n_max == 400 and 160 < n_max < 240
+    torch.manual_seed(1)
+    assert all(torch.equal(a, m(x)) for a in outs[:5])
+
+
+def test_s3pool_train_samples_inside_each_stride_cell():
+    torch.manual_seed(2)
+    m = build_pool("s3pool", 2, 2, 2).train()
+    x = torch.randn(1, 2, 12, 12)
+    # stride-1 max pool is 11x11; the last cell's second choice is clipped to the last position
+    dense = F.pad(F.max_pool2d(x, 2, 1), (0, 1, 0, 1), mode="replicate")
+    seen = set()
+    for _ in range(30):
+        y = m(x)
+        assert y.shape == (1, 2, 6, 6)
+        # every output is the stride-1 max of a position inside its own 2x2 stride cell
+        cells = dense.unfold(2, 2, 2).unfold(3, 2, 2).reshape(1, 2, 6, 6, -1)
+        assert ((cells == y[..., None]).any(-1)).all()
+        seen.add(y.sum().item())
+    assert len(seen) > 1
+    assert torch.equal(m.eval()(x), F.max_pool2d(x, 2, 2))
+
+
+@pytest.mark.parametrize("name", list_pools())
+def test_gradients_reach_input_and_parameters(name):
+    torch.manual_seed(3)
+    m = build_pool(name, 3, 3, 2, 1, channels=3).train()
+    x = (torch.rand(2, 3, 5, 6, 7) + 0.1).requires_grad_()
+    y = m(x)
+    (y * torch.randn_like(y)).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    for pname, param in m.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", list_pools())
+def test_output_shape_equals_max_pooling_on_random_geometries(name):
+    rng = random.Random(name)
+    for _ in range(6):
+        dim = rng.randint(1, 3)
+        k = tuple(rng.randint(1, 4) for _ in range(dim))
+        s = tuple(rng.randint(1, 3) for _ in range(dim))
+        p = tuple(rng.randint(0, kk // 2) for kk in k)
+        ceil = rng.random() < 0.5
+        shape = (2, 3) + tuple(rng.randint(kk + 1, 9) for kk in k)
+        m = build_pool(name, dim, k, s, p, ceil, channels=3)
+        ref = getattr(F, f"max_pool{dim}d")(torch.zeros(shape), k, s, p, ceil_mode=ceil)
+        x = torch.rand(shape)
+        assert m.train()(x).shape == ref.shape and m.eval()(x).shape == ref.shape, (dim, k, s, p, ceil)
+
+
+def test_registry_errors_list_choices():
+    with pytest.raises(ValueError, match="unknown pooling method 'nope'.*softpool"):
+        build_pool("nope", 2, 2)
+    with pytest.raises(ValueError, match="needs channels.*dpp_lite_sym.*trainable_lp"):
+        build_pool("lip", 2, 2)
+    assert set(ops.POOLS) == set(list_pools()) and len(list_pools()) == 15
+    assert math.prod(build_pool("dpp_full_sym", 3, 3, channels=2).filter.shape) == 2 * 27
