@@ -57,9 +57,13 @@ def _static_channels(model: nn.Module, target: str) -> Optional[int]:
 def _traced_channels(model: nn.Module, names: Iterable[str], example_input) -> dict:
     found, hooks = {}, []
     modules = dict(model.named_modules())
+    def record(name):
+        def hook(module, args):
+            found.setdefault(name, args[0].shape[1])  # returns None: the input is left as it is
+        return hook
+
     for name in names:
-        hooks.append(modules[name].register_forward_pre_hook(
-            lambda mod, args, name=name: found.setdefault(name, args[0].shape[1])))
+        hooks.append(modules[name].register_forward_pre_hook(record(name)))
     try:
         with torch.no_grad():
             model(*example_input) if isinstance(example_input, tuple) else model(example_input)
