@@ -64,12 +64,16 @@ def _traced_channels(model: nn.Module, names: Iterable[str], example_input) -> d
 
     for name in names:
         hooks.append(modules[name].register_forward_pre_hook(record(name)))
+    modes = {m: m.training for m in model.modules()}
+    model.eval()  # no batch-norm statistics updated, batch size 1 allowed
     try:
         with torch.no_grad():
             model(*example_input) if isinstance(example_input, tuple) else model(example_input)
     finally:
         for h in hooks:
             h.remove()
+        for m, mode in modes.items():
+            m.training = mode
     return found
 
 
