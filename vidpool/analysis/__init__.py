@@ -1,0 +1,1 @@
+"""Analysis tools: how much detail pooling methods keep (similarity)."""
