@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from vidpool import ops
-from vidpool.ops import _reference
+from vidpool.ops import _reference, build_pool, list_pools
 
 CASES = [  # (label, shape, kernel, stride, padding)
     ("r3d stem", (4, 64, 16, 56, 56), 2, 2, 0),
@@ -89,7 +89,12 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--reference-repeats", type=int, default=3, help="timed runs for the slow reference")
     ap.add_argument("--quick", action="store_true", help="small shapes only (a smoke run)")
+    ap.add_argument("--zoo", action="store_true",
+                    help="instead, time every pooling method of the zoo (3D, r3d stem shape, train mode)")
+    ap.add_argument("--zoo-kernel", default="2,2,0", help="kernel,stride,padding for --zoo (default 2,2,0)")
     args = ap.parse_args(argv)
+    if args.zoo:
+        return zoo_latency(args)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -132,6 +137,28 @@ def main(argv=None):
     for text, ratio, bound, op in checks:
         ok = ratio <= bound if op == "<=" else ratio >= bound
         print(f"  {'MET ' if ok else 'MISS'} {text}: {ratio:.2f}")
+    return 0
+
+
+def zoo_latency(args):
+    """Forward and forward+backward time of every zoo method on the r3d stem output shape."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    k, s, p = (int(v) for v in args.zoo_kernel.split(","))
+    shape = (1, 8, 16, 14, 14) if args.quick else CASES[0][1]
+    x = torch.randn(shape)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, input {'x'.join(map(str, shape))}, "
+          f"kernel {k} stride {s} padding {p}, train mode")
+    print(f"| {'method':<14} | {'fwd ms':>9} | {'fwd+bwd ms':>10} | {'fwd / max':>9} | {'f+b / max':>9} |")
+    print(f"|{'-' * 16}|{'-' * 11}|{'-' * 12}|{'-' * 11}|{'-' * 11}|")
+    rows = {}
+    for name in ["max"] + [n for n in list_pools() if n != "max"]:
+        pool = build_pool(name, 3, k, s, p, channels=shape[1]).train()
+        reps = max(3, args.repeats // 3)
+        rows[name] = measure(name, lambda t, *_: pool(t), x, k, s, p, reps, 1)
+        r, base = rows[name], rows["max"]
+        print(f"| {name:<14} | {r['fwd']:9.2f} | {r['fwd_bwd']:10.2f} | {r['fwd'] / base['fwd']:9.2f} | "
+              f"{r['fwd_bwd'] / base['fwd_bwd']:9.2f} |", flush=True)
     return 0
 
 
