@@ -1,0 +1,45 @@
+"""I3D: parameter count from the published layer table, pools, shapes."""
+import torch
+from torch import nn
+
+from vidpool import ops
+from vidpool.models import create_model
+
+
+def _unit(i, o, k=1):
+    return i * o * k ** 3 + 2 * o  # conv without bias + BN
+
+
+def _inception(i, w):
+    b0, b1a, b1b, b2a, b2b, b3 = w
+    return _unit(i, b0) + _unit(i, b1a) + _unit(b1a, b1b, 3) + _unit(i, b2a) + _unit(b2a, b2b, 3) + _unit(i, b3)
+
+
+def test_parameter_count_from_the_layer_table():
+    table = [(192, (64, 96, 128, 16, 32, 32)), (256, (128, 128, 192, 32, 96, 64)),
+             (480, (192, 96, 208, 16, 48, 64)), (512, (160, 112, 224, 24, 64, 64)),
+             (512, (128, 128, 256, 24, 64, 64)), (512, (112, 144, 288, 32, 64, 64)),
+             (528, (256, 160, 320, 32, 128, 128)), (832, (256, 160, 320, 32, 128, 128)),
+             (832, (384, 192, 384, 48, 128, 128))]
+    expected = _unit(3, 64, 7) + _unit(64, 64) + _unit(64, 192, 3) + sum(_inception(i, w) for i, w in table)
+    expected += 1024 * 400 + 400  # 1x1x1 logits conv with bias
+    model = create_model("i3d", 400)
+    assert sum(p.numel() for p in model.parameters()) == expected
+    assert round(expected / 1e6, 1) == 12.7
+
+
+def test_all_thirteen_pools_follow_the_pool_argument():
+    model = create_model("i3d", 10, pool="softpool")
+    pools = [n for n, m in model.named_modules() if isinstance(m, ops.SoftPool3d)]
+    assert len(pools) == 13 and not any(isinstance(m, nn.MaxPool3d) for m in model.modules())
+    geometry = {n: (m.kernel_size, m.stride, m.padding) for n, m in model.named_modules() if n in pools}
+    assert geometry["features.MaxPool3d_2a_3x3"] == ((1, 3, 3), (1, 2, 2), (0, 1, 1))
+    assert geometry["features.MaxPool3d_4a_3x3"] == (3, 2, 1)
+    assert geometry["features.MaxPool3d_5a_2x2"] == (2, 2, 0)
+    assert geometry["features.Mixed_4c.branch3.0"] == (3, 1, 1)
+
+
+def test_feature_map_sizes_at_16x224():
+    model = create_model("i3d", 400).eval()
+    with torch.no_grad():
+        assert model.forward_features(torch.zeros(1, 3, 16, 224, 224)).shape == (1, 1024, 2, 7, 7)
