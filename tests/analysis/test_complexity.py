@@ -1,0 +1,40 @@
+"""Model cost helpers and the model_info / benchmark_models tools."""
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vidpool.analysis.complexity import count_parameters, flops_and_activations, train_step_seconds
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_flops_count_multiply_adds_by_hand():
+    model = nn.Sequential(nn.Conv3d(3, 4, (1, 3, 3), padding=(0, 1, 1), bias=False), nn.Flatten(),
+                          nn.Linear(4 * 2 * 5 * 5, 7))
+    gflops, acts = flops_and_activations(model, torch.zeros(1, 3, 2, 5, 5))
+    conv = 3 * 9 * 4 * (2 * 5 * 5)  # per output: 3 in-channels x 9 taps
+    assert gflops * 1e9 == conv + 200 * 7
+    assert acts * 1e6 == 4 * 2 * 5 * 5 + 7
+    assert count_parameters(model) == 3 * 4 * 9 + 200 * 7 + 7
+
+
+def test_train_step_updates_the_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv3d(3, 2, 1), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(2, 3))
+    before = model[0].weight.clone()
+    assert train_step_seconds(model, torch.randn(2, 3, 2, 4, 4), repeats=1) > 0
+    assert not torch.equal(before, model[0].weight)
+
+
+def test_model_info_tool():
+    out = subprocess.run([sys.executable, "tools/model_info.py", "--model", "r3d_10", "--frames", "4", "--size",
+                          "32,48", "--markdown", "--no-time"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| r3d_10")]
+    assert len(rows) == 1 and rows[0].count("|") == 7
+    bad = subprocess.run([sys.executable, "tools/model_info.py", "--model", "r3d_11"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "unknown model" in bad.stderr

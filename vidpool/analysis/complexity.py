@@ -1,0 +1,54 @@
+"""Model size and cost: parameters, GFLOPs and activations (fvcore), and a training-step time.
+
+fvcore counts one fused multiply-add as one FLOP, as the SoftPool and SRTG papers' GFLOPs do.
+Operators fvcore has no rule for (pooling, including vidpool's SoftPool) are not counted; the
+paper reports the same GFLOPs with and without SoftPool for the same reason.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_and_activations(model: torch.nn.Module, clip: torch.Tensor):
+    """(GFLOPs as multiply-adds, million activations) of one forward pass on ``clip``."""
+    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+
+    model = model.eval()
+    with torch.no_grad():
+        flops = FlopCountAnalysis(model, clip)
+        flops.unsupported_ops_warnings(False)
+        flops.uncalled_modules_warnings(False)
+        acts = ActivationCountAnalysis(model, clip)
+        acts.unsupported_ops_warnings(False)
+        acts.uncalled_modules_warnings(False)
+        return flops.total() / 1e9, acts.total() / 1e6
+
+
+def train_step_seconds(model: torch.nn.Module, clip: torch.Tensor, repeats: int = 3) -> float:
+    """Median time of one SGD step (forward, cross-entropy, backward, update) on ``clip``."""
+    model = model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    target = torch.zeros(clip.shape[0], dtype=torch.long)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(clip), target).backward()
+        opt.step()
+
+    step()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
