@@ -1,0 +1,74 @@
+"""Fine-tuning helpers: a new classifier for another class count, and frozen early stages."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from torch import nn
+
+
+def _classifier_name(model: nn.Module) -> str:
+    for name in ("fc", "logits"):
+        if isinstance(getattr(model, name, None), (nn.Linear, nn.Conv3d)):
+            return name
+    raise ValueError(f"{type(model).__name__} has no 'fc' or 'logits' classifier to replace")
+
+
+def replace_classifier(model: nn.Module, num_classes: int) -> nn.Module:
+    """Swap the final classifier for a freshly initialised one with ``num_classes`` outputs, keeping
+    everything else (e.g. HACS -> Kinetics-700 or UCF-101 fine-tuning). Returns the new layer."""
+    if not isinstance(num_classes, int) or num_classes <= 0:
+        raise ValueError(f"replace_classifier: num_classes must be a positive int, got {num_classes!r}")
+    name = _classifier_name(model)
+    old = getattr(model, name)
+    new = nn.Linear(old.in_features, num_classes) if isinstance(old, nn.Linear) else nn.Conv3d(
+        old.in_channels, num_classes, 1)
+    new = new.to(device=old.weight.device, dtype=old.weight.dtype)
+    setattr(model, name, new)
+    return new
+
+
+def stage_names(model: nn.Module) -> list:
+    """The model's stages in forward order (stem first), as accepted by ``freeze_stages``."""
+    if hasattr(model, "layer1"):
+        return ["stem", "pool"] + [f"layer{i}" for i in range(1, 5)]
+    if hasattr(model, "features"):
+        return [f"features.{n}" for n, _ in model.features.named_children()]
+    raise ValueError(f"{type(model).__name__}: unknown stage layout")
+
+
+def freeze_stages(model: nn.Module, upto: int) -> list:
+    """Freeze the parameters and batch-norm statistics of the first ``upto`` stages (of
+    ``stage_names(model)``). Frozen BN layers stay in eval mode even under ``model.train()``.
+    Returns the frozen stage names."""
+    names = stage_names(model)
+    if not 0 <= upto <= len(names):
+        raise ValueError(f"freeze_stages: upto must be in [0, {len(names)}], got {upto}; stages: {names}")
+    frozen = []
+    for name in names[:upto]:
+        module = model.get_submodule(name) if _has(model, name) else None
+        if module is None:
+            continue
+        for p in module.parameters():
+            p.requires_grad_(False)
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+                m.train = _stay_in_eval.__get__(m)
+        frozen.append(name)
+    return frozen
+
+
+def _has(model: nn.Module, name: str) -> bool:
+    try:
+        return model.get_submodule(name) is not None
+    except AttributeError:
+        return False
+
+
+def _stay_in_eval(self, mode: bool = True):
+    """Replacement ``train`` for frozen batch-norm layers: they keep their running statistics."""
+    return nn.Module.train(self, False)
+
+
+def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
+    return (p for p in model.parameters() if p.requires_grad)
