@@ -1,0 +1,125 @@
+"""SRTG: Squeeze-and-Recursion blocks with Temporal Gates (Stergiou & Poppe 2021) on 3D ResNets.
+
+A Squeeze-and-Recursion (SR) block squeezes each frame of x (N, C, T, H, W) to its spatial mean,
+runs a 2-layer LSTM (hidden size = channels) over the T frames, and recalibrates the features with
+the LSTM output h broadcast over space: x * (1 + h). (The "1 +" makes a zero h the identity, so the
+block can be inserted into a trained network without changing it.)
+
+Temporal gate (``gate="cycle"``): per sample, the squeezed sequence s and its recalibrated version
+s * (1 + h) are tested for cycle consistency with soft nearest neighbours, both ways (each frame
+goes to its soft nearest neighbour in the other sequence and must come back to itself). Only the
+samples that pass are recalibrated; the others pass through unchanged, so a batch where nobody
+passes leaves the block the identity. Both sequences live in the same channel space, so the test is
+meaningful from the first step and the gate starts open instead of collapsing to "always closed"
+(comparing s with h itself, in unrelated spaces, fails almost always at initialisation, and a
+closed gate sends the LSTM no gradient). ``gate_from_epoch`` delays the gate; ``set_epoch(model,
+epoch)`` tells every SR block the current epoch. ``pass_rate`` holds the last batch's share of
+passing samples, for logging.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._registry import register_model
+from .resnet3d import _LAYERS, BasicBlock, ResNet3d, _r2plus1d_stem, _r3d_stem, conv2plus1d, conv3x3x3
+
+
+def cycle_consistent(u: torch.Tensor, v: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """(N,) bool: for every frame i of u (N, T, C), the soft nearest neighbour of u_i in v has u_i as
+    its nearest neighbour in u. Frames are compared as temporally centred, unit-length vectors."""
+    u = F.normalize(u - u.mean(1, keepdim=True), dim=-1)
+    v = F.normalize(v - v.mean(1, keepdim=True), dim=-1)
+    soft = torch.softmax(-torch.cdist(u, v).pow(2) / temperature, dim=-1) @ v
+    back = torch.cdist(soft, u).argmin(-1)
+    return (back == torch.arange(u.shape[1], device=u.device)).all(-1)
+
+
+class SqueezeRecursion(nn.Module):
+    def __init__(self, channels: int, layers: int = 2, gate: str = "cycle", gate_from_epoch: int = 0,
+                 temperature: float = 0.1):
+        super().__init__()
+        if gate not in ("none", "cycle"):
+            raise ValueError(f"SqueezeRecursion: gate must be 'none' or 'cycle', got {gate!r}")
+        self.lstm = nn.LSTM(channels, channels, layers, batch_first=True)
+        self.gate, self.gate_from_epoch, self.temperature = gate, int(gate_from_epoch), float(temperature)
+        self.epoch = 0
+        self.register_buffer("pass_rate", torch.ones(()), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"gate={self.gate}, gate_from_epoch={self.gate_from_epoch}"
+
+    def forward(self, x):
+        seq = x.mean((3, 4)).transpose(1, 2)  # (N, T, C)
+        h, _ = self.lstm(seq)
+        scale = 1 + h
+        out = x * scale.transpose(1, 2)[..., None, None]
+        if self.gate == "none" or self.epoch < self.gate_from_epoch:
+            return out
+        with torch.no_grad():
+            s, r = seq.detach(), (seq * scale).detach()
+            passed = cycle_consistent(s, r, self.temperature) & cycle_consistent(r, s, self.temperature)
+            self.pass_rate.fill_(passed.float().mean())
+        return torch.where(passed.view(-1, 1, 1, 1, 1), out, x)
+
+
+def set_epoch(model: nn.Module, epoch: int) -> None:
+    """Tell every SR block the current epoch (gates switch on at ``gate_from_epoch``)."""
+    for m in model.modules():
+        if isinstance(m, SqueezeRecursion):
+            m.epoch = int(epoch)
+
+
+class SRBlock(nn.Module):
+    """A residual block with an SR block at ``place``: start (block input), top (after the first
+    conv), mid (before the residual addition), end (after it), final (after the last ReLU)."""
+
+    PLACES = ("start", "top", "mid", "end", "final")
+
+    def __init__(self, n_in, planes, conv, stride=1, downsample=None, *, place="final", **sr_kw):
+        super().__init__()
+        if place not in self.PLACES:
+            raise ValueError(f"SRTG place must be one of {self.PLACES}, got {place!r}")
+        self.body = BasicBlock(n_in, planes, conv, stride, downsample)
+        self.place = place
+        self.sr = SqueezeRecursion(n_in if place == "start" else planes, **sr_kw)
+
+    def forward(self, x):
+        b = self.body
+        if self.place == "start":
+            x = self.sr(x)
+        shortcut = x if b.downsample is None else b.downsample(x)
+        y = b.conv1(x)
+        if self.place == "top":
+            y = self.sr(y)
+        y = b.conv2[1](b.conv2[0](y))
+        if self.place == "mid":
+            y = self.sr(y)
+        y = y + shortcut
+        if self.place == "end":
+            y = self.sr(y)
+        y = b.relu(y)
+        return self.sr(y) if self.place == "final" else y
+
+
+def _srtg(depth, conv, stem, num_classes, pool, place="final", gate="cycle", gate_from_epoch=0, **kw):
+    def block(n_in, planes, conv_, stride=1, downsample=None):
+        return SRBlock(n_in, planes, conv_, stride, downsample, place=place, gate=gate,
+                       gate_from_epoch=gate_from_epoch)
+    block.expansion = 1
+    return ResNet3d(block, _LAYERS[depth], conv, stem, num_classes, pool=pool, **kw)
+
+
+def _register(prefix, conv, stem):
+    for depth in (18, 34):
+        def builder(num_classes: int = 400, pool: str = "max", depth=depth, **kw):
+            return _srtg(depth, conv, stem(), num_classes, pool, **kw)
+        builder.__name__ = f"srtg_{prefix}_{depth}"
+        builder.__doc__ = (f"SRTG {prefix}-{depth}: an SR block in every residual block "
+                           "(place=final, gate=cycle, gate_from_epoch=0 by default)")
+        register_model(builder)
+
+
+_register("r3d", conv3x3x3, _r3d_stem)
+_register("r2plus1d", conv2plus1d, _r2plus1d_stem)
