@@ -38,3 +38,16 @@ def test_model_info_tool():
     bad = subprocess.run([sys.executable, "tools/model_info.py", "--model", "r3d_11"], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "unknown model" in bad.stderr
+
+
+def test_lstm_multiply_adds_by_hand():
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(6, 5, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+    gflops, _ = flops_and_activations(Seq(), torch.zeros(3, 7, 6))
+    assert round(gflops * 1e9) == 3 * 7 * 4 * 5 * ((6 + 5) + (5 + 5))
