@@ -1,4 +1,6 @@
 """Fine-tuning helpers."""
+import io
+
 import pytest
 import torch
 
@@ -35,3 +37,9 @@ def test_freeze_stages_freezes_parameters_and_bn_statistics():
     assert not torch.equal(model.layer2[0].conv1[1].running_mean, live)
     with pytest.raises(ValueError, match="upto must be in"):
         freeze_stages(model, 99)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)  # whole-model pickling still works
+    buffer.seek(0)
+    again = torch.load(buffer, weights_only=False).train()
+    again(torch.randn(2, 3, 8, 32, 32))
+    assert torch.equal(again.layer1[0].conv1[1].running_mean, stats)

@@ -38,7 +38,8 @@ def stage_names(model: nn.Module) -> list:
 
 def freeze_stages(model: nn.Module, upto: int) -> list:
     """Freeze the parameters and batch-norm statistics of the first ``upto`` stages (of
-    ``stage_names(model)``). Frozen BN layers stay in eval mode even under ``model.train()``.
+    ``stage_names(model)``). Frozen BN layers use and keep their running statistics even under
+    ``model.train()``.
     Returns the frozen stage names."""
     names = stage_names(model)
     if not 0 <= upto <= len(names):
@@ -53,7 +54,7 @@ def freeze_stages(model: nn.Module, upto: int) -> list:
         for m in module.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()
-                m.train = _stay_in_eval.__get__(m)
+                m.register_forward_pre_hook(_keep_eval)
         frozen.append(name)
     return frozen
 
@@ -65,9 +66,10 @@ def _has(model: nn.Module, name: str) -> bool:
         return False
 
 
-def _stay_in_eval(self, mode: bool = True):
-    """Replacement ``train`` for frozen batch-norm layers: they keep their running statistics."""
-    return nn.Module.train(self, False)
+def _keep_eval(module: nn.Module, args) -> None:
+    """Forward pre-hook of frozen batch-norm layers: normalise with the running statistics and
+    leave them unchanged, whatever mode the model is in (a plain function, so models pickle)."""
+    module.training = False
 
 
 def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
