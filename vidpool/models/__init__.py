@@ -1,6 +1,6 @@
 """Video backbones behind one registry: ``list_models()``, ``create_model(name, num_classes, pool=...)``."""
 from . import i3d, resnet3d, srtg  # noqa: F401  (register the model families)
-from ._registry import create_model, list_models, register_model
+from ._registry import build_model, create_model, list_models, register_model
 from .heads import freeze_stages, replace_classifier, stage_names
 
-__all__ = ["create_model", "list_models", "register_model", "replace_classifier", "freeze_stages", "stage_names"]
+__all__ = ["build_model", "create_model", "list_models", "register_model", "replace_classifier", "freeze_stages", "stage_names"]

@@ -28,3 +28,14 @@ def create_model(name: str, num_classes: int, pool: str = "max", **kw) -> nn.Mod
     if not isinstance(num_classes, int) or num_classes <= 0:
         raise ValueError(f"create_model: num_classes must be a positive int, got {num_classes!r}")
     return _MODELS[name](num_classes=num_classes, pool=pool, **kw)
+
+
+def build_model(cfg) -> nn.Module:
+    """The model a config describes: MODEL.ARCH with MODEL.NUM_CLASSES outputs, MODEL.POOL for every
+    non-global pool, MODEL.HEAD_POOL for the global one, MODEL.DROPOUT_RATE before the classifier
+    (and the MODEL.SRTG_* options for SRTG models)."""
+    m = cfg.MODEL
+    kw = {"head_pool": m.HEAD_POOL, "dropout": m.DROPOUT_RATE}
+    if m.ARCH.startswith("srtg_"):
+        kw.update(place=m.SRTG_PLACE, gate=m.SRTG_GATE, gate_from_epoch=m.SRTG_GATE_FROM_EPOCH)
+    return create_model(m.ARCH, m.NUM_CLASSES, pool=m.POOL, **kw)

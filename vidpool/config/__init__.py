@@ -1,0 +1,46 @@
+"""Configuration: ``get_cfg()`` defaults, ``load_cfg(path, overrides)`` from YAML plus KEY VALUE pairs."""
+from __future__ import annotations
+
+import difflib
+from typing import Optional, Sequence
+
+from fvcore.common.config import CfgNode
+
+from .defaults import get_cfg
+
+
+def _all_keys(node: CfgNode, prefix: str = "") -> list:
+    keys = []
+    for k, v in node.items():
+        full = f"{prefix}{k}"
+        keys += _all_keys(v, full + ".") if isinstance(v, CfgNode) else [full]
+    return keys
+
+
+def _check_keys(cfg: CfgNode, keys: Sequence[str], where: str) -> None:
+    valid = _all_keys(cfg)
+    for key in keys:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise KeyError(f"unknown config key {key!r} in {where}{hint}")
+
+
+def load_cfg(path: Optional[str] = None, overrides: Sequence[str] = ()) -> CfgNode:
+    """Defaults, then the YAML file at ``path``, then ``overrides`` as [KEY, VALUE, ...]; unknown
+    keys raise an error that suggests the closest valid one. The result is frozen."""
+    cfg = get_cfg()
+    if path is not None:
+        loaded = CfgNode.load_yaml_with_base(path, allow_unsafe=False)
+        _check_keys(cfg, _all_keys(CfgNode(loaded)), path)
+        cfg.merge_from_other_cfg(CfgNode(loaded))
+    overrides = list(overrides)
+    if len(overrides) % 2:
+        raise ValueError(f"overrides must be KEY VALUE pairs, got an odd number: {overrides}")
+    _check_keys(cfg, overrides[0::2], "the command-line overrides")
+    cfg.merge_from_list(overrides)
+    cfg.freeze()
+    return cfg
+
+
+__all__ = ["get_cfg", "load_cfg"]
