@@ -94,3 +94,17 @@ def test_errors_are_clear():
         swap_pooling(nn.Sequential(nn.MaxPool2d(3, dilation=2)), "softpool")
     with pytest.raises(ValueError, match="unknown pooling method"):
         swap_pooling(nn.Sequential(nn.MaxPool2d(2)), "bogus")
+
+
+def test_branchy_models_need_tracing_and_wrong_guesses_fail_clearly():
+    from vidpool.models import create_model
+    model = create_model("i3d", 5)
+    x = torch.randn(2, 3, 8, 32, 32)
+    swap_pooling(model, "dpp_lite_sym", include="*branch3*")  # static guess: branch2's width
+    with pytest.raises(ValueError, match="built for 32 channels but got an input with 192.*example_input"):
+        model(x)
+    model = create_model("i3d", 5)
+    swap_pooling(model, "dpp_lite_sym", example_input=x)
+    assert model.features.Mixed_3b.branch3[0].channels == 192
+    assert model.features.MaxPool3d_4a_3x3.channels == 480
+    assert model(x).shape == (2, 5)

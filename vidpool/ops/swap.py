@@ -92,7 +92,9 @@ def swap_pooling(model: nn.Module, name: str, include: Optional[Iterable[str]] =
     ceil_mode). ``include``/``exclude`` are glob patterns over qualified module names. Adaptive and
     global pools are left alone unless ``adaptive=True`` (then only for softpool/avg/max).
     Methods with per-channel parameters get their channel count from ``example_input`` (a forward
-    pass with hooks) or else from the last conv/norm layer registered before the pool. New modules
+    pass with hooks) or else from the last conv/norm layer registered before the pool; that guess
+    is wrong where a pool does not follow that layer (parallel branches, as in Inception/I3D), so
+    pass ``example_input`` for such models (a wrong count raises a clear error at the first forward). New modules
     are put on the device and dtype of the model's parameters. Returns the replaced names in order.
     """
     include = [include] if isinstance(include, str) else include

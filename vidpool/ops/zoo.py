@@ -43,6 +43,11 @@ class WindowPool(nn.Module):
         if x.dim() != self.dim + 2:
             raise ValueError(f"{type(self).__name__}: expected a {self.dim + 2}-d (N, C, ...) input, "
                              f"got shape {tuple(x.shape)}")
+        channels = getattr(self, "channels", None)
+        if channels is not None and x.shape[1] != channels:
+            raise ValueError(f"{type(self).__name__}: built for {channels} channels but got an input with "
+                             f"{x.shape[1]}; build it with channels={x.shape[1]} (with swap_pooling, pass "
+                             "example_input=... so channels are traced)")
         pads = []
         for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding):
             out = pool_output_size(n, k, s, p, self.ceil_mode)
@@ -114,6 +119,7 @@ class TrainableLpPool(WindowPool):
     def __init__(self, dim, kernel_size, stride=None, padding=0, ceil_mode=False, *, channels: int,
                  p_init: float = 2.0):
         super().__init__(dim, kernel_size, stride, padding, ceil_mode)
+        self.channels = int(channels)
         self.p = nn.Parameter(torch.full((channels,), float(p_init)))
 
     def forward(self, x):
@@ -149,6 +155,7 @@ class GatedPool(WindowPool):
         super().__init__(dim, kernel_size, stride, padding, ceil_mode)
         if per_channel and channels is None:
             raise ValueError("GatedPool: per_channel=True needs channels")
+        self.channels = int(channels) if per_channel else None
         rows = channels if per_channel else 1
         # small random mask: gates start near 0.5 (an even mix) and differ between windows
         self.mask = nn.Parameter(torch.randn(rows, math.prod(self.kernel_size)) * 0.01)
@@ -207,6 +214,7 @@ class LIPPool(WindowPool):
 
     def __init__(self, dim, kernel_size, stride=None, padding=0, ceil_mode=False, *, channels: int):
         super().__init__(dim, kernel_size, stride, padding, ceil_mode)
+        self.channels = int(channels)
         conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim]
         self.logit = conv(channels, channels, 1)
         with torch.no_grad():
@@ -236,6 +244,7 @@ class DPPPool(WindowPool):
         if variant not in ("lite", "full") or reward not in ("sym", "asym"):
             raise ValueError(f"DPPPool: variant must be lite|full and reward sym|asym, got {variant!r}, {reward!r}")
         self.variant, self.reward, self.eps = variant, reward, float(eps)
+        self.channels = int(channels)
         self.alpha = nn.Parameter(torch.full((channels,), float(alpha_init)))
         self.lam = nn.Parameter(torch.full((channels,), float(lambda_init)))
         if variant == "full":
