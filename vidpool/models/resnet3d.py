@@ -172,18 +172,9 @@ _register_family("r3d", conv3x3x3, _r3d_stem, (10, 18, 34, 50, 101, 152, 200))
 _register_family("r2plus1d", conv2plus1d, _r2plus1d_stem, (10, 18, 34, 50, 101, 152))
 
 
-class _TvConv2Plus1d(nn.Sequential):
-    """torchvision's (2+1)D conv: mid channels from the block's in/out planes, not the conv's."""
-
-    def __init__(self, n_in, n_out, mid, stride=1):
-        super().__init__(nn.Conv3d(n_in, mid, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False),
-                         nn.BatchNorm3d(mid), nn.ReLU(inplace=True),
-                         nn.Conv3d(mid, n_out, (3, 1, 1), (stride, 1, 1), (1, 0, 0), bias=False))
-
-
 def _tv_2plus1d_conv(n_in, n_out, stride=1, block_in=0):
     """torchvision sizes both (2+1)D convs of a block from the block's input planes."""
-    return _TvConv2Plus1d(n_in, n_out, (block_in * n_out * 27) // (block_in * 9 + 3 * n_out), stride)
+    return Conv2Plus1d(n_in, n_out, stride, mid=mid_channels(block_in, n_out))
 
 
 @register_model
