@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from vidpool.analysis.complexity import train_step
 from vidpool.models import create_model
 
 
@@ -30,19 +31,11 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     pools = args.pools.split(",")
     clip = torch.randn(args.batch, 3, args.frames, args.size, args.size)
-    target = torch.zeros(args.batch, dtype=torch.long)
     steps = {}
     for pool in pools:
         torch.manual_seed(0)
-        model = create_model(args.model, 400, pool=pool).train()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-
-        def step(model=model, opt=opt):
-            opt.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(clip), target).backward()
-            opt.step()
-        step()  # warm-up
-        steps[pool] = step
+        steps[pool] = train_step(create_model(args.model, 400, pool=pool), clip)
+        steps[pool]()  # warm-up
     times = {p: [] for p in pools}
     for r in range(args.rounds):
         for pool in pools:

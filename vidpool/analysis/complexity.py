@@ -47,8 +47,8 @@ def flops_and_activations(model: torch.nn.Module, clip: torch.Tensor):
         return flops.total() / 1e9, acts.total() / 1e6
 
 
-def train_step_seconds(model: torch.nn.Module, clip: torch.Tensor, repeats: int = 3) -> float:
-    """Median time of one SGD step (forward, cross-entropy, backward, update) on ``clip``."""
+def train_step(model: torch.nn.Module, clip: torch.Tensor):
+    """A callable doing one SGD step (forward, cross-entropy, backward, update) of ``model`` on ``clip``."""
     model = model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     target = torch.zeros(clip.shape[0], dtype=torch.long)
@@ -58,7 +58,13 @@ def train_step_seconds(model: torch.nn.Module, clip: torch.Tensor, repeats: int 
         torch.nn.functional.cross_entropy(model(clip), target).backward()
         opt.step()
 
-    step()  # warm-up
+    return step
+
+
+def train_step_seconds(model: torch.nn.Module, clip: torch.Tensor, repeats: int = 3) -> float:
+    """Median time of one ``train_step`` on ``clip``, after one warm-up step."""
+    step = train_step(model, clip)
+    step()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
