@@ -1,8 +1,6 @@
 """Fine-tuning helpers: a new classifier for another class count, and frozen early stages."""
 from __future__ import annotations
 
-from typing import Iterable
-
 from torch import nn
 
 
@@ -46,8 +44,8 @@ def freeze_stages(model: nn.Module, upto: int) -> list:
         raise ValueError(f"freeze_stages: upto must be in [0, {len(names)}], got {upto}; stages: {names}")
     frozen = []
     for name in names[:upto]:
-        module = model.get_submodule(name) if _has(model, name) else None
-        if module is None:
+        module = _submodule(model, name)
+        if module is None:  # e.g. the stem pool of the torchvision layouts
             continue
         for p in module.parameters():
             p.requires_grad_(False)
@@ -59,11 +57,12 @@ def freeze_stages(model: nn.Module, upto: int) -> list:
     return frozen
 
 
-def _has(model: nn.Module, name: str) -> bool:
+def _submodule(model: nn.Module, name: str):
+    """The submodule called ``name``, or None where the model has none (or a None placeholder)."""
     try:
-        return model.get_submodule(name) is not None
+        return model.get_submodule(name)
     except AttributeError:
-        return False
+        return None
 
 
 def _keep_eval(module: nn.Module, args) -> None:
@@ -71,6 +70,3 @@ def _keep_eval(module: nn.Module, args) -> None:
     leave them unchanged, whatever mode the model is in (a plain function, so models pickle)."""
     module.training = False
 
-
-def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
-    return (p for p in model.parameters() if p.requires_grad)
