@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .softpool import AdaptiveSoftPool1d, AdaptiveSoftPool2d, AdaptiveSoftPool3d, _SoftPoolNd
-from .zoo import WindowPool, build_pool, needs_channels
+from .zoo import WindowPool, accepts_channels, build_pool, needs_channels
 
 _FIXED = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3, nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3}
 _ADAPTIVE = {nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3,
@@ -108,12 +108,12 @@ def swap_pooling(model: nn.Module, name: str, include: Optional[Iterable[str]] =
     if adaptive and name not in _ADAPTIVE_BUILDERS and any(type(m) in _ADAPTIVE for _, m in targets):
         raise ValueError(f"swap_pooling: adaptive pools can become {sorted(_ADAPTIVE_BUILDERS)}, not {name!r}")
     channels = {}
-    if needs_channels(name) or (name == "gated" and kw.get("per_channel")):
+    if accepts_channels(name):
         names = [q for q, m in targets if type(m) not in _ADAPTIVE]
         channels = _traced_channels(model, names, example_input) if example_input is not None else {
             q: _static_channels(model, q) for q in names}
         missing = [q for q in names if channels.get(q) is None]
-        if missing:
+        if missing and needs_channels(name):
             raise ValueError(f"swap_pooling: cannot infer the channel count of {missing} for {name!r}; pass "
                              "example_input=<a batch> so it can be traced, or exclude those layers")
     param = next(model.parameters(), None)

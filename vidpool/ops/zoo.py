@@ -286,23 +286,24 @@ def _dpp(variant, reward):
     return build
 
 
-# name -> (builder, needs channels, one-line description)
+# name -> (builder, channels, one-line description); channels: "required" (per-channel parameters),
+# "optional" (taken when given: gated with per_channel=True) or None (never taken)
 POOLS = {
-    "avg": (_torch_pool("AvgPool"), False, "window mean (nn.AvgPool*d; count_include_pad as there)"),
-    "max": (_torch_pool("MaxPool"), False, "window maximum (nn.MaxPool*d)"),
-    "sum": (SumPool, False, "window sum"),
-    "lp": (LpPool, False, "power average (sum |a|^p)^(1/p), fixed p (default 2)"),
-    "trainable_lp": (TrainableLpPool, True, "power average with a learned p >= 1 per channel"),
-    "mixed": (MixedPool, False, "random max/avg mix in training, their average in eval"),
-    "gated": (GatedPool, False, "learned sigmoid gate between max and avg"),
-    "stochastic": (StochasticPool, False, "sample a cell with p_i = a_i / sum(a) (eval: expectation)"),
-    "s3pool": (S3Pool, False, "stride-1 max pool, then random (eval: regular) subsampling"),
-    "lip": (LIPPool, True, "local importance pooling with a learned 1x1 logit module"),
-    "dpp_lite_sym": (_dpp("lite", "sym"), True, "detail-preserving pooling, mean-downscaled, symmetric reward"),
-    "dpp_lite_asym": (_dpp("lite", "asym"), True, "detail-preserving pooling, mean-downscaled, asymmetric reward"),
-    "dpp_full_sym": (_dpp("full", "sym"), True, "detail-preserving pooling, learned downscaling, symmetric"),
-    "dpp_full_asym": (_dpp("full", "asym"), True, "detail-preserving pooling, learned downscaling, asymmetric"),
-    "softpool": (_softpool, False, "SoftPool: softmax-weighted window average (compiled)"),
+    "avg": (_torch_pool("AvgPool"), None, "window mean (nn.AvgPool*d; count_include_pad as there)"),
+    "max": (_torch_pool("MaxPool"), None, "window maximum (nn.MaxPool*d)"),
+    "sum": (SumPool, None, "window sum"),
+    "lp": (LpPool, None, "power average (sum |a|^p)^(1/p), fixed p (default 2)"),
+    "trainable_lp": (TrainableLpPool, "required", "power average with a learned p >= 1 per channel"),
+    "mixed": (MixedPool, None, "random max/avg mix in training, their average in eval"),
+    "gated": (GatedPool, "optional", "learned sigmoid gate between max and avg"),
+    "stochastic": (StochasticPool, None, "sample a cell with p_i = a_i / sum(a) (eval: expectation)"),
+    "s3pool": (S3Pool, None, "stride-1 max pool, then random (eval: regular) subsampling"),
+    "lip": (LIPPool, "required", "local importance pooling with a learned 1x1 logit module"),
+    "dpp_lite_sym": (_dpp("lite", "sym"), "required", "detail-preserving pooling, mean-downscaled, symmetric reward"),
+    "dpp_lite_asym": (_dpp("lite", "asym"), "required", "detail-preserving pooling, mean-downscaled, asymmetric reward"),
+    "dpp_full_sym": (_dpp("full", "sym"), "required", "detail-preserving pooling, learned downscaling, symmetric"),
+    "dpp_full_asym": (_dpp("full", "asym"), "required", "detail-preserving pooling, learned downscaling, asymmetric"),
+    "softpool": (_softpool, None, "SoftPool: softmax-weighted window average (compiled)"),
 }
 
 
@@ -312,7 +313,13 @@ def list_pools() -> list:
 
 
 def needs_channels(name: str) -> bool:
-    return _lookup(name)[1]
+    """True for methods with per-channel parameters: they cannot be built without ``channels``."""
+    return _lookup(name)[1] == "required"
+
+
+def accepts_channels(name: str) -> bool:
+    """True for methods that use ``channels`` when given (all that need it, and gated)."""
+    return _lookup(name)[1] is not None
 
 
 def _lookup(name):
@@ -324,15 +331,13 @@ def _lookup(name):
 def build_pool(name: str, dim: int, kernel_size, stride=None, padding=0, ceil_mode=False,
                channels: Optional[int] = None, **kw) -> nn.Module:
     """A pooling module of method ``name`` for ``dim``-d inputs with max pooling's geometry."""
-    builder, wants_channels, _ = _lookup(name)
+    builder, takes_channels, _ = _lookup(name)
     if dim not in (1, 2, 3):
         raise ValueError(f"build_pool: dim must be 1, 2 or 3, got {dim!r}")
-    if wants_channels:
-        if channels is None or int(channels) <= 0:
-            trainable = ", ".join(n for n in list_pools() if POOLS[n][1])
-            raise ValueError(f"build_pool: {name!r} has per-channel parameters and needs channels=<int> "
-                             f"(methods that need channels: {trainable}); got channels={channels!r}")
-        kw["channels"] = int(channels)
-    elif channels is not None and name == "gated":
+    if takes_channels == "required" and (channels is None or int(channels) <= 0):
+        trainable = ", ".join(n for n in list_pools() if needs_channels(n))
+        raise ValueError(f"build_pool: {name!r} has per-channel parameters and needs channels=<int> "
+                         f"(methods that need channels: {trainable}); got channels={channels!r}")
+    if takes_channels is not None and channels is not None:
         kw["channels"] = int(channels)
     return builder(dim, kernel_size, stride, padding, ceil_mode, **kw)
