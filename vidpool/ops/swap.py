@@ -22,14 +22,10 @@ _ADAPTIVE_BUILDERS = {
 
 
 def _pool_dim(module) -> Optional[int]:
-    for cls, dim in _FIXED.items():
-        if type(module) is cls:
-            return dim
-    if isinstance(module, WindowPool):
+    """Dimension of a swappable pool (exact torch pool types, zoo pools, SoftPool), else None."""
+    if isinstance(module, (WindowPool, _SoftPoolNd)):
         return module.dim
-    if isinstance(module, _SoftPoolNd):
-        return module.dim
-    return None
+    return _FIXED.get(type(module))
 
 
 def _geometry(name, module):
