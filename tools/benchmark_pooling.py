@@ -8,14 +8,13 @@ stem shape (4x64x16x56x56, k=2 s=2). Example:
     python tools/benchmark_pooling.py --threads 2
 """
 import argparse
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 from vidpool import ops
+from vidpool.analysis.complexity import median_seconds
 from vidpool.ops import _reference, build_pool, list_pools
 
 CASES = [  # (label, shape, kernel, stride, padding)
@@ -43,14 +42,8 @@ def methods():
 
 
 def median_time(fn, repeats, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    """Median milliseconds of fn()."""
+    return median_seconds(fn, repeats, warmup) * 1e3
 
 
 def saved_bytes(f, x, k, s, p):

@@ -61,13 +61,18 @@ def train_step(model: torch.nn.Module, clip: torch.Tensor):
     return step
 
 
-def train_step_seconds(model: torch.nn.Module, clip: torch.Tensor, repeats: int = 3) -> float:
-    """Median time of one ``train_step`` on ``clip``, after one warm-up step."""
-    step = train_step(model, clip)
-    step()
+def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        step()
+        fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def train_step_seconds(model: torch.nn.Module, clip: torch.Tensor, repeats: int = 3) -> float:
+    """Median time of one ``train_step`` on ``clip``, after one warm-up step."""
+    return median_seconds(train_step(model, clip), repeats)
