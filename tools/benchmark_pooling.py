@@ -114,9 +114,10 @@ def main(argv=None):
         out_bytes = torch.Size(F.max_pool3d(x, k, s, p).shape).numel() * 4
         results[(label, k)] = (rows, in_bytes, out_bytes)
 
-    key = ("r3d stem", 2)
-    if key not in results:
+    if args.quick:
+        print("\n--quick uses small shapes: the targets (r3d stem 4x64x16x56x56) are not checked.")
         return 0
+    key = ("r3d stem", 2)
     rows, in_bytes, out_bytes = results[key]
     sp = rows["softpool3d (compiled)"]
     checks = [
