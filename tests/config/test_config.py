@@ -51,3 +51,5 @@ def test_build_model_passes_the_srtg_options():
     block = model.layer2[0]
     assert block.place == "top" and block.sr.gate == "none"
     assert model(torch.randn(2, 3, 8, 32, 32)).shape == (2, 400)
+    wide = build_model(load_cfg(None, ["MODEL.ARCH", "srtg_r3d_50", "MODEL.SRTG_HIDDEN", "channels"]))
+    assert wide.layer4[0].sr.lstm.hidden_size == 2048

@@ -86,19 +86,71 @@ def test_gate_off_and_gate_from_epoch():
         SqueezeRecursion(4, gate="sometimes")
 
 
-@pytest.mark.parametrize("name,base", [("srtg_r3d_18", "r3d_18"), ("srtg_r2plus1d_34", "r2plus1d_34")])
-def test_srtg_models_add_exactly_the_lstm_parameters(name, base):
-    def lstm_params(c):
-        return 2 * (8 * c * c + 8 * c)  # 2 layers of 4 gates: W_ih, W_hh (C x C) and two biases
-    layers = (2, 2, 2, 2) if base.endswith("18") else (3, 4, 6, 3)
-    extra = sum(n * lstm_params(c) for n, c in zip(layers, (64, 128, 256, 512)))
+def _lstm(c_in, h):
+    """Parameters of a 2-layer LSTM: 4 gates, W_ih (4h x in), W_hh (4h x h) and two 4h biases per layer."""
+    return (4 * h * c_in + 4 * h * h + 8 * h) + (4 * h * h + 4 * h * h + 8 * h)
+
+
+_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+
+@pytest.mark.parametrize("name,base", [("srtg_r3d_18", "r3d_18"), ("srtg_r2plus1d_34", "r2plus1d_34"),
+                                       ("srtg_r3d_50", "r3d_50"), ("srtg_r2plus1d_101", "r2plus1d_101")])
+def test_srtg_models_add_exactly_the_sr_parameters(name, base):
+    depth = int(base.rsplit("_", 1)[1])
+    expansion = 4 if depth >= 50 else 1
+    extra = 0
+    for n, planes in zip(_BLOCKS[depth], (64, 128, 256, 512)):
+        c = planes * expansion  # channels after the residual addition (place=final)
+        # hidden size capped at the block's width; a linear layer (weight + bias) maps it back to c
+        per_block = _lstm(c, planes) + (planes * c + c if c != planes else 0)
+        extra += n * per_block
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(create_model(name, 10)) == count(create_model(base, 10)) + extra
 
 
+def test_uncapped_hidden_size_on_bottlenecks():
+    extra = sum(n * _lstm(4 * p, 4 * p) for n, p in zip(_BLOCKS[50], (64, 128, 256, 512)))
+    assert extra > 300e6  # why "width" is the default
+    block = create_model("srtg_r3d_50", 10, sr_hidden="channels").layer4[0]
+    assert block.sr.proj is None and block.sr.lstm.hidden_size == 2048
+    capped = create_model("srtg_r3d_50", 10).layer4[0]
+    assert capped.sr.lstm.hidden_size == 512 and capped.sr.proj.out_features == 2048
+    with pytest.raises(ValueError, match="sr_hidden must be one of"):
+        create_model("srtg_r3d_18", 10, sr_hidden="half")
+
+
+def test_projected_recalibration_by_hand():
+    block = SqueezeRecursion(16, gate="none", hidden=4)
+    x = _features()
+    h, _ = block.lstm(x.mean((3, 4)).transpose(1, 2))
+    scale = 1 + h @ block.proj.weight.T + block.proj.bias
+    torch.testing.assert_close(block(x), x * scale.transpose(1, 2)[..., None, None])
+
+
+@pytest.mark.parametrize("name", ["srtg_r3d_18", "srtg_r2plus1d_50"])
 @pytest.mark.parametrize("place", ["start", "top", "mid", "end", "final"])
-def test_placements_run(place):
-    model = create_model("srtg_r3d_18", 4, place=place, pool="softpool")
+def test_placements_run(place, name):
+    model = create_model(name, 4, place=place, pool="softpool")
     out = model(torch.randn(2, 3, 8, 32, 32))
     out.sum().backward()
     assert out.shape == (2, 4)
+
+
+@pytest.mark.parametrize("name", ["srtg_r3d_18", "srtg_r3d_50", "srtg_r2plus1d_50"])
+@pytest.mark.parametrize("place", ["start", "top", "mid", "end", "final"])
+def test_zero_recursion_is_the_plain_network(name, place):
+    """With every LSTM and projection weight zero, h = 0 and each SR block is the identity: the SRTG
+    network must then compute exactly the plain network it wraps (checks the wiring at every place)."""
+    torch.manual_seed(0)
+    srtg = create_model(name, 7, place=place, gate="none").eval()
+    for module in srtg.modules():
+        if isinstance(module, SqueezeRecursion):
+            for p in module.parameters():
+                nn.init.zeros_(p)
+    plain = create_model(name[len("srtg_"):], 7).eval()
+    state = {k.replace(".body.", "."): v for k, v in srtg.state_dict().items() if ".sr." not in k}
+    plain.load_state_dict(state)
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(srtg(x), plain(x), rtol=0, atol=0)

@@ -15,6 +15,7 @@ _C.MODEL.DROPOUT_RATE = 0.5       # dropout before the classifier
 _C.MODEL.SRTG_PLACE = "final"     # SRTG models: where the SR block sits (start|top|mid|end|final)
 _C.MODEL.SRTG_GATE = "cycle"      # SRTG models: temporal gate (none|cycle)
 _C.MODEL.SRTG_GATE_FROM_EPOCH = 0  # SRTG models: first epoch with the gate on
+_C.MODEL.SRTG_HIDDEN = "width"    # SRTG models: LSTM hidden size capped at the block width | "channels" (uncapped)
 
 
 def get_cfg() -> CfgNode:

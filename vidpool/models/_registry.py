@@ -37,5 +37,6 @@ def build_model(cfg) -> nn.Module:
     m = cfg.MODEL
     kw = {"head_pool": m.HEAD_POOL, "dropout": m.DROPOUT_RATE}
     if m.ARCH.startswith("srtg_"):
-        kw.update(place=m.SRTG_PLACE, gate=m.SRTG_GATE, gate_from_epoch=m.SRTG_GATE_FROM_EPOCH)
+        kw.update(place=m.SRTG_PLACE, gate=m.SRTG_GATE, gate_from_epoch=m.SRTG_GATE_FROM_EPOCH,
+                  sr_hidden=m.SRTG_HIDDEN)
     return create_model(m.ARCH, m.NUM_CLASSES, pool=m.POOL, **kw)
