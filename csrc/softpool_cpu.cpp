@@ -73,8 +73,12 @@ struct LineWindow {
   }
 };
 
+// A LineWindow over a thread's -inf padded copy of the window's lines (not over x itself).
+template <typename acc_t>
+struct PaddedLineWindow : LineWindow<acc_t> {};
+
 int64_t max_extent(const PoolDim& d) {
-  if (!d.adaptive) return std::min(d.k, d.in);
+  if (!d.adaptive) return d.k;
   int64_t m = 0;
   for (int64_t o = 0; o < d.out; ++o) m = std::max(m, win_end(d, o) - win_start(d, o));
   return m;
@@ -96,8 +100,10 @@ struct RowOrder {
 bool channels_inner(const at::Tensor& x) { return x.size(1) > 1 && x.stride(1) < x.stride(x.dim() - 1); }
 
 // Calls emit(n, c, od, oh, ow0, lanes, window, cols) for every chunk of L outputs along W. The
-// window is a LineWindow where the chunk allows it, else a BufferWindow over the gathered cells
-// (cell-major, L lanes per cell). cols[slot * L + lane] is the input column or -1.
+// window is a LineWindow where the chunk's windows and loads lie inside x's rows. Other chunks of
+// fixed windows use a PaddedLineWindow: the row's lines copied once, with -inf padding, into a
+// per-thread buffer. Adaptive windows gather their cells into a BufferWindow (cell-major, L lanes
+// per cell). cols[slot * L + lane] is the input column or -1.
 template <typename scalar_t, typename acc_t, typename Emit>
 void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool plane_major, Emit&& emit) {
   constexpr int L = Vectorized<acc_t>::size();
@@ -107,15 +113,23 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool pla
   // (recomputing a few outputs, same values) so that every chunk of a wide row has L lanes.
   auto chunk_start = [&](int64_t ch) { return W.out >= L ? std::min<int64_t>(ch * L, W.out - L) : 0; };
   const int64_t lanes = std::min<int64_t>(L, W.out);
-  // Input column of (chunk, slot, lane), or -1 where that lane's window has no such cell.
+  // Input column of (chunk, slot, lane), or -1 where that lane's window has no such cell. Fixed
+  // windows keep slot s at column ow * stride - pad + s even where padding cuts the window, so that
+  // slot s of lane j is always column c0 + s + j * stride (the backward's vector adds rely on it).
   std::vector<int64_t> col(chunks * kw * L);
   for (int64_t ch = 0; ch < chunks; ++ch)
     for (int64_t j = 0; j < L; ++j) {
       const int64_t ow = chunk_start(ch) + j;
       const int64_t w0 = ow < W.out ? win_start(W, ow) : 0, w1 = ow < W.out ? win_end(W, ow) : 0;
-      for (int64_t s = 0; s < kw; ++s) col[(ch * kw + s) * L + j] = w0 + s < w1 ? w0 + s : -1;
+      const int64_t first = W.adaptive ? w0 : ow * W.s - W.p;
+      for (int64_t s = 0; s < kw; ++s)
+        col[(ch * kw + s) * L + j] = first + s >= w0 && first + s < w1 ? first + s : -1;
     }
-  const int64_t max_cells = max_extent(D) * max_extent(H) * kw;
+  const int64_t max_lines = max_extent(D) * max_extent(H), max_cells = max_lines * kw;
+  // Padded line copies: W.p cells of -inf, the line, then -inf up to the furthest vector load.
+  const int64_t load_extent = W.s == 2 ? 2 * L : W.s == 1 ? L : (L - 1) * W.s + 1;
+  const int64_t padded_width =
+      W.adaptive ? 0 : std::max<int64_t>(W.p + W.in, chunk_start(chunks - 1) * W.s + kw + load_extent);
   const Strides sx = strides5(x);
   // Direct loads need every lane's whole window inside the row, and the vector loads too.
   std::vector<char> direct(chunks, 0);
@@ -131,9 +145,16 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool pla
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, W.out * max_cells));
   const acc_t ninf = -std::numeric_limits<acc_t>::infinity();
 
-  auto row = [&](int64_t n, int64_t c, int64_t od, int64_t oh, std::vector<acc_t>& buf) {
+  struct Scratch {
+    std::vector<acc_t> cells, lines;
+  };
+  auto scratch = [&] {
+    return Scratch{std::vector<acc_t>(max_cells * L), std::vector<acc_t>(max_lines * padded_width, ninf)};
+  };
+  auto row = [&](int64_t n, int64_t c, int64_t od, int64_t oh, Scratch& scr) {
     const scalar_t* plane = xp + n * sx.n + c * sx.c;
     const int64_t d0 = win_start(D, od), d1 = win_end(D, od), h0 = win_start(H, oh), h1 = win_end(H, oh);
+    bool copied = false;
     for (int64_t ch = 0; ch < chunks; ++ch) {
       const int64_t* cols = col.data() + ch * kw * L;
       if constexpr (std::is_same_v<scalar_t, acc_t>) {
@@ -144,7 +165,22 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool pla
           continue;
         }
       }
-      acc_t* b = buf.data();
+      if (!W.adaptive) {
+        if (!copied) {
+          acc_t* dst = scr.lines.data() + W.p;
+          for (int64_t d = d0; d < d1; ++d)
+            for (int64_t h = h0; h < h1; ++h, dst += padded_width) {
+              const scalar_t* line = plane + d * sx.d + h * sx.h;
+              for (int64_t w = 0; w < W.in; ++w) dst[w] = static_cast<acc_t>(line[w * sx.w]);
+            }
+          copied = true;
+        }
+        const PaddedLineWindow<acc_t> win{{scr.lines.data() + chunk_start(ch) * W.s, (h1 - h0) * padded_width,
+                                           padded_width, d1 - d0, h1 - h0, kw, W.s}};
+        emit(n, c, od, oh, chunk_start(ch), lanes, win, cols);
+        continue;
+      }
+      acc_t* b = scr.cells.data();
       for (int64_t d = d0; d < d1; ++d)
         for (int64_t h = h0; h < h1; ++h) {
           const scalar_t* line = plane + d * sx.d + h * sx.h;
@@ -152,26 +188,26 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool pla
             b[s] = cols[s] < 0 ? ninf : static_cast<acc_t>(line[cols[s] * sx.w]);
           b += kw * L;
         }
-      const BufferWindow<acc_t> win{buf.data(), (d1 - d0) * (h1 - h0) * kw};
+      const BufferWindow<acc_t> win{scr.cells.data(), (d1 - d0) * (h1 - h0) * kw};
       emit(n, c, od, oh, chunk_start(ch), lanes, win, cols);
     }
   };
 
   if (plane_major) {
     at::parallel_for(0, order.N * order.C, 1, [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> buf(max_cells * L);
+      Scratch scr = scratch();
       for (int64_t p = begin; p < end; ++p)
         for (int64_t od = 0; od < D.out; ++od)
-          for (int64_t oh = 0; oh < H.out; ++oh) row(p / order.C, p % order.C, od, oh, buf);
+          for (int64_t oh = 0; oh < H.out; ++oh) row(p / order.C, p % order.C, od, oh, scr);
     });
     return;
   }
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf(max_cells * L);
+    Scratch scr = scratch();
     for (int64_t r = begin; r < end; ++r) {
       int64_t n, c, od, oh;
       order.decode(r, n, c, od, oh);
-      row(n, c, od, oh, buf);
+      row(n, c, od, oh, scr);
     }
   });
 }
@@ -223,7 +259,7 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, const at::Tenso
   const scalar_t* yp = y.const_data_ptr<scalar_t>();
   const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
-  constexpr int64_t kCachedCells = 64;
+  constexpr int64_t kCachedCells = 64, kLocalCells = 1024;
   for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x), accumulate,
       [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
           const auto& win, const int64_t* cols) {
@@ -240,12 +276,24 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, const at::Tenso
         const bool store_vectors = !accumulate && line_window && sgx.w == 1 && kw == W.s && kw <= 2;
         // A row's last chunk may be moved back over lanes the previous chunk already did.
         const int64_t repeated = accumulate ? (L - ow0 % L) % L : 0;
+        // Overlapping windows with W stride 1 or 2 first add into a small zeroed copy of the lines
+        // the chunk touches, with whole vectors: slot s of lane j lands at t = s + j * stride, so
+        // with stride 2 slots s and s + 1 interleave into one contiguous run (an odd last slot
+        // interleaves with zeros). The copy is then added to gx row by row, in order.
+        const int64_t span = (L - 1) * W.s + kw, lines = (win_end(D, od) - d0) * nh;
+        const bool add_local = accumulate && std::is_same_v<scalar_t, acc_t> && sgx.w == 1 && !W.adaptive &&
+                               (W.s == 1 || W.s == 2) && lines * span <= kLocalCells;
+        alignas(64) acc_t local[kLocalCells];
+        if (add_local) std::fill(local, local + lines * span, acc_t(0));
+        // lanes outside [repeated, lanes) have no window of their own here: their terms must vanish
+        const auto arange = V::arange(acc_t(0), acc_t(1));
+        const V lane_mask = (arange >= V(acc_t(repeated))) & (arange < V(acc_t(lanes)));
         int64_t d = d0, h = h0, s = 0;  // the cell order of the window: (d, h, slot)
         V first_slot;
         acc_t out[L];
         auto place = [&](const V& grad) {
           scalar_t* line = plane + d * sgx.d + h * sgx.h;
-          const int64_t slot = s;
+          const int64_t slot = s, d_cell = d, h_cell = h;
           if (++s == kw) {
             s = 0;
             if (++h == h0 + nh) h = h0, ++d;
@@ -263,6 +311,23 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, const at::Tenso
               }
               return;
             }
+          }
+          if (add_local) {
+            acc_t* q = local + ((d_cell - d0) * nh + (h_cell - h0)) * span + slot;
+            auto add = [](acc_t* r, const V& v) { (V::loadu(r) + v).store(r); };
+            const V masked = V::blendv(V(0), grad, lane_mask);
+            if (W.s == 1) {
+              add(q, masked);
+            } else if (slot % 2 == 0 && slot + 1 < kw) {
+              first_slot = masked;  // wait for its partner slot
+            } else {
+              const auto pair = slot % 2 == 0 ? at::vec::interleave2(masked, V(0))
+                                              : at::vec::interleave2(first_slot, masked);
+              if (slot % 2 == 1) q -= 1;
+              add(q, pair.first);
+              add(q + L, pair.second);
+            }
+            return;
           }
           grad.store(out);
           for (int64_t j = repeated; j < lanes; ++j) {
@@ -292,6 +357,20 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, const at::Tenso
         } else {
           const V lse = window_lse<V>(win);
           win.for_each([&](V xv) { place(grad_term<V>(xv, lse, yv, gv)); });
+        }
+        if constexpr (std::is_same_v<scalar_t, acc_t>) {
+          if (add_local) {
+            const int64_t c0 = ow0 * W.s - W.p;
+            const int64_t t0 = std::max<int64_t>(0, -c0), t1 = std::min<int64_t>(span, W.in - c0);
+            for (int64_t li = 0; li < lines; ++li) {
+              scalar_t* row = plane + (d0 + li / nh) * sgx.d + (h0 + li % nh) * sgx.h + c0;
+              const acc_t* src = local + li * span;
+              for (int64_t t = t0; t < t1; t += L) {
+                const int count = static_cast<int>(std::min<int64_t>(L, t1 - t));
+                (V::loadu(row + t, count) + V::loadu(src + t, count)).store(row + t, count);
+              }
+            }
+          }
         }
       });
 }

@@ -121,7 +121,8 @@ def test_saves_only_input_and_output():
 # the shifted last chunk and the vector gradient stores of the CPU kernel.
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (1, 1, 0), ((1, 2, 2), (1, 2, 2), (0, 1, 1)), (2, 3, 1), (3, 2, 1),
-                                   ((2, 2, 4), (2, 2, 4), 0)])
+                                   ((2, 2, 4), (2, 2, 4), 0), (3, 1, 1), ((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+                                   ((1, 1, 5), (1, 1, 4), (0, 0, 2))])
 @pytest.mark.parametrize("planes", [(2, 3), (1, 1)])  # with >= 2 threads: ordered scatter / gather
 def test_wide_rows_match_brute_force(dtype, k, s, p, planes):
     x = (torch.randn(planes + (3, 4, 77), dtype=torch.float64) * 3).to(dtype).requires_grad_()
