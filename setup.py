@@ -82,6 +82,7 @@ def main():
         version="0.1.0",
         description="Video action recognition with spatio-temporal SoftPool",
         packages=find_packages(include=["vidpool", "vidpool.*"]),
+        package_data={"vidpool.data": ["classes/*.txt"]},  # official class lists
         python_requires=">=3.10",
         ext_modules=_extensions(with_cuda),
         cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

@@ -1,6 +1,7 @@
 """Every configuration key with its default and a one-line meaning (PySlowFast names).
 
-Only the MODEL section exists so far; data, solver, training and test keys come with the engine.
+Sections so far: MODEL, DATA, DATA_LOADER, and the TRAIN/TEST keys the data pipeline reads; the
+solver, checkpoint and logging keys come with the engine.
 """
 from fvcore.common.config import CfgNode
 
@@ -16,6 +17,44 @@ _C.MODEL.SRTG_PLACE = "final"     # SRTG models: where the SR block sits (start|
 _C.MODEL.SRTG_GATE = "cycle"      # SRTG models: temporal gate (none|cycle)
 _C.MODEL.SRTG_GATE_FROM_EPOCH = 0  # SRTG models: first epoch with the gate on
 _C.MODEL.SRTG_HIDDEN = "width"    # SRTG models: LSTM hidden size capped at the block width | "channels" (uncapped)
+
+_C.RNG_SEED = 0                   # seeds python, numpy, torch and the data loader workers
+
+_C.TRAIN = CfgNode()
+_C.TRAIN.DATASET = "kinetics"     # hacs | kinetics | ucf101 (training and validation data)
+_C.TRAIN.BATCH_SIZE = 64          # clips per step, over all processes
+
+_C.TEST = CfgNode()
+_C.TEST.DATASET = "kinetics"      # hacs | kinetics | ucf101 (test data)
+_C.TEST.BATCH_SIZE = 8            # clips per test step, over all processes
+_C.TEST.NUM_ENSEMBLE_VIEWS = 10   # evenly spaced clips per test video
+_C.TEST.NUM_SPATIAL_CROPS = 3     # 1 (centre) or 3 (left, centre, right) crops per clip
+
+_C.DATA = CfgNode()
+_C.DATA.PATH_TO_DATA_DIR = ""     # folder of the annotation files (CSV / JSON / ucfTrainTestlist)
+_C.DATA.PATH_PREFIX = ""          # root of the video files ("" = PATH_TO_DATA_DIR)
+_C.DATA.ANNOTATION_FILE = ""      # HACS: annotation file name in PATH_TO_DATA_DIR ("" = HACS_clips_v1.1.1.csv)
+_C.DATA.CLASS_NAMES_FILE = ""     # class list, one per line, in label order ("" = the official list; not UCF-101)
+_C.DATA.HACS_NEGATIVES = "skip"   # HACS negative clips: skip | background (one extra class after the 200)
+_C.DATA.UCF101_SPLIT = 1          # UCF-101 official split 1, 2 or 3
+_C.DATA.SKIP_BAD_ROWS = False     # skip malformed annotation rows with a warning instead of stopping
+_C.DATA.DECODER = "pyav"          # pyav | decord
+_C.DATA.NUM_FRAMES = 16           # frames per clip
+_C.DATA.SAMPLING_RATE = 4         # frames between clip frames, counted at DATA.TARGET_FPS
+_C.DATA.TARGET_FPS = 30           # frame rate the sampling rate refers to (clips span the same time at any fps)
+_C.DATA.SHORT_CLIPS = "repeat"    # when a video is shorter than a clip: repeat its last frame | loop
+_C.DATA.TRAIN_JITTER_SCALES = [256, 320]  # training: random short side in [min, max] before cropping
+_C.DATA.TRAIN_CROP_SIZE = 224     # training (and validation) crop size
+_C.DATA.TEST_CROP_SIZE = 256      # testing: short side and crop size
+_C.DATA.RANDOM_FLIP = True        # training: horizontal flip with probability 0.5
+_C.DATA.MEAN = [0.45, 0.45, 0.45]  # per-channel mean of [0, 1] pixels
+_C.DATA.STD = [0.225, 0.225, 0.225]  # per-channel standard deviation
+_C.DATA.MAX_RETRIES = 10          # training: unreadable videos replaced in a row before giving up
+
+_C.DATA_LOADER = CfgNode()
+_C.DATA_LOADER.NUM_WORKERS = 4    # decoding processes per training process (0: decode in the main process)
+_C.DATA_LOADER.PIN_MEMORY = True  # pinned host memory (used only with CUDA)
+_C.DATA_LOADER.PERSISTENT_WORKERS = True  # keep workers alive between epochs (with NUM_WORKERS > 0)
 
 
 def get_cfg() -> CfgNode:

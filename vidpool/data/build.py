@@ -1,0 +1,111 @@
+"""``build_dataset(cfg, split)`` and ``build_loader(cfg, split)``: the config read once, here.
+
+Splits: ``train`` (random clips, augmentation; TRAIN.DATASET), ``val`` (one centred clip per video at
+the training crop size; TRAIN.DATASET), ``test`` (TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS
+views per video; TEST.DATASET). Training drops annotated videos that are missing on disk (the
+count is logged); val and test keep them, so they are counted as failures and never vanish from
+the metrics.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+
+from .datasets.base import VideoClipDataset, collate_clips, packaged_classes, read_class_names
+from .datasets.hacs import read_hacs
+from .datasets.kinetics import read_kinetics
+from .datasets.ucf101 import read_ucf101
+from .sampling import ClipShape
+from .samplers import ClipBatchSampler, distributed
+
+log = logging.getLogger("vidpool.data")
+
+DATASETS = ("hacs", "kinetics", "ucf101")
+SPLITS = ("train", "val", "test")
+
+
+def default_shape(cfg) -> ClipShape:
+    """The clip shape the config asks for (multigrid changes it per batch, never the config)."""
+    d = cfg.DATA
+    return ClipShape(d.NUM_FRAMES, d.SAMPLING_RATE, d.TRAIN_CROP_SIZE, tuple(d.TRAIN_JITTER_SCALES))
+
+
+def _classes(cfg, official: str):
+    path = cfg.DATA.CLASS_NAMES_FILE or packaged_classes(official)
+    return read_class_names(path)
+
+
+def build_dataset(cfg, split: str) -> VideoClipDataset:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    name = (cfg.TEST.DATASET if split == "test" else cfg.TRAIN.DATASET).lower()
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS} (TRAIN.DATASET / TEST.DATASET)")
+    d = cfg.DATA
+    if not d.PATH_TO_DATA_DIR:
+        raise ValueError("DATA.PATH_TO_DATA_DIR is not set: point it at the folder of the annotation files")
+    ann_dir, root = d.PATH_TO_DATA_DIR, d.PATH_PREFIX or d.PATH_TO_DATA_DIR
+    keep_missing = split != "train"
+    if name == "hacs":
+        classes = _classes(cfg, "hacs_200")
+        ann = os.path.join(ann_dir, d.ANNOTATION_FILE or "HACS_clips_v1.1.1.csv")
+        records, report = read_hacs(ann, root, split, classes, d.HACS_NEGATIVES, d.SKIP_BAD_ROWS, keep_missing)
+        if d.HACS_NEGATIVES == "background":
+            classes = classes + ["background"]
+    elif name == "kinetics":
+        classes = _classes(cfg, "kinetics700")
+        records, report = read_kinetics(ann_dir, root, split, classes, d.SKIP_BAD_ROWS, keep_missing)
+    else:
+        records, report, classes = read_ucf101(ann_dir, root, split, d.UCF101_SPLIT, d.SKIP_BAD_ROWS, keep_missing)
+        if d.CLASS_NAMES_FILE:
+            log.warning("DATA.CLASS_NAMES_FILE is ignored for UCF-101: classInd.txt gives the classes")
+    log.info("%s", report)
+    if report.missing and split == "train":
+        log.warning("%d annotated training videos are missing and left out (e.g. %s)", report.missing,
+                    ", ".join(report.missing_examples))
+    if cfg.MODEL.NUM_CLASSES != len(classes):
+        log.warning("MODEL.NUM_CLASSES is %d but the %s classes number %d", cfg.MODEL.NUM_CLASSES, name, len(classes))
+    return VideoClipDataset(
+        records, classes, split, default_shape(cfg), decoder=d.DECODER, target_fps=d.TARGET_FPS, mean=d.MEAN,
+        std=d.STD, test_crop_size=d.TEST_CROP_SIZE, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
+        num_crops=cfg.TEST.NUM_SPATIAL_CROPS, short=d.SHORT_CLIPS, flip=d.RANDOM_FLIP, max_retries=d.MAX_RETRIES,
+        name=f"{name} {split}")
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker (base seed + id); python and numpy follow from it
+    seed = torch.initial_seed() % 2 ** 32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, shape: Optional[ClipShape] = None,
+                 batch_size: Optional[int] = None) -> DataLoader:
+    """A DataLoader over ``build_dataset(cfg, split)`` (or ``dataset``). ``TRAIN.BATCH_SIZE`` /
+    ``TEST.BATCH_SIZE`` are totals over processes; each process loads its share. Under
+    torch.distributed the indices are split with a DistributedSampler; call
+    ``loader.batch_sampler.set_epoch(epoch)`` every epoch, and ``loader.batch_sampler.set_shape(...)``
+    to change the clip shape."""
+    dataset = build_dataset(cfg, split) if dataset is None else dataset
+    rank, world = distributed()
+    total = batch_size or (cfg.TRAIN.BATCH_SIZE if split != "test" else cfg.TEST.BATCH_SIZE)
+    if total % world:
+        raise ValueError(f"batch size {total} is not divisible by the {world} processes")
+    train = split == "train"
+    generator = torch.Generator().manual_seed(cfg.RNG_SEED + rank)
+    if world > 1:
+        sampler = DistributedSampler(dataset, world, rank, shuffle=train, seed=cfg.RNG_SEED, drop_last=train)
+    else:
+        sampler = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+    batches = ClipBatchSampler(sampler, total // world, shape or default_shape(cfg), drop_last=train)
+    workers = cfg.DATA_LOADER.NUM_WORKERS
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_clips,
+                      pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
+                      persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
+                      worker_init_fn=_seed_worker, generator=generator)

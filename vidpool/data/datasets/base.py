@@ -1,0 +1,210 @@
+"""The shared dataset: annotation records -> decoded, sampled, transformed clips.
+
+Readers (hacs.py, kinetics.py, ucf101.py) turn official annotation files into ``VideoRecord`` rows
+and an ``IndexReport``; ``VideoClipDataset`` does the rest:
+
+- mode ``train``: one random clip per record, random short-side jitter, crop and flip.
+- mode ``val``: one clip per record, centred in time and space, at the shape's crop size.
+- mode ``test``: ``num_views`` evenly spaced clips x ``num_crops`` spatial crops per record; item
+  ``i`` is record ``i // (views * crops)`` and every sample says which view it is.
+
+Items are plain indices or ``(index, ClipShape)`` pairs, so a batch sampler can change the clip
+shape per batch (multigrid) without touching the dataset, safely with workers.
+
+Unreadable videos: in training the sample is replaced by another random record (up to
+``max_retries`` times) and the failed paths travel with the sample (``skipped``) so the trainer can
+count them; in val/test the sample comes back with ``valid=False`` and a zero clip, to be counted as a
+failure, never dropped. Each failing file is warned about once per process.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import torch
+
+from ..decoding import DecodeError, decode_frames, probe
+from ..sampling import SHORT_MODES, ClipShape, clip_step, frame_window, random_clip, uniform_clips
+from ..transforms import test_transform, train_transform
+
+log = logging.getLogger("vidpool.data")
+
+MODES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    path: str
+    label: int  # -1: unlabelled (e.g. a test split without labels)
+    video_id: str
+    start: Optional[float] = None  # segment in seconds; None = from the start / to the end
+    end: Optional[float] = None
+
+
+@dataclass
+class IndexReport:
+    """What a reader found: annotation rows read, rows used, videos found or missing, and rows it
+    skipped on purpose (e.g. HACS negatives) or because they were malformed."""
+    source: str
+    rows: int = 0
+    used: int = 0
+    missing: int = 0
+    skipped: dict = field(default_factory=dict)
+    missing_examples: List[str] = field(default_factory=list)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def __str__(self) -> str:
+        parts = [f"{self.rows} rows", f"{self.used} used", f"{self.missing} videos missing"]
+        parts += [f"{n} {why}" for why, n in sorted(self.skipped.items())]
+        text = f"{self.source}: " + ", ".join(parts)
+        if self.missing_examples:
+            text += f" (e.g. {', '.join(self.missing_examples)})"
+        return text
+
+
+def note_missing(report: IndexReport, path: str) -> None:
+    report.missing += 1
+    if len(report.missing_examples) < 3:
+        report.missing_examples.append(path)
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation row; the message names the file and line."""
+
+
+def bad_row(report: IndexReport, path: str, line: int, why: str, skip: bool) -> None:
+    """Raise for a malformed row, or (``skip``) warn and count it."""
+    message = f"{path}, line {line}: {why}"
+    if not skip:
+        raise AnnotationError(message + " (set DATA.SKIP_BAD_ROWS True to skip such rows)")
+    log.warning("skipping malformed annotation row: %s", message)
+    report.skip("malformed rows skipped")
+
+
+def read_class_names(path: str) -> List[str]:
+    with open(path, encoding="utf-8") as f:
+        names = [line.strip() for line in f if line.strip()]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: class names repeat")
+    return names
+
+
+def packaged_classes(name: str) -> str:
+    """Path of an official class list shipped with vidpool (hacs_200, kinetics700, ucf101)."""
+    return os.path.join(os.path.dirname(os.path.dirname(__file__)), "classes", f"{name}.txt")
+
+
+_warned: set = set()
+
+
+def _warn_once(path: str, error: Exception) -> None:
+    if path not in _warned:
+        _warned.add(path)
+        log.warning("unreadable video, %s", error)
+
+
+class VideoClipDataset(torch.utils.data.Dataset):
+    def __init__(self, records: Sequence[VideoRecord], classes: Sequence[str], mode: str, shape: ClipShape, *,
+                 decoder: str = "pyav", target_fps: float = 30.0, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
+                 test_crop_size: int = 256, num_views: int = 1, num_crops: int = 1, short: str = "repeat",
+                 flip: bool = True, max_retries: int = 10, name: str = "videos"):
+        if mode not in MODES:
+            raise ValueError(f"dataset mode must be one of {MODES}, got {mode!r}")
+        if short not in SHORT_MODES:
+            raise ValueError(f"DATA.SHORT_CLIPS must be one of {SHORT_MODES}, got {short!r}")
+        if not records:
+            raise ValueError(f"{name} ({mode}): no videos to read; check the annotation file and DATA.PATH_PREFIX")
+        self.records, self.classes, self.mode, self.shape = list(records), list(classes), mode, shape
+        self.decoder, self.target_fps, self.mean, self.std = decoder, float(target_fps), tuple(mean), tuple(std)
+        self.test_crop_size, self.short, self.flip, self.max_retries, self.name = \
+            int(test_crop_size), short, flip, int(max_retries), name
+        self.views = (num_views, num_crops) if mode == "test" else (1, 1)
+        self._rng, self._rng_pid = None, None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.records) * self.views[0] * self.views[1]
+
+    def _random(self) -> random.Random:
+        # one generator per process, seeded from torch (the DataLoader seeds each worker)
+        if self._rng_pid != os.getpid():
+            self._rng, self._rng_pid = random.Random(torch.initial_seed()), os.getpid()
+        return self._rng
+
+    def _window_and_step(self, rec: VideoRecord, shape: ClipShape):
+        info = probe(rec.path, self.decoder)
+        if info.num_frames <= 0:
+            raise DecodeError(f"{rec.path}: no frames")
+        window = frame_window(info.fps, info.num_frames, rec.start, rec.end)
+        return window, clip_step(shape.sampling_rate, info.fps, self.target_fps), info
+
+    def _short_side(self, shape: ClipShape) -> int:
+        return shape.jitter_scales[1] if self.mode == "train" else (
+            self.test_crop_size if self.mode == "test" else shape.crop_size)
+
+    def _sample(self, rec: VideoRecord, shape: ClipShape, t_view: int, s_view: int) -> torch.Tensor:
+        window, step, _ = self._window_and_step(rec, shape)
+        if self.mode == "train":
+            indices = random_clip(window, shape.num_frames, step, self._random(), self.short)
+        else:
+            indices = uniform_clips(window, shape.num_frames, step, self.views[0], self.short)[t_view]
+        frames = decode_frames(rec.path, indices, self.decoder, short_side=self._short_side(shape))
+        if self.mode == "train":
+            return train_transform(frames, shape, self.mean, self.std, self._random(), self.flip)
+        crop = self.test_crop_size if self.mode == "test" else shape.crop_size
+        crops = test_transform(frames, crop, self.views[1], self.mean, self.std)
+        return crops[s_view]
+
+    def __getitem__(self, item):
+        index, shape = item if isinstance(item, tuple) else (item, self.shape)
+        if self.mode == "train":
+            return self._train_item(index, shape)
+        rec_index, view = divmod(index, self.views[0] * self.views[1])
+        t_view, s_view = divmod(view, self.views[1])
+        rec = self.records[rec_index]
+        sample = {"label": rec.label, "index": rec_index, "video_id": rec.video_id,
+                  "temporal_view": t_view, "spatial_view": s_view, "skipped": []}
+        try:
+            return dict(sample, clip=self._sample(rec, shape, t_view, s_view), valid=True)
+        except DecodeError as e:
+            _warn_once(rec.path, e)
+            crop = self.test_crop_size if self.mode == "test" else shape.crop_size
+            zeros = torch.zeros(3, shape.num_frames, crop, crop)
+            return dict(sample, clip=zeros, valid=False, skipped=[rec.path])
+
+    def _train_item(self, index: int, shape: ClipShape):
+        skipped = []
+        for _ in range(self.max_retries + 1):
+            rec = self.records[index]
+            try:
+                clip = self._sample(rec, shape, 0, 0)
+            except DecodeError as e:
+                _warn_once(rec.path, e)
+                skipped.append(rec.path)
+                index = self._random().randrange(len(self.records))
+                continue
+            return {"clip": clip, "label": rec.label, "index": index, "video_id": rec.video_id,
+                    "temporal_view": 0, "spatial_view": 0, "valid": True, "skipped": skipped}
+        raise RuntimeError(f"{self.name}: {len(skipped)} unreadable videos in a row ({', '.join(skipped[:3])}, ...); "
+                           "check DATA.PATH_PREFIX and the video files")
+
+
+def collate_clips(batch):
+    """Stack clips and labels; keep ids and view indices as tensors/lists; flatten the skipped paths."""
+    out = {"clip": torch.stack([b["clip"] for b in batch]),
+           "label": torch.tensor([b["label"] for b in batch], dtype=torch.long),
+           "index": torch.tensor([b["index"] for b in batch], dtype=torch.long),
+           "temporal_view": torch.tensor([b["temporal_view"] for b in batch], dtype=torch.long),
+           "spatial_view": torch.tensor([b["spatial_view"] for b in batch], dtype=torch.long),
+           "valid": torch.tensor([b["valid"] for b in batch], dtype=torch.bool),
+           "video_id": [b["video_id"] for b in batch],
+           "skipped": [p for b in batch for p in b["skipped"]]}
+    return out

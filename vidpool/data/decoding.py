@@ -1,0 +1,275 @@
+"""Video decoding: PyAV (default) or decord behind one function, decoding only the frames a clip needs.
+
+``probe(path)`` reads the container's metadata (no decoding). ``decode_frames(path, indices)`` returns
+the frames at the given indices (sorted or not, repeats allowed) as a uint8 tensor (T, H, W, 3):
+
+- PyAV seeks to the keyframe before the first wanted frame and decodes forward only to the last
+  one; frames in between are decoded (inter-frame codecs need them) but never converted to RGB.
+- Frame index i is the i-th frame in presentation order: after a seek it is read off the frame's
+  timestamp (i = (pts - start) x fps); where timestamps go backwards (AVI files with packed
+  B-frames) or a seek lands past the first wanted frame, decoding restarts from the beginning and
+  counts frames. Both backends agree on which frame an index means.
+- ``short_side``: when the video's short side is more than 1.25x that, frames are scaled down in
+  the decoder (swscale in PyAV, decord's own resize), before any tensor is made.
+- Indices past the last decodable frame repeat the last frame (stream frame counts are estimates).
+- Only the first video stream is read: silent videos and audio streams are fine.
+
+Every failure (missing file, not a video, no decodable frame) raises ``DecodeError`` naming the file.
+"""
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+BACKENDS = ("pyav", "decord")
+
+
+class DecodeError(RuntimeError):
+    """A video could not be read; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float
+    num_frames: int  # from the container's frame count, else duration x fps (an estimate either way)
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video decoder {backend!r}; choose one of {BACKENDS} (config DATA.DECODER)")
+
+
+def _check_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise DecodeError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise DecodeError(f"{path}: empty file (0 bytes)")
+
+
+def scaled_size(width: int, height: int, short_side: Optional[int]) -> Tuple[int, int]:
+    """(width, height) with the short side brought to ``short_side`` when the frame is more than 1.25x
+    larger; otherwise unchanged. Sizes stay even-free integers, aspect ratio kept to rounding."""
+    if not short_side or min(width, height) <= 1.25 * short_side:
+        return width, height
+    if width <= height:
+        return short_side, max(1, round(height * short_side / width))
+    return max(1, round(width * short_side / height)), short_side
+
+
+# ----------------------------------------------------------------------------------------- PyAV
+def _open_pyav(path: str):
+    import av
+
+    _check_file(path)
+    try:
+        container = av.open(path)
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise DecodeError(f"{path}: cannot open ({e})") from None
+    if not container.streams.video:
+        container.close()
+        raise DecodeError(f"{path}: no video stream")
+    return container, container.streams.video[0]
+
+
+def _pyav_fps(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or float(rate) <= 0:
+        raise DecodeError("stream without a frame rate")
+    return float(rate)
+
+
+def _pyav_info(path: str, container, stream) -> VideoInfo:
+    try:
+        fps = _pyav_fps(stream)
+    except DecodeError:
+        raise DecodeError(f"{path}: video stream without a frame rate") from None
+    n = stream.frames
+    if not n:
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            seconds = container.duration / 1e6  # container durations are in microseconds
+        else:
+            seconds = 0.0
+        n = int(seconds * fps)
+    ctx = stream.codec_context
+    return VideoInfo(fps, int(n), int(ctx.width), int(ctx.height))
+
+
+def _probe_pyav(path: str) -> VideoInfo:
+    container, stream = _open_pyav(path)
+    with container:
+        return _pyav_info(path, container, stream)
+
+
+class _UnorderedTimestamps(Exception):
+    """Frame timestamps that go backwards (e.g. AVI files with packed B-frames)."""
+
+
+def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequence[int], seek: bool,
+                  short_side: Optional[int]):
+    """{frame index: RGB array} for the decoded frames that are the latest at or before a wanted
+    index, and the index of the first frame decoded (None: nothing decoded). With ``seek`` decoding
+    starts at the keyframe before the first wanted frame and frames are indexed by timestamp;
+    without, it starts at the beginning and frames are counted in presentation order."""
+    import av
+
+    first, last = wanted[0], wanted[-1]
+    got, first_seen, pending = {}, None, None
+    stream.thread_type = "AUTO"
+    fps = Fraction(info.fps).limit_denominator(100000)
+    tb, start_pts = stream.time_base, stream.start_time or 0
+    width, height = scaled_size(info.width, info.height, short_side)
+
+    def keep(lo, hi, frame_idx, frame):
+        """Convert `frame` if it is the one shown for some wanted index in [lo, hi)."""
+        k = bisect.bisect_left(wanted, lo)
+        if k < len(wanted) and wanted[k] < hi:
+            got[frame_idx] = frame.to_ndarray(format="rgb24", width=width, height=height)
+
+    try:
+        if seek:
+            container.seek(start_pts + int(first / fps / tb), stream=stream, backward=True, any_frame=False)
+        for count, frame in enumerate(container.decode(stream)):
+            if seek:
+                if frame.pts is None:
+                    raise _UnorderedTimestamps()
+                idx = int(round(float((frame.pts - start_pts) * tb * fps)))
+                if pending is not None and idx <= pending[0]:
+                    raise _UnorderedTimestamps()
+            else:
+                idx = count
+            if pending is not None:
+                keep(pending[2], idx, pending[0], pending[1])
+            if first_seen is None:
+                first_seen = idx
+            if idx > last:
+                pending = None
+                break
+            # the first decoded frame also stands for any wanted index before it
+            pending = (idx, frame, idx if pending is not None else -1)
+        if pending is not None:
+            keep(pending[2], last + 1, pending[0], pending[1])
+    except (av.FFmpegError, EOFError) as e:
+        if not got:
+            raise DecodeError(f"{path}: decoding failed ({e})") from None
+        # a truncated file: keep what was decoded; later indices repeat the last good frame
+    return got, first_seen
+
+
+def _read_pyav(path: str, choose, short_side: Optional[int]):
+    container, stream = _open_pyav(path)
+    with container:
+        info = _pyav_info(path, container, stream)
+        indices = _checked(choose(info))
+        wanted = sorted(set(indices))
+        got, first_seen = None, None
+        if wanted[0] > 0:
+            try:
+                got, first_seen = _pyav_collect(path, container, stream, info, wanted, True, short_side)
+            except _UnorderedTimestamps:
+                got = None
+            if first_seen is None or first_seen > wanted[0]:
+                got = None  # the seek overshot the first wanted frame
+    if got is None:  # decode from the start, counting frames (a fresh container: no seek at all)
+        container, stream = _open_pyav(path)
+        with container:
+            got, _ = _pyav_collect(path, container, stream, info, wanted, False, short_side)
+    if not got:
+        raise DecodeError(f"{path}: no decodable frame at or after index {wanted[0]}")
+    return _assemble(got, indices), info, indices
+
+
+def _assemble(got: dict, indices: Sequence[int]) -> np.ndarray:
+    """Frames for `indices` from the decoded {index: frame}: an index without its own frame takes the
+    nearest decoded frame before it (or the first one after, at the start)."""
+    keys = np.array(sorted(got))
+    pos = np.searchsorted(keys, np.asarray(indices), side="right") - 1
+    pos = np.clip(pos, 0, len(keys) - 1)
+    return np.stack([got[int(keys[p])] for p in pos])
+
+
+# --------------------------------------------------------------------------------------- decord
+def _decord_reader(path: str, width: int = -1, height: int = -1):
+    import decord
+
+    _check_file(path)
+    try:
+        return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height)
+    except decord.DECORDError as e:
+        raise DecodeError(f"{path}: cannot open ({str(e).splitlines()[0]})") from None
+
+
+def _frame_size(path: str) -> Tuple[int, int]:
+    # from the container header (no decoding): reading a frame first would move decord's decoder,
+    # and its next seek can then land on the wrong frame (seen on AVI files)
+    container, stream = _open_pyav(path)
+    with container:
+        return int(stream.codec_context.width), int(stream.codec_context.height)
+
+
+def _probe_decord(path: str) -> VideoInfo:
+    vr = _decord_reader(path)
+    if len(vr) == 0:
+        raise DecodeError(f"{path}: no frames")
+    return VideoInfo(float(vr.get_avg_fps()), len(vr), *_frame_size(path))
+
+
+def _read_decord(path: str, choose, short_side: Optional[int]):
+    import decord
+
+    width, height = _frame_size(path)
+    sw, sh = scaled_size(width, height, short_side)
+    vr = _decord_reader(path, *((sw, sh) if (sw, sh) != (width, height) else (-1, -1)))
+    if len(vr) == 0:
+        raise DecodeError(f"{path}: no frames")
+    info = VideoInfo(float(vr.get_avg_fps()), len(vr), width, height)
+    indices = _checked(choose(info))
+    try:
+        idx = np.clip(np.asarray(indices, dtype=np.int64), 0, len(vr) - 1)
+        return vr.get_batch(idx.tolist()).asnumpy(), info, indices
+    except decord.DECORDError as e:
+        raise DecodeError(f"{path}: decoding failed ({str(e).splitlines()[0]})") from None
+
+
+# ------------------------------------------------------------------------------------------- API
+def _checked(indices: Sequence[int]) -> List[int]:
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError("no frame indices given")
+    if min(indices) < 0:
+        raise ValueError(f"negative frame index {min(indices)}")
+    return indices
+
+
+def probe(path: str, backend: str = "pyav") -> VideoInfo:
+    """Frame rate, frame count and size of the first video stream of ``path``."""
+    _check_backend(backend)
+    return _probe_pyav(path) if backend == "pyav" else _probe_decord(path)
+
+
+def read_clip(path: str, choose: Callable[[VideoInfo], Sequence[int]], backend: str = "pyav",
+              short_side: Optional[int] = None) -> Tuple[torch.Tensor, VideoInfo, List[int]]:
+    """Open ``path`` once, let ``choose(info)`` pick the frame indices, decode them: returns the uint8
+    frames (T, H, W, 3), the video's info and the chosen indices."""
+    _check_backend(backend)
+    frames, info, indices = (_read_pyav if backend == "pyav" else _read_decord)(path, choose, short_side)
+    return torch.from_numpy(np.ascontiguousarray(frames)), info, indices
+
+
+def decode_frames(path: str, indices: Sequence[int], backend: str = "pyav",
+                  short_side: Optional[int] = None) -> torch.Tensor:
+    """uint8 tensor (len(indices), H, W, 3) of the frames at ``indices`` (see the module docstring)."""
+    return read_clip(path, lambda info: indices, backend, short_side)[0]

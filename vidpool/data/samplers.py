@@ -1,0 +1,56 @@
+"""Batch sampling with a clip shape per batch.
+
+``ClipBatchSampler`` wraps an index sampler (random, sequential or distributed) and yields batches
+of ``(index, ClipShape)`` pairs. ``set_shape`` changes the shape and batch size of the batches it
+yields from then on; the shape travels with every index to the worker that decodes it, so workers
+need no shared state and batches already queued keep the shape they were drawn with.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator, List, Optional, Tuple
+
+import torch
+from torch.utils.data import DistributedSampler, Sampler
+
+from .sampling import ClipShape
+
+
+class ClipBatchSampler(Sampler):
+    def __init__(self, sampler: Sampler, batch_size: int, shape: ClipShape, drop_last: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        self.sampler, self.batch_size, self.shape, self.drop_last = sampler, int(batch_size), shape, drop_last
+
+    def set_shape(self, shape: ClipShape, batch_size: Optional[int] = None) -> None:
+        self.shape = shape
+        if batch_size is not None:
+            if batch_size < 1:
+                raise ValueError(f"batch size must be >= 1, got {batch_size}")
+            self.batch_size = int(batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle a distributed sampler for ``epoch`` (other samplers reshuffle on their own)."""
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[List[Tuple[int, ClipShape]]]:
+        batch = []
+        for index in self.sampler:
+            batch.append((int(index), self.shape))
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+
+def distributed() -> Tuple[int, int]:
+    """(rank, world size) of the running process group, or (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
