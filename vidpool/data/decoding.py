@@ -76,7 +76,7 @@ def _open_pyav(path: str):
     try:
         container = av.open(path)
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise DecodeError(f"{path}: cannot open ({e})") from None
+        raise DecodeError(f"{path}: cannot open ({getattr(e, 'strerror', None) or e})") from None
     if not container.streams.video:
         container.close()
         raise DecodeError(f"{path}: no video stream")
@@ -238,8 +238,12 @@ def _read_decord(path: str, choose, short_side: Optional[int]):
     info = VideoInfo(float(vr.get_avg_fps()), len(vr), width, height)
     indices = _checked(choose(info))
     try:
+        # fetch each frame once, in increasing order: decord's backward seeks can land on the
+        # wrong frame (seen on AVI files); then put them in the asked order
         idx = np.clip(np.asarray(indices, dtype=np.int64), 0, len(vr) - 1)
-        return vr.get_batch(idx.tolist()).asnumpy(), info, indices
+        unique = np.unique(idx)
+        frames = vr.get_batch(unique.tolist()).asnumpy()
+        return frames[np.searchsorted(unique, idx)], info, indices
     except decord.DECORDError as e:
         raise DecodeError(f"{path}: decoding failed ({str(e).splitlines()[0]})") from None
 

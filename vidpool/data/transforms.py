@@ -49,7 +49,7 @@ def train_transform(frames: torch.Tensor, shape: ClipShape, mean: Sequence[float
     return normalize(x, mean, std)
 
 
-def test_transform(frames: torch.Tensor, crop_size: int, crops: int, mean: Sequence[float],
+def eval_transform(frames: torch.Tensor, crop_size: int, crops: int, mean: Sequence[float],
                    std: Sequence[float]) -> List[torch.Tensor]:
     """One normalised (C, T, crop, crop) clip per spatial crop, in left/centre/right order."""
     x = resize_short_side(_to_tchw(frames), crop_size)

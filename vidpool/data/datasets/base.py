@@ -28,7 +28,7 @@ import torch
 
 from ..decoding import DecodeError, decode_frames, probe
 from ..sampling import SHORT_MODES, ClipShape, clip_step, frame_window, random_clip, uniform_clips
-from ..transforms import test_transform, train_transform
+from ..transforms import eval_transform, train_transform
 
 log = logging.getLogger("vidpool.data")
 
@@ -84,6 +84,17 @@ def bad_row(report: IndexReport, path: str, line: int, why: str, skip: bool) -> 
         raise AnnotationError(message + " (set DATA.SKIP_BAD_ROWS True to skip such rows)")
     log.warning("skipping malformed annotation row: %s", message)
     report.skip("malformed rows skipped")
+
+
+def text_rows(path: str, report: IndexReport):
+    """(line number, stripped text) of the non-empty lines of a text annotation file, counted in
+    ``report.rows``."""
+    with open(path, encoding="utf-8") as f:
+        for line, text in enumerate(f, start=1):
+            text = text.strip()
+            if text:
+                report.rows += 1
+                yield line, text
 
 
 def read_class_names(path: str) -> List[str]:
@@ -160,7 +171,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         if self.mode == "train":
             return train_transform(frames, shape, self.mean, self.std, self._random(), self.flip)
         crop = self.test_crop_size if self.mode == "test" else shape.crop_size
-        crops = test_transform(frames, crop, self.views[1], self.mean, self.std)
+        crops = eval_transform(frames, crop, self.views[1], self.mean, self.std)
         return crops[s_view]
 
     def __getitem__(self, item):

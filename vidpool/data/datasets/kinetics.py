@@ -16,7 +16,7 @@ import csv
 import os
 from typing import Dict, List, Sequence, Tuple
 
-from .base import IndexReport, VideoRecord, bad_row, note_missing
+from .base import IndexReport, VideoRecord, bad_row, note_missing, text_rows
 
 SPLIT_FILES = {"train": ["train.csv"], "val": ["validate.csv", "val.csv"], "test": ["test.csv"]}
 SPLIT_DIRS = {"train": ["train", "training"], "val": ["val", "validate", "validation"], "test": ["test", "testing"]}
@@ -110,25 +110,20 @@ def _read_official(path, video_root, split, classes, skip_bad_rows, keep_missing
 def _read_list(path, video_root, split, num_classes, skip_bad_rows, keep_missing):
     report = IndexReport(f"Kinetics {split} ({os.path.basename(path)}, path-label list)")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for line, text in enumerate(f, start=1):
-            text = text.strip()
-            if not text:
+    for line, text in text_rows(path, report):
+        parts = text.rsplit(None, 1)
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            bad_row(report, path, line, f"expected 'path label', got {text!r}", skip_bad_rows)
+            continue
+        label = int(parts[1])
+        if not -1 <= label < num_classes:
+            bad_row(report, path, line, f"label {label} outside 0..{num_classes - 1}", skip_bad_rows)
+            continue
+        video = parts[0] if os.path.isabs(parts[0]) else os.path.join(video_root, parts[0])
+        if not os.path.isfile(video):
+            note_missing(report, video)
+            if not keep_missing:
                 continue
-            report.rows += 1
-            parts = text.rsplit(None, 1)
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                bad_row(report, path, line, f"expected 'path label', got {text!r}", skip_bad_rows)
-                continue
-            label = int(parts[1])
-            if not -1 <= label < num_classes:
-                bad_row(report, path, line, f"label {label} outside 0..{num_classes - 1}", skip_bad_rows)
-                continue
-            video = parts[0] if os.path.isabs(parts[0]) else os.path.join(video_root, parts[0])
-            if not os.path.isfile(video):
-                note_missing(report, video)
-                if not keep_missing:
-                    continue
-            report.used += 1
-            records.append(VideoRecord(video, label, os.path.splitext(os.path.basename(video))[0]))
+        report.used += 1
+        records.append(VideoRecord(video, label, os.path.splitext(os.path.basename(video))[0]))
     return records, report

@@ -51,7 +51,7 @@ def camel(name: str) -> str:
     return "".join(w.capitalize() for w in name.split())
 
 
-def test_groups(split_id: int) -> range:
+def held_out_groups(split_id: int) -> range:
     return range(7 * split_id - 6, 7 * split_id + 1)
 
 
@@ -91,13 +91,17 @@ def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (v >= -0.7) & (v <= 0.9) & (np.abs(u) <= 0.75 * (0.9 - v) / 1.6)  # triangle pointing up
 
 
-def render_clip(label: int, seed: int, frames: int = 48, size: Tuple[int, int] = (120, 160)) -> np.ndarray:
-    """uint8 (frames, H, W, 3) clip of class ``label`` (index into CLASSES), fully determined by ``seed``."""
+def render_clip(label: int, seed: int, frames: int = 48, size: Tuple[int, int] = (120, 160),
+                plain: bool = False) -> np.ndarray:
+    """uint8 (frames, H, W, 3) clip of class ``label`` (index into CLASSES), fully determined by ``seed``.
+    ``plain`` draws the same object and motion over a uniform grey background (to measure the motion)."""
     if not 0 <= label < len(CLASSES):
         raise ValueError(f"label must be in 0..{len(CLASSES) - 1}, got {label}")
     rng = np.random.default_rng(seed)
     h, w = size
     bg = _background(rng, h, w)
+    if plain:
+        bg = np.full_like(bg, 128)
     name = CLASSES[label]
     # a disc has no visible orientation, so rotation classes draw one of the other shapes
     shape = SHAPES[int(rng.integers(1 if name.startswith("rotating") else 0, len(SHAPES)))]
@@ -213,7 +217,7 @@ def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 
 
 
 def _split_of(spec: VideoSpec) -> str:
-    return "validation" if spec.group in test_groups(1) else "training"
+    return "validation" if spec.group in held_out_groups(1) else "training"
 
 
 def _write_hacs(root: str, specs: List[VideoSpec], classes: List[str], duration: float) -> None:
@@ -258,8 +262,8 @@ def _write_ucf101(root: str, specs, classes, master) -> None:
         paths[spec.index] = rel
         _link(master[spec.index], os.path.join(root, "UCF-101", rel))
     for k in (1, 2, 3):
-        test = [s for s in specs if s.group in test_groups(k)]
-        train = [s for s in specs if s.group not in test_groups(k)]
+        test = [s for s in specs if s.group in held_out_groups(k)]
+        train = [s for s in specs if s.group not in held_out_groups(k)]
         with open(os.path.join(lists, f"trainlist0{k}.txt"), "w") as f:
             f.writelines(f"{paths[s.index]} {s.label + 1}\n" for s in train)
         with open(os.path.join(lists, f"testlist0{k}.txt"), "w") as f:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Tuple
 
-from .base import IndexReport, VideoRecord, bad_row, note_missing
+from .base import IndexReport, VideoRecord, bad_row, note_missing, text_rows
 
 LIST_DIR = "ucfTrainTestlist"
 
@@ -67,28 +67,24 @@ def read_ucf101(annotation_dir: str, video_root: str, split: str, split_id: int 
     videos = _video_index(video_root)
     report = IndexReport(f"UCF-101 {split} (split {split_id}, {os.path.basename(path)})")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for line, text in enumerate(f, start=1):
-            parts = text.split()
-            if not parts:
+    for line, text in text_rows(path, report):
+        parts = text.split()
+        rel = parts[0].replace("\\", "/")
+        folder, _, name = rel.rpartition("/")
+        if not folder or folder.lower() not in by_name:
+            bad_row(report, path, line, f"unknown class folder in {rel!r}", skip_bad_rows)
+            continue
+        label = by_name[folder.lower()]
+        if len(parts) > 1 and (not parts[1].isdigit() or int(parts[1]) != label + 1):
+            bad_row(report, path, line, f"label {parts[1]} does not match class {classes[label]} "
+                    f"(classInd {label + 1})", skip_bad_rows)
+            continue
+        video = videos.get(folder.lower(), {}).get(name.lower())
+        if video is None:
+            video = os.path.join(video_root, rel)
+            note_missing(report, video)
+            if not keep_missing:
                 continue
-            report.rows += 1
-            rel = parts[0].replace("\\", "/")
-            folder, _, name = rel.rpartition("/")
-            if not folder or folder.lower() not in by_name:
-                bad_row(report, path, line, f"unknown class folder in {rel!r}", skip_bad_rows)
-                continue
-            label = by_name[folder.lower()]
-            if len(parts) > 1 and (not parts[1].isdigit() or int(parts[1]) != label + 1):
-                bad_row(report, path, line, f"label {parts[1]} does not match class {classes[label]} "
-                        f"(classInd {label + 1})", skip_bad_rows)
-                continue
-            video = videos.get(folder.lower(), {}).get(name.lower())
-            if video is None:
-                video = os.path.join(video_root, rel)
-                note_missing(report, video)
-                if not keep_missing:
-                    continue
-            report.used += 1
-            records.append(VideoRecord(video, label, os.path.splitext(name)[0]))
+        report.used += 1
+        records.append(VideoRecord(video, label, os.path.splitext(name)[0]))
     return records, report, classes

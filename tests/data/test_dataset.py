@@ -1,0 +1,138 @@
+"""The clip dataset and loaders on the synthetic set: modes, views, per-batch shapes, bad files,
+seeding and distributed partitioning."""
+import logging
+import os
+import shutil
+
+import pytest
+import torch
+from torch.utils.data import DistributedSampler
+
+from vidpool.config import load_cfg
+from vidpool.data import ClipBatchSampler, ClipShape, build_dataset, build_loader, decode_frames
+from vidpool.data.datasets.base import VideoClipDataset, VideoRecord, collate_clips
+from vidpool.data.sampling import frame_window, uniform_clips
+from vidpool.data.transforms import eval_transform
+
+SMALL = ["DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "8", "DATA.TRAIN_JITTER_SCALES", "[40, 48]",
+         "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "40", "TRAIN.BATCH_SIZE", "4", "TEST.BATCH_SIZE", "6",
+         "DATA_LOADER.NUM_WORKERS", "0", "MODEL.NUM_CLASSES", "5", "TEST.NUM_ENSEMBLE_VIEWS", "2"]
+
+
+def _cfg(root, *extra):
+    return load_cfg(None, ["TRAIN.DATASET", "ucf101", "TEST.DATASET", "ucf101",
+                           "DATA.PATH_TO_DATA_DIR", os.path.join(root, "ucf101")] + SMALL + list(extra))
+
+
+def test_modes_and_views(synthetic_root):
+    cfg = _cfg(synthetic_root)
+    train, val, test = (build_dataset(cfg, s) for s in ("train", "val", "test"))
+    assert train.num_classes == 5 and len(val) == len(val.records)
+    assert len(test) == len(test.records) * 2 * 3
+    s = train[0]
+    assert s["clip"].shape == (3, 4, 32, 32) and s["valid"] and s["skipped"] == []
+    a, b = val[1], val[1]
+    assert torch.equal(a["clip"], b["clip"]) and a["clip"].shape == (3, 4, 32, 32)  # centred: deterministic
+    item = test[7]  # record 1, temporal view 0, spatial view 1
+    assert (item["index"], item["temporal_view"], item["spatial_view"]) == (1, 0, 1)
+    rec = test.records[1]
+    # the same clip built by hand from the pieces: the view's frames, resized and centre-cropped
+    frames = decode_frames(rec.path, [0])
+    info_fps, n = 8.0, 24
+    window = frame_window(info_fps, n, None, None)
+    indices = uniform_clips(window, 4, 8 * info_fps / 30, 2)[0]
+    expected = eval_transform(decode_frames(rec.path, indices), 40, 3, cfg.DATA.MEAN, cfg.DATA.STD)[1]
+    assert frames.shape[1:3] == (48, 64)
+    torch.testing.assert_close(item["clip"], expected)
+    assert not torch.equal(test[6]["clip"], test[9]["clip"])  # temporal views 0 and 1 differ
+
+
+def test_per_batch_shapes_with_workers(synthetic_root):
+    cfg = _cfg(synthetic_root, "DATA_LOADER.NUM_WORKERS", "2")
+    loader = build_loader(cfg, "train")
+    small = ClipShape(2, 4, 24, (28, 32))
+    shapes = []
+    for i, batch in enumerate(loader):
+        shapes.append(tuple(batch["clip"].shape[2:]))
+        if i == 0:
+            loader.batch_sampler.set_shape(small, batch_size=2)
+    big, little = (4, 32, 32), (2, 24, 24)
+    assert shapes[0] == big and shapes[-1] == little and set(shapes) == {big, little}
+    assert shapes == sorted(shapes, key=lambda s: s != big)  # one switch, never back
+    assert len(batch["label"]) == 2  # batches queued before the switch keep their shape and size
+
+
+def test_seeded_loaders_repeat(synthetic_root):
+    cfg = _cfg(synthetic_root, "DATA_LOADER.NUM_WORKERS", "2", "RNG_SEED", "7")
+    first = [next(iter(build_loader(cfg, "train"))) for _ in range(2)]
+    assert torch.equal(first[0]["label"], first[1]["label"]) and torch.equal(first[0]["clip"], first[1]["clip"])
+
+
+def _bad_copies(tmp_path, synthetic_root):
+    """A path-label list over 3 good videos, a zero-byte one, a text file, a cut file and a missing one."""
+    ucf = build_dataset(_cfg(synthetic_root), "train")
+    good = [r.path for r in ucf.records[:3]]
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("not a video\n" * 50)
+    (tmp_path / "cut.mp4").write_bytes(open(good[0], "rb").read()[:300])
+    bad = [str(tmp_path / n) for n in ("zero.mp4", "text.mp4", "cut.mp4", "missing.mp4")]
+    return good, bad
+
+
+def test_bad_videos_in_training_are_replaced_and_counted(tmp_path, synthetic_root, caplog):
+    good, bad = _bad_copies(tmp_path, synthetic_root)
+    records = [VideoRecord(p, 0, os.path.basename(p)) for p in good + bad]
+    ds = VideoClipDataset(records, ["a"], "train", ClipShape(4, 8, 32, (40, 48)))
+    torch.manual_seed(0)
+    with caplog.at_level(logging.WARNING, "vidpool.data"):
+        batch = collate_clips([ds[i] for i in range(len(records))] + [ds[i] for i in range(3, len(records))])
+    assert batch["valid"].all() and batch["clip"].shape == (11, 3, 4, 32, 32)
+    assert set(batch["skipped"]) == set(bad) and len(batch["skipped"]) >= 8  # every bad item counted
+    for path in bad:
+        assert caplog.text.count(path) == 1  # warned once per file
+    all_bad = VideoClipDataset([VideoRecord(p, 0, "x") for p in bad], ["a"], "train",
+                               ClipShape(4, 8, 32, (40, 48)), max_retries=3)
+    with pytest.raises(RuntimeError, match="4 unreadable videos in a row"):
+        all_bad[0]
+
+
+def test_bad_videos_in_testing_are_flagged_not_dropped(tmp_path, synthetic_root):
+    good, bad = _bad_copies(tmp_path, synthetic_root)
+    records = [VideoRecord(p, 0, os.path.basename(p)) for p in good + bad]
+    ds = VideoClipDataset(records, ["a"], "test", ClipShape(4, 8, 32, (40, 48)), test_crop_size=40, num_views=2,
+                          num_crops=1)
+    batch = collate_clips([ds[i] for i in range(len(ds))])
+    assert len(batch["valid"]) == 2 * len(records)
+    assert batch["valid"].tolist() == [True] * 6 + [False] * 8
+    assert batch["clip"].shape == (14, 3, 4, 40, 40) and sorted(set(batch["skipped"])) == sorted(bad)
+
+
+def test_missing_files_kept_for_evaluation_only(tmp_path, synthetic_root):
+    root = tmp_path / "ucf101"
+    shutil.copytree(os.path.join(synthetic_root, "ucf101"), root)
+    folder = root / "UCF-101" / "MovingLeft"
+    removed = sorted(folder.iterdir())[0]
+    removed.unlink()
+    cfg = load_cfg(None, ["TRAIN.DATASET", "ucf101", "TEST.DATASET", "ucf101", "DATA.PATH_TO_DATA_DIR", str(root)]
+                   + SMALL)
+    full = _cfg(synthetic_root)
+    for split in ("train", "test"):
+        n_before = len(build_dataset(full, split).records)
+        n_after = len(build_dataset(cfg, split).records)
+        listed = removed.name in open(root / "ucfTrainTestlist" / f"{split}list01.txt").read()
+        assert n_after == n_before - (listed and split == "train")
+
+
+def test_distributed_partition(synthetic_root):
+    ds = build_dataset(_cfg(synthetic_root), "train")
+    shape = ClipShape(4, 8, 32, (40, 48))
+    parts = []
+    for rank in range(2):
+        sampler = ClipBatchSampler(DistributedSampler(ds, 2, rank, shuffle=True, seed=0, drop_last=True), 3, shape)
+        parts.append([i for batch in sampler for i, s in batch])
+        assert all(s == shape for batch in sampler for _, s in batch)
+    assert not set(parts[0]) & set(parts[1]) and len(parts[0]) == len(parts[1]) == len(ds) // 2
+    sampler = ClipBatchSampler(DistributedSampler(ds, 2, 0, shuffle=True, seed=0), 3, shape)
+    epoch0 = [i for b in sampler for i, _ in b]
+    sampler.set_epoch(1)
+    assert [i for b in sampler for i, _ in b] != epoch0
