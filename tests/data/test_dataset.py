@@ -37,12 +37,12 @@ def test_modes_and_views(synthetic_root):
     assert (item["index"], item["temporal_view"], item["spatial_view"]) == (1, 0, 1)
     rec = test.records[1]
     # the same clip built by hand from the pieces: the view's frames, resized and centre-cropped
-    frames = decode_frames(rec.path, [0])
-    info_fps, n = 8.0, 24
-    window = frame_window(info_fps, n, None, None)
-    indices = uniform_clips(window, 4, 8 * info_fps / 30, 2)[0]
-    expected = eval_transform(decode_frames(rec.path, indices), 40, 3, cfg.DATA.MEAN, cfg.DATA.STD)[1]
-    assert frames.shape[1:3] == (48, 64)
+    assert decode_frames(rec.path, [0]).shape[1:3] == (48, 64)  # the synthetic videos: 24 frames, 8 fps
+    window = frame_window(8.0, 24, None, None)
+    indices = uniform_clips(window, 4, 8 * 8.0 / 30, 2)[0]
+    frames = decode_frames(rec.path, indices, short_side=40, exact=True)  # scaled by the decoder
+    assert frames.shape[1:3] == (40, 53)
+    expected = eval_transform(frames, 40, 3, cfg.DATA.MEAN, cfg.DATA.STD)[1]
     torch.testing.assert_close(item["clip"], expected)
     assert not torch.equal(test[6]["clip"], test[9]["clip"])  # temporal views 0 and 1 differ
 
@@ -136,3 +136,28 @@ def test_distributed_partition(synthetic_root):
     epoch0 = [i for b in sampler for i, _ in b]
     sampler.set_epoch(1)
     assert [i for b in sampler for i, _ in b] != epoch0
+
+
+def test_build_dataset_errors(synthetic_root):
+    with pytest.raises(ValueError, match="unknown dataset 'sports1m'"):
+        build_dataset(_cfg(synthetic_root, "TRAIN.DATASET", "sports1m"), "train")
+    with pytest.raises(ValueError, match="PATH_TO_DATA_DIR is not set"):
+        build_dataset(_cfg(synthetic_root, "DATA.PATH_TO_DATA_DIR", ""), "train")
+    with pytest.raises(ValueError, match="split must be one of"):
+        build_dataset(_cfg(synthetic_root), "validation")
+    with pytest.raises(FileNotFoundError, match="classInd.txt"):
+        build_dataset(_cfg(synthetic_root, "DATA.PATH_TO_DATA_DIR", synthetic_root), "train")
+
+
+def test_hacs_and_kinetics_through_the_config(synthetic_root):
+    classes = os.path.join(synthetic_root, "classes.txt")
+    for name in ("hacs", "kinetics"):
+        root = os.path.join(synthetic_root, name)
+        cfg = load_cfg(None, ["TRAIN.DATASET", name, "TEST.DATASET", name, "DATA.PATH_TO_DATA_DIR", root,
+                              "DATA.PATH_PREFIX", os.path.join(root, "videos"), "DATA.CLASS_NAMES_FILE", classes]
+                       + SMALL)
+        train, test = build_dataset(cfg, "train"), build_dataset(cfg, "test")
+        assert train.classes == test.classes and train.num_classes == 5
+        assert len(train.records) + len(test.records) == 40
+        batch = next(iter(build_loader(cfg, "test", dataset=test)))
+        assert batch["clip"].shape == (6, 3, 4, 40, 40) and batch["valid"].all()

@@ -69,6 +69,8 @@ def test_short_side_resize_in_the_decoder(name, references):
         # same picture as resizing the full frame afterwards (different scalers: a loose bound)
         resized = torch.nn.functional.interpolate(ref.permute(0, 3, 1, 2).float(), (sh, sw), mode="area")
         assert (out.permute(0, 3, 1, 2).float() - resized).abs().mean() < 6, b
+    assert decode_frames(real_clip(name), [40], short_side=300, exact=True).shape[1:3] == scaled_size(w, h, 300, True)[::-1]
+    assert min(scaled_size(w, h, 300, True)) == 300
     # no resize when the target is not much smaller
     assert decode_frames(real_clip(name), [1], short_side=int(min(h, w) / 1.2)).shape[1:3] == (h, w)
 

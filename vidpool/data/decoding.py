@@ -6,11 +6,15 @@ the frames at the given indices (sorted or not, repeats allowed) as a uint8 tens
 - PyAV seeks to the keyframe before the first wanted frame and decodes forward only to the last
   one; frames in between are decoded (inter-frame codecs need them) but never converted to RGB.
 - Frame index i is the i-th frame in presentation order: after a seek it is read off the frame's
-  timestamp (i = (pts - start) x fps); where timestamps go backwards (AVI files with packed
-  B-frames) or a seek lands past the first wanted frame, decoding restarts from the beginning and
+  timestamp (i = (pts - start) x fps). AVI files (no real timestamps), timestamps that go
+  backwards, or a seek that lands past the first wanted frame: decoding starts at the beginning and
   counts frames. Both backends agree on which frame an index means.
-- ``short_side``: when the video's short side is more than 1.25x that, frames are scaled down in
-  the decoder (swscale in PyAV, decord's own resize), before any tensor is made.
+- After a seek, frames that are neither wanted nor referenced by other frames are not decoded
+  (skip_frame NONREF per packet), which skips most B-frames of a clip's span.
+- ``short_side``: when the video's short side is more than 1.25x that (or always, with ``exact``),
+  frames are scaled in the decoder (swscale in PyAV, in the same pass as the RGB conversion;
+  decord's own resize), before any tensor is made. Training draws its scale jitter first and
+  decodes straight to that size.
 - Indices past the last decodable frame repeat the last frame (stream frame counts are estimates).
 - Only the first video stream is read: silent videos and audio streams are fine.
 
@@ -58,10 +62,10 @@ def _check_file(path: str) -> None:
         raise DecodeError(f"{path}: empty file (0 bytes)")
 
 
-def scaled_size(width: int, height: int, short_side: Optional[int]) -> Tuple[int, int]:
-    """(width, height) with the short side brought to ``short_side`` when the frame is more than 1.25x
-    larger; otherwise unchanged. Sizes stay even-free integers, aspect ratio kept to rounding."""
-    if not short_side or min(width, height) <= 1.25 * short_side:
+def scaled_size(width: int, height: int, short_side: Optional[int], exact: bool = False) -> Tuple[int, int]:
+    """(width, height) with the short side brought to ``short_side``: always with ``exact``, else only
+    when the frame is more than 1.25x larger. The aspect ratio is kept to rounding."""
+    if not short_side or min(width, height) == short_side or (not exact and min(width, height) <= 1.25 * short_side):
         return width, height
     if width <= height:
         return short_side, max(1, round(height * short_side / width))
@@ -119,7 +123,7 @@ class _UnorderedTimestamps(Exception):
 
 
 def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequence[int], seek: bool,
-                  short_side: Optional[int]):
+                  size: Tuple[int, int]):
     """{frame index: RGB array} for the decoded frames that are the latest at or before a wanted
     index, and the index of the first frame decoded (None: nothing decoded). With ``seek`` decoding
     starts at the keyframe before the first wanted frame and frames are indexed by timestamp;
@@ -131,22 +135,40 @@ def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequenc
     stream.thread_type = "AUTO"
     fps = Fraction(info.fps).limit_denominator(100000)
     tb, start_pts = stream.time_base, stream.start_time or 0
-    width, height = scaled_size(info.width, info.height, short_side)
+    frames_per_tick = float(tb * fps)
+    width, height = size
+    # swscale converts to RGB and scales in one pass: area averaging when shrinking, else bilinear
+    interpolation = "AREA" if width < info.width else "BILINEAR"
 
     def keep(lo, hi, frame_idx, frame):
         """Convert `frame` if it is the one shown for some wanted index in [lo, hi)."""
         k = bisect.bisect_left(wanted, lo)
         if k < len(wanted) and wanted[k] < hi:
-            got[frame_idx] = frame.to_ndarray(format="rgb24", width=width, height=height)
+            got[frame_idx] = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=interpolation)
+
+    wanted_set = set(wanted)
+
+    def decoded_frames():
+        """Frames in presentation order. After a seek, packets of frames that are not wanted are
+        decoded with skip_frame NONREF: frames other frames depend on are still decoded, the rest
+        (B-frames, usually most of a clip's span) are skipped. That needs the packets' timestamps
+        to fall on frame indices (constant frame rate); otherwise every frame is decoded."""
+        ctx, skipping = stream.codec_context, seek
+        for packet in container.demux(stream):
+            if skipping and packet.pts is not None:
+                x = (packet.pts - start_pts) * frames_per_tick
+                skipping = abs(x - round(x)) < 0.25
+                ctx.skip_frame = "NONREF" if skipping and round(x) not in wanted_set else "DEFAULT"
+            yield from packet.decode()
 
     try:
         if seek:
             container.seek(start_pts + int(first / fps / tb), stream=stream, backward=True, any_frame=False)
-        for count, frame in enumerate(container.decode(stream)):
+        for count, frame in enumerate(decoded_frames()):
             if seek:
                 if frame.pts is None:
                     raise _UnorderedTimestamps()
-                idx = int(round(float((frame.pts - start_pts) * tb * fps)))
+                idx = round((frame.pts - start_pts) * frames_per_tick)
                 if pending is not None and idx <= pending[0]:
                     raise _UnorderedTimestamps()
             else:
@@ -169,24 +191,30 @@ def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequenc
     return got, first_seen
 
 
-def _read_pyav(path: str, choose, short_side: Optional[int]):
+def _read_pyav(path: str, choose, resize: Tuple[Optional[int], bool]):
     container, stream = _open_pyav(path)
-    with container:
+    try:
         info = _pyav_info(path, container, stream)
         indices = _checked(choose(info))
         wanted = sorted(set(indices))
-        got, first_seen = None, None
-        if wanted[0] > 0:
+        size = scaled_size(info.width, info.height, *resize)
+        got = None
+        # AVI stores no presentation timestamps (FFmpeg guesses them, wrongly with packed
+        # B-frames): count frames from the start instead of seeking by time
+        if wanted[0] > 0 and "avi" not in container.format.name.split(","):
             try:
-                got, first_seen = _pyav_collect(path, container, stream, info, wanted, True, short_side)
+                got, first_seen = _pyav_collect(path, container, stream, info, wanted, True, size)
+                if first_seen is None or first_seen > wanted[0]:
+                    got = None  # the seek overshot the first wanted frame
             except _UnorderedTimestamps:
-                got = None
-            if first_seen is None or first_seen > wanted[0]:
-                got = None  # the seek overshot the first wanted frame
-    if got is None:  # decode from the start, counting frames (a fresh container: no seek at all)
-        container, stream = _open_pyav(path)
-        with container:
-            got, _ = _pyav_collect(path, container, stream, info, wanted, False, short_side)
+                pass
+            if got is None:  # start again on a fresh container
+                container.close()
+                container, stream = _open_pyav(path)
+        if got is None:
+            got, _ = _pyav_collect(path, container, stream, info, wanted, False, size)
+    finally:
+        container.close()
     if not got:
         raise DecodeError(f"{path}: no decodable frame at or after index {wanted[0]}")
     return _assemble(got, indices), info, indices
@@ -227,11 +255,11 @@ def _probe_decord(path: str) -> VideoInfo:
     return VideoInfo(float(vr.get_avg_fps()), len(vr), *_frame_size(path))
 
 
-def _read_decord(path: str, choose, short_side: Optional[int]):
+def _read_decord(path: str, choose, resize: Tuple[Optional[int], bool]):
     import decord
 
     width, height = _frame_size(path)
-    sw, sh = scaled_size(width, height, short_side)
+    sw, sh = scaled_size(width, height, *resize)
     vr = _decord_reader(path, *((sw, sh) if (sw, sh) != (width, height) else (-1, -1)))
     if len(vr) == 0:
         raise DecodeError(f"{path}: no frames")
@@ -265,15 +293,16 @@ def probe(path: str, backend: str = "pyav") -> VideoInfo:
 
 
 def read_clip(path: str, choose: Callable[[VideoInfo], Sequence[int]], backend: str = "pyav",
-              short_side: Optional[int] = None) -> Tuple[torch.Tensor, VideoInfo, List[int]]:
+              short_side: Optional[int] = None, exact: bool = False) -> Tuple[torch.Tensor, VideoInfo, List[int]]:
     """Open ``path`` once, let ``choose(info)`` pick the frame indices, decode them: returns the uint8
-    frames (T, H, W, 3), the video's info and the chosen indices."""
+    frames (T, H, W, 3), the video's info and the chosen indices. ``exact``: scale the short side to
+    ``short_side`` whatever the frame size (else only when the frame is much larger)."""
     _check_backend(backend)
-    frames, info, indices = (_read_pyav if backend == "pyav" else _read_decord)(path, choose, short_side)
+    frames, info, indices = (_read_pyav if backend == "pyav" else _read_decord)(path, choose, (short_side, exact))
     return torch.from_numpy(np.ascontiguousarray(frames)), info, indices
 
 
-def decode_frames(path: str, indices: Sequence[int], backend: str = "pyav",
-                  short_side: Optional[int] = None) -> torch.Tensor:
+def decode_frames(path: str, indices: Sequence[int], backend: str = "pyav", short_side: Optional[int] = None,
+                  exact: bool = False) -> torch.Tensor:
     """uint8 tensor (len(indices), H, W, 3) of the frames at ``indices`` (see the module docstring)."""
-    return read_clip(path, lambda info: indices, backend, short_side)[0]
+    return read_clip(path, lambda info: indices, backend, short_side, exact)[0]

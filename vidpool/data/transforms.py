@@ -1,15 +1,15 @@
-"""Spatial clip transforms on uint8 frames (T, H, W, 3) -> float clips (C, T, H, W), built on
-``torchvision.transforms.v2.functional`` (resize with antialiasing, crop, flip, normalize).
+"""Spatial clip transforms on uint8 frames (T, H, W, 3) -> float clips (C, T, H, W).
 
 Training: short side scaled to a random size in the shape's jitter range, a random square crop of
 the shape's crop size, a horizontal flip with probability 1/2, normalisation. Testing: short side to
 the test crop size, then 1 (centre) or 3 (along the longer side) square crops, normalised.
 Crops and flips are done on uint8 before conversion to float, so the float work is on crops only.
+Resizing, cropping and flipping use ``torchvision.transforms.v2.functional``.
 """
 from __future__ import annotations
 
 import random
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -25,9 +25,17 @@ def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def normalize(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 (T, C, H, W) -> float32 (C, T, H, W), scaled to [0, 1] then (x - mean) / std per channel."""
-    x = TF.to_dtype(frames, torch.float32, scale=True)
-    return TF.normalize(x, list(mean), list(std)).transpose(0, 1).contiguous()
+    """uint8 (T, C, H, W) -> float32 (C, T, H, W), scaled to [0, 1] then (x - mean) / std per channel.
+    Done as one converting copy and two in-place passes (x * 1/(255 std) - mean/std) rather than
+    v2's to_dtype + normalize + transpose, which take five passes over the clip."""
+    c = frames.shape[1]
+    if len(mean) != c or len(std) != c:
+        raise ValueError(f"mean and std need {c} values (one per channel), got {len(mean)} and {len(std)}")
+    out = torch.empty((c,) + frames.shape[:1] + frames.shape[2:], dtype=torch.float32)
+    out.copy_(frames.transpose(0, 1))
+    scale = torch.tensor([1 / (255 * s) for s in std]).view(c, 1, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)]).view(c, 1, 1, 1)
+    return out.mul_(scale).sub_(shift)
 
 
 def _to_tchw(frames: torch.Tensor) -> torch.Tensor:
@@ -36,11 +44,17 @@ def _to_tchw(frames: torch.Tensor) -> torch.Tensor:
     return frames.permute(0, 3, 1, 2)
 
 
-def train_transform(frames: torch.Tensor, shape: ClipShape, mean: Sequence[float], std: Sequence[float],
-                    rng: random.Random, flip: bool = True) -> torch.Tensor:
-    x = _to_tchw(frames)
+def jitter_short_side(shape: ClipShape, rng: random.Random) -> int:
+    """A random short side in the shape's jitter range (never below the crop)."""
     lo, hi = shape.jitter_scales
-    x = resize_short_side(x, max(rng.randint(lo, hi), shape.crop_size))
+    return max(rng.randint(lo, hi), shape.crop_size)
+
+
+def train_transform(frames: torch.Tensor, shape: ClipShape, mean: Sequence[float], std: Sequence[float],
+                    rng: random.Random, flip: bool = True, short_side: Optional[int] = None) -> torch.Tensor:
+    """``short_side``: the jittered scale when it was drawn already (e.g. to decode at that size)."""
+    x = _to_tchw(frames)
+    x = resize_short_side(x, jitter_short_side(shape, rng) if short_side is None else short_side)
     h, w = x.shape[-2:]
     top, left = rng.randint(0, h - shape.crop_size), rng.randint(0, w - shape.crop_size)
     x = TF.crop(x, top, left, shape.crop_size, shape.crop_size)

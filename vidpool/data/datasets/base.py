@@ -26,9 +26,9 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from ..decoding import DecodeError, decode_frames, probe
+from ..decoding import DecodeError, read_clip
 from ..sampling import SHORT_MODES, ClipShape, clip_step, frame_window, random_clip, uniform_clips
-from ..transforms import eval_transform, train_transform
+from ..transforms import eval_transform, jitter_short_side, train_transform
 
 log = logging.getLogger("vidpool.data")
 
@@ -150,27 +150,24 @@ class VideoClipDataset(torch.utils.data.Dataset):
             self._rng, self._rng_pid = random.Random(torch.initial_seed()), os.getpid()
         return self._rng
 
-    def _window_and_step(self, rec: VideoRecord, shape: ClipShape):
-        info = probe(rec.path, self.decoder)
-        if info.num_frames <= 0:
-            raise DecodeError(f"{rec.path}: no frames")
-        window = frame_window(info.fps, info.num_frames, rec.start, rec.end)
-        return window, clip_step(shape.sampling_rate, info.fps, self.target_fps), info
-
-    def _short_side(self, shape: ClipShape) -> int:
-        return shape.jitter_scales[1] if self.mode == "train" else (
-            self.test_crop_size if self.mode == "test" else shape.crop_size)
-
     def _sample(self, rec: VideoRecord, shape: ClipShape, t_view: int, s_view: int) -> torch.Tensor:
-        window, step, _ = self._window_and_step(rec, shape)
-        if self.mode == "train":
-            indices = random_clip(window, shape.num_frames, step, self._random(), self.short)
-        else:
-            indices = uniform_clips(window, shape.num_frames, step, self.views[0], self.short)[t_view]
-        frames = decode_frames(rec.path, indices, self.decoder, short_side=self._short_side(shape))
-        if self.mode == "train":
-            return train_transform(frames, shape, self.mean, self.std, self._random(), self.flip)
+        def choose(info):
+            """The clip's frame indices, from the video's frame rate and length (one open per clip)."""
+            if info.num_frames <= 0:
+                raise DecodeError(f"{rec.path}: no frames")
+            window = frame_window(info.fps, info.num_frames, rec.start, rec.end)
+            step = clip_step(shape.sampling_rate, info.fps, self.target_fps)
+            if self.mode == "train":
+                return random_clip(window, shape.num_frames, step, self._random(), self.short)
+            return uniform_clips(window, shape.num_frames, step, self.views[0], self.short)[t_view]
+
         crop = self.test_crop_size if self.mode == "test" else shape.crop_size
+        if self.mode == "train":
+            # the jittered scale is drawn first so that the decoder produces frames at that size
+            short = jitter_short_side(shape, self._random())
+            frames, _, _ = read_clip(rec.path, choose, self.decoder, short_side=short, exact=True)
+            return train_transform(frames, shape, self.mean, self.std, self._random(), self.flip, short_side=short)
+        frames, _, _ = read_clip(rec.path, choose, self.decoder, short_side=crop, exact=True)
         crops = eval_transform(frames, crop, self.views[1], self.mean, self.std)
         return crops[s_view]
 

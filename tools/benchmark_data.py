@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""Clips per second of the data path: decode + temporal sample + augment to 16 x 224 x 224.
+
+    python tools/benchmark_data.py                 # the shared real clips, 61 clips per setting
+    python tools/benchmark_data.py --clips 100 --videos a.mp4 b.mp4
+
+Every setting makes training clips of the same recipe from the same videos: 16 frames every 4
+frames at 30 fps (frame-rate aware), short side jittered in [256, 320], random 224 crop, flip,
+normalisation. Settings:
+
+- vidpool with PyAV and with decord (``VideoClipDataset`` in train mode: open the video once, choose
+  the frames, decode only those at the jittered scale, transform), in the main process (0 workers;
+  rounds alternating between the settings, median clips/s) and with 2 DataLoader workers;
+- pytorchvideo 0.1.5 ``EncodedVideo`` with its PyAV decoder: ``get_clip`` over the same time span
+  (it decodes and converts every frame in the span), the 16 frames picked uniformly, then the same
+  transform, likewise with 0 and 2 workers.
+
+Target: vidpool's PyAV path >= 1.5x pytorchvideo's clips/s (0 workers), measured in this run.
+"""
+import argparse
+import glob
+import os
+import random
+import statistics
+import sys
+import time
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vidpool.data import ClipShape, VideoClipDataset, VideoRecord, probe
+from vidpool.data.transforms import train_transform
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHAPE = ClipShape(num_frames=16, sampling_rate=4, crop_size=224, jitter_scales=(256, 320))
+MEAN, STD, TARGET_FPS = (0.45,) * 3, (0.225,) * 3, 30.0
+
+
+class PytorchvideoClips(Dataset):
+    """The same recipe through pytorchvideo's EncodedVideo (PyAV decoder)."""
+
+    def __init__(self, paths, n):
+        self.paths, self.n = paths, n
+        self.durations = {p: probe(p).duration for p in paths}
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        from pytorchvideo.data.encoded_video import EncodedVideo
+
+        rng = random.Random(i)
+        path = self.paths[i % len(self.paths)]
+        span = SHAPE.num_frames * SHAPE.sampling_rate / TARGET_FPS
+        start = rng.uniform(0, max(0.0, self.durations[path] - span))
+        video = EncodedVideo.from_path(path, decoder="pyav", decode_audio=False)
+        clip = video.get_clip(start, start + span)["video"]  # (C, T_all, H, W) float 0..255
+        idx = torch.linspace(0, clip.shape[1] - 1, SHAPE.num_frames).round().long()
+        frames = clip[:, idx].permute(1, 2, 3, 0).to(torch.uint8)  # (T, H, W, C)
+        return train_transform(frames, SHAPE, MEAN, STD, rng)
+
+
+def _vidpool(paths, n, decoder):
+    records = [VideoRecord(paths[i % len(paths)], 0, str(i)) for i in range(n)]
+    return VideoClipDataset(records, ["x"], "train", SHAPE, decoder=decoder, target_fps=TARGET_FPS, mean=MEAN,
+                            std=STD)
+
+
+def in_process_rates(datasets, rounds):
+    """Clips/s of each dataset in this process, medians over `rounds` rounds that alternate the
+    datasets (so drift on a shared machine hits all of them)."""
+    n = min(len(d) for d in datasets.values())
+    per_round = max(1, (n - 1) // rounds)
+    for d in datasets.values():
+        d[n - 1]  # warm-up
+    rates = {name: [] for name in datasets}
+    for r in range(rounds):
+        for name, d in datasets.items():
+            start = time.perf_counter()
+            for i in range(r * per_round, (r + 1) * per_round):
+                d[i]
+            rates[name].append(per_round / (time.perf_counter() - start))
+    return {name: statistics.median(v) for name, v in rates.items()}
+
+
+def loader_rate(dataset, workers, warmup=2):
+    """Clips/s through a DataLoader with `workers` processes, after a warm-up."""
+    loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=lambda b: b[0],
+                        prefetch_factor=2)
+    it = iter(loader)
+    for _ in range(warmup * workers):
+        next(it)
+    start = time.perf_counter()
+    count = sum(1 for _ in it)
+    return count / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_videos = sorted(glob.glob(os.path.join(HERE, "..", "..", "shared", "data", "videos", "*.*")))
+    ap.add_argument("--videos", nargs="+", default=default_videos)
+    ap.add_argument("--clips", type=int, default=61, help="clips per setting")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds for the in-process settings")
+    ap.add_argument("--workers", default="0,2")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads in the main process")
+    args = ap.parse_args(argv)
+    if not args.videos:
+        ap.error("no videos found; pass --videos")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    workers = [int(w) for w in args.workers.split(",")]
+    print(f"{len(args.videos)} videos ({', '.join(os.path.basename(v) for v in args.videos)}), {args.clips} clips "
+          f"per setting, clip {SHAPE.num_frames}x{SHAPE.crop_size}², {args.threads} threads")
+    results = {}
+    settings = [("vidpool pyav", lambda: _vidpool(args.videos, args.clips, "pyav")),
+                ("vidpool decord", lambda: _vidpool(args.videos, args.clips, "decord")),
+                ("pytorchvideo pyav", lambda: PytorchvideoClips(args.videos, args.clips))]
+    # settings with workers first: after pytorchvideo has decoded in this process, forked
+    # DataLoader workers crash (segmentation fault), whichever decoder they use
+    for w in sorted(workers, reverse=True):
+        if w == 0:
+            rates = in_process_rates({name: make() for name, make in settings}, args.rounds)
+            results.update({(name, 0): rate for name, rate in rates.items()})
+        else:
+            for name, make in settings:
+                results[name, w] = loader_rate(make(), w)
+        for name, _ in settings:
+            print(f"  {name:<18} {w} workers: {results[name, w]:6.2f} clips/s", file=sys.stderr, flush=True)
+    print("| pipeline | workers | clips/s | × pytorchvideo |")
+    print("|---|---|---|---|")
+    for w in workers:
+        for name, _ in settings:
+            base = results["pytorchvideo pyav", w]
+            print(f"| {name} | {w} | {results[name, w]:.2f} | {results[name, w] / base:.2f} |")
+    if 0 in workers:
+        ratio = results["vidpool pyav", 0] / results["pytorchvideo pyav", 0]
+        print(f"Target vidpool pyav >= 1.5x pytorchvideo pyav (0 workers): {'MET' if ratio >= 1.5 else 'MISS'} "
+              f"({ratio:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
