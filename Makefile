@@ -1,7 +1,7 @@
 # make install  - create .venv (unless a virtualenv is active), install pinned torch and the
 #                 dependencies, and build vidpool._C in place (pip install -e).
 # make test     - install if needed, then run the test suite.
-# make bench    - run the pooling benchmark.
+# make bench    - run the pooling, model and data benchmarks.
 PYTHON ?= python3
 ifdef VIRTUAL_ENV
 VENV := $(VIRTUAL_ENV)
@@ -31,6 +31,8 @@ test: install
 
 bench: install
 	$(PY) tools/benchmark_pooling.py
+	$(PY) tools/benchmark_models.py
+	$(PY) tools/benchmark_data.py
 
 clean:
 	rm -rf build *.egg-info vidpool/_C*.so $(STAMP)
