@@ -161,3 +161,11 @@ def test_hacs_and_kinetics_through_the_config(synthetic_root):
         assert len(train.records) + len(test.records) == 40
         batch = next(iter(build_loader(cfg, "test", dataset=test)))
         assert batch["clip"].shape == (6, 3, 4, 40, 40) and batch["valid"].all()
+
+
+def test_evaluation_shards_count_every_sample_once():
+    from vidpool.data.samplers import ShardSampler
+    shards = [list(ShardSampler(11, r, 3)) for r in range(3)]
+    assert sorted(sum(shards, [])) == list(range(11)) and [len(s) for s in shards] == [4, 4, 3]
+    with pytest.raises(ValueError):
+        ShardSampler(5, 3, 3)

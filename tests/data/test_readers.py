@@ -152,3 +152,10 @@ def test_ucf101_case_mismatch_and_bad_rows(tmp_path, synthetic_root):
     assert len(records) == 1
     with pytest.raises(ValueError, match="1, 2 or 3"):
         read_ucf101(str(tmp_path), str(tmp_path), "train", split_id=4)
+
+
+def test_hacs_video_names():
+    from vidpool.data.datasets.hacs import video_path
+    assert video_path("r", "Arm wrestling", "abcdefghijk") == os.path.join("r", "Arm_wrestling", "v_abcdefghijk.mp4")
+    assert video_path("r", "X", "v_bcdefghij") == os.path.join("r", "X", "v_v_bcdefghij.mp4")  # an 11-char id
+    assert video_path("r", "X", "v_abcdefghijk") == os.path.join("r", "X", "v_abcdefghijk.mp4")  # prefixed already

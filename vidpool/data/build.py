@@ -22,7 +22,7 @@ from .datasets.hacs import read_hacs
 from .datasets.kinetics import read_kinetics
 from .datasets.ucf101 import read_ucf101
 from .sampling import ClipShape
-from .samplers import ClipBatchSampler, distributed
+from .samplers import ClipBatchSampler, ShardSampler, distributed
 
 log = logging.getLogger("vidpool.data")
 
@@ -91,7 +91,7 @@ def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, sh
     ``TEST.BATCH_SIZE`` are totals over processes; each process loads its share. Under
     torch.distributed the indices are split with a DistributedSampler; call
     ``loader.batch_sampler.set_epoch(epoch)`` every epoch, and ``loader.batch_sampler.set_shape(...)``
-    to change the clip shape."""
+    to change the clip shape. Evaluation splits are sharded without padding (no sample counted twice)."""
     dataset = build_dataset(cfg, split) if dataset is None else dataset
     rank, world = distributed()
     total = batch_size or (cfg.TRAIN.BATCH_SIZE if split != "test" else cfg.TEST.BATCH_SIZE)
@@ -99,8 +99,10 @@ def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, sh
         raise ValueError(f"batch size {total} is not divisible by the {world} processes")
     train = split == "train"
     generator = torch.Generator().manual_seed(cfg.RNG_SEED + rank)
-    if world > 1:
-        sampler = DistributedSampler(dataset, world, rank, shuffle=train, seed=cfg.RNG_SEED, drop_last=train)
+    if world > 1 and train:
+        sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=cfg.RNG_SEED, drop_last=True)
+    elif world > 1:  # evaluation: each sample exactly once over all processes
+        sampler = ShardSampler(len(dataset), rank, world)
     else:
         sampler = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
     batches = ClipBatchSampler(sampler, total // world, shape or default_shape(cfg), drop_last=train)

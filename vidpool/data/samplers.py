@@ -49,6 +49,22 @@ class ClipBatchSampler(Sampler):
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
 
+class ShardSampler(Sampler):
+    """Every ``world``-th index from ``rank``, in order, without the padding DistributedSampler adds:
+    for evaluation, where a repeated sample would count twice. Shards differ in length by at most one."""
+
+    def __init__(self, length: int, rank: int, world: int):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside 0..{world - 1}")
+        self.length, self.rank, self.world = length, rank, world
+
+    def __iter__(self):
+        return iter(range(self.rank, self.length, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world))
+
+
 def distributed() -> Tuple[int, int]:
     """(rank, world size) of the running process group, or (0, 1)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -23,7 +23,9 @@ CSV_COLUMNS = ["classname", "youtube_id", "subset", "start", "end", "label"]
 
 
 def video_path(root: str, classname: str, youtube_id: str) -> str:
-    vid = youtube_id if youtube_id.startswith("v_") else f"v_{youtube_id}"
+    # YouTube ids have 11 characters and may themselves start with "v_"; 13 with "v_" means the
+    # prefix is there already (as in some ActivityNet-style files)
+    vid = youtube_id if youtube_id.startswith("v_") and len(youtube_id) == 13 else f"v_{youtube_id}"
     return os.path.join(root, classname.replace(" ", "_"), f"{vid}.mp4")
 
 
