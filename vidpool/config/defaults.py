@@ -1,7 +1,6 @@
 """Every configuration key with its default and a one-line meaning (PySlowFast names).
 
-Sections so far: MODEL, DATA, DATA_LOADER, and the TRAIN/TEST keys the data pipeline reads; the
-solver, checkpoint and logging keys come with the engine.
+Read once, at the edge (tools/train_net.py, tools/test_net.py, the builders); never mutated at run time.
 """
 from fvcore.common.config import CfgNode
 
@@ -13,18 +12,52 @@ _C.MODEL.NUM_CLASSES = 400        # classifier outputs
 _C.MODEL.POOL = "max"             # method of every non-global pool (vidpool.ops.list_pools(); max = original)
 _C.MODEL.HEAD_POOL = "avg"        # global pool before the classifier: avg | max | softpool
 _C.MODEL.DROPOUT_RATE = 0.5       # dropout before the classifier
+_C.MODEL.BASE_WIDTH = 64          # 3D ResNets (r3d, r(2+1)d, SRTG): stem channels; stages 1x, 2x, 4x, 8x of it
 _C.MODEL.SRTG_PLACE = "final"     # SRTG models: where the SR block sits (start|top|mid|end|final)
 _C.MODEL.SRTG_GATE = "cycle"      # SRTG models: temporal gate (none|cycle)
 _C.MODEL.SRTG_GATE_FROM_EPOCH = 0  # SRTG models: first epoch with the gate on
 _C.MODEL.SRTG_HIDDEN = "width"    # SRTG models: LSTM hidden size capped at the block width | "channels" (uncapped)
 
 _C.RNG_SEED = 0                   # seeds python, numpy, torch and the data loader workers
+_C.OUTPUT_DIR = "./output"        # run folder: config.yaml, log.txt, stats.jsonl, checkpoints/, runs/, predictions.csv
+_C.DEVICE = "auto"                # auto (CUDA when available, else CPU) | cpu | cuda
+_C.LOG_PERIOD = 10                # iterations between plain progress lines (no interactive terminal)
 
 _C.TRAIN = CfgNode()
+_C.TRAIN.ENABLE = True            # run training (tools/train_net.py)
 _C.TRAIN.DATASET = "kinetics"     # hacs | kinetics | ucf101 (training and validation data)
 _C.TRAIN.BATCH_SIZE = 64          # clips per step, over all processes
+_C.TRAIN.EVAL_PERIOD = 1          # epochs between validations (and after the last epoch)
+_C.TRAIN.CHECKPOINT_PERIOD = 1    # epochs between checkpoints (and after the last epoch)
+_C.TRAIN.AUTO_RESUME = True       # continue from the newest valid checkpoint in OUTPUT_DIR/checkpoints
+_C.TRAIN.CHECKPOINT_FILE_PATH = ""  # start from these weights (full resume unless TRAIN.FINETUNE)
+_C.TRAIN.FINETUNE = False         # load only the backbone of CHECKPOINT_FILE_PATH; new classifier if classes differ
+_C.TRAIN.FREEZE_STAGES = 0        # fine-tuning: freeze the stem (1) and the first stages (2..)
+_C.TRAIN.BACKBONE_LR_SCALE = 1.0  # fine-tuning: LR factor of every parameter outside the classifier
+_C.TRAIN.MIXED_PRECISION = False  # bf16 autocast on CPU, fp16 autocast + GradScaler on CUDA
+_C.TRAIN.LABEL_SMOOTHING = 0.0    # cross-entropy label smoothing
+_C.TRAIN.CLIP_GRAD_NORM = 0.0     # clip the gradient norm to this (0: off)
+_C.TRAIN.PRECISE_BN = False       # recompute BN statistics on training batches before each validation
+_C.TRAIN.PRECISE_BN_BATCHES = 50  # batches for precise BN
+
+_C.SOLVER = CfgNode()
+_C.SOLVER.BASE_LR = 0.1           # learning rate at a total batch of TRAIN.BATCH_SIZE
+_C.SOLVER.LR_POLICY = "steps_with_relative_lrs"  # steps_with_relative_lrs | cosine
+_C.SOLVER.STEPS = [0, 40, 80]     # steps policy: epochs where each LR phase starts
+_C.SOLVER.LRS = [1, 0.1, 0.01]    # steps policy: LR of each phase relative to BASE_LR
+_C.SOLVER.GAMMA = 0.1             # kept for PySlowFast configs (LRS already gives the factors)
+_C.SOLVER.MAX_EPOCH = 100         # epochs
+_C.SOLVER.COSINE_END_LR = 0.0     # cosine policy: final LR
+_C.SOLVER.MOMENTUM = 0.9          # SGD momentum
+_C.SOLVER.NESTEROV = True         # Nesterov momentum
+_C.SOLVER.WEIGHT_DECAY = 1e-4     # L2 weight decay
+_C.SOLVER.ZERO_WD_1D_PARAM = False  # no weight decay on BN weights and biases
+_C.SOLVER.WARMUP_EPOCHS = 0.0     # linear warm-up length in epochs
+_C.SOLVER.WARMUP_START_LR = 0.01  # warm-up starting LR
 
 _C.TEST = CfgNode()
+_C.TEST.ENABLE = True             # run multi-view testing (tools/test_net.py, and after training)
+_C.TEST.CHECKPOINT_FILE_PATH = ""  # weights to test ("" = the newest checkpoint in OUTPUT_DIR)
 _C.TEST.DATASET = "kinetics"      # hacs | kinetics | ucf101 (test data)
 _C.TEST.BATCH_SIZE = 8            # clips per test step, over all processes
 _C.TEST.NUM_ENSEMBLE_VIEWS = 10   # evenly spaced clips per test video
@@ -55,6 +88,9 @@ _C.DATA_LOADER = CfgNode()
 _C.DATA_LOADER.NUM_WORKERS = 4    # decoding processes per training process (0: decode in the main process)
 _C.DATA_LOADER.PIN_MEMORY = True  # pinned host memory (used only with CUDA)
 _C.DATA_LOADER.PERSISTENT_WORKERS = True  # keep workers alive between epochs (with NUM_WORKERS > 0)
+
+_C.TENSORBOARD = CfgNode()
+_C.TENSORBOARD.ENABLE = True      # scalars under OUTPUT_DIR/runs
 
 
 def get_cfg() -> CfgNode:

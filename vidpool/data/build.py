@@ -105,7 +105,8 @@ def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, sh
         sampler = ShardSampler(len(dataset), rank, world)
     else:
         sampler = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
-    batches = ClipBatchSampler(sampler, total // world, shape or default_shape(cfg), drop_last=train)
+    batches = ClipBatchSampler(sampler, total // world, shape or default_shape(cfg), drop_last=train,
+                               seed=cfg.RNG_SEED + rank)
     workers = cfg.DATA_LOADER.NUM_WORKERS
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_clips,
                       pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),

@@ -17,10 +17,12 @@ from .sampling import ClipShape
 
 
 class ClipBatchSampler(Sampler):
-    def __init__(self, sampler: Sampler, batch_size: int, shape: ClipShape, drop_last: bool = False):
+    def __init__(self, sampler: Sampler, batch_size: int, shape: ClipShape, drop_last: bool = False,
+                 seed: Optional[int] = None):
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
         self.sampler, self.batch_size, self.shape, self.drop_last = sampler, int(batch_size), shape, drop_last
+        self.seed = seed
 
     def set_shape(self, shape: ClipShape, batch_size: Optional[int] = None) -> None:
         self.shape = shape
@@ -30,9 +32,12 @@ class ClipBatchSampler(Sampler):
             self.batch_size = int(batch_size)
 
     def set_epoch(self, epoch: int) -> None:
-        """Reshuffle a distributed sampler for ``epoch`` (other samplers reshuffle on their own)."""
+        """Shuffle for ``epoch``: the order depends only on (seed, epoch), so a resumed run sees the
+        epochs in the order an uninterrupted one would."""
         if isinstance(self.sampler, DistributedSampler):
             self.sampler.set_epoch(epoch)
+        elif self.seed is not None and getattr(self.sampler, "generator", None) is not None:
+            self.sampler.generator.manual_seed(self.seed + epoch)
 
     def __iter__(self) -> Iterator[List[Tuple[int, ClipShape]]]:
         batch = []

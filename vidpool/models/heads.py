@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 
-def _classifier_name(model: nn.Module) -> str:
+def classifier_name(model: nn.Module) -> str:
     for name in ("fc", "logits"):
         if isinstance(getattr(model, name, None), (nn.Linear, nn.Conv3d)):
             return name
@@ -16,7 +16,7 @@ def replace_classifier(model: nn.Module, num_classes: int) -> nn.Module:
     everything else (e.g. HACS -> Kinetics-700 or UCF-101 fine-tuning). Returns the new layer."""
     if not isinstance(num_classes, int) or num_classes <= 0:
         raise ValueError(f"replace_classifier: num_classes must be a positive int, got {num_classes!r}")
-    name = _classifier_name(model)
+    name = classifier_name(model)
     old = getattr(model, name)
     new = nn.Linear(old.in_features, num_classes) if isinstance(old, nn.Linear) else nn.Conv3d(
         old.in_channels, num_classes, 1)

@@ -146,12 +146,19 @@ _LAYERS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3
            152: (3, 8, 36, 3), 200: (3, 24, 36, 3)}
 
 
-def _r3d_stem():
-    return nn.Sequential(nn.Conv3d(3, 64, 7, (1, 2, 2), 3, bias=False), nn.BatchNorm3d(64), nn.ReLU(inplace=True))
+def _r3d_stem(width: int = 64):
+    return nn.Sequential(nn.Conv3d(3, width, 7, (1, 2, 2), 3, bias=False), nn.BatchNorm3d(width), nn.ReLU(inplace=True))
 
 
-def _r2plus1d_stem():
-    return nn.Sequential(Conv2Plus1d(3, 64, 2, t=7, d=7, t_stride=1), nn.BatchNorm3d(64), nn.ReLU(inplace=True))
+def _r2plus1d_stem(width: int = 64):
+    return nn.Sequential(Conv2Plus1d(3, width, 2, t=7, d=7, t_stride=1), nn.BatchNorm3d(width), nn.ReLU(inplace=True))
+
+
+def stage_widths(base_width: int):
+    """Stage widths of a 3D ResNet whose stem has ``base_width`` channels (64 in the papers)."""
+    if not isinstance(base_width, int) or base_width < 1:
+        raise ValueError(f"base_width must be a positive int, got {base_width!r}")
+    return tuple(base_width * m for m in (1, 2, 4, 8))
 
 
 def _resnet(depth, conv, stem, num_classes, pool, **kw):
@@ -161,10 +168,10 @@ def _resnet(depth, conv, stem, num_classes, pool, **kw):
 
 def _register_family(prefix, conv, stem, depths):
     for depth in depths:
-        def builder(num_classes: int = 400, pool: str = "max", depth=depth, **kw):
-            return _resnet(depth, conv, stem(), num_classes, pool, **kw)
+        def builder(num_classes: int = 400, pool: str = "max", depth=depth, base_width: int = 64, **kw):
+            return _resnet(depth, conv, stem(base_width), num_classes, pool, widths=stage_widths(base_width), **kw)
         builder.__name__ = f"{prefix}_{depth}"
-        builder.__doc__ = f"{prefix} with {depth} layers"
+        builder.__doc__ = f"{prefix} with {depth} layers (base_width: stem channels, 64 in the paper)"
         register_model(builder)
 
 

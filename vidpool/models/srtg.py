@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import register_model
-from .resnet3d import _LAYERS, BasicBlock, Bottleneck, ResNet3d, _r2plus1d_stem, _r3d_stem, conv2plus1d, conv3x3x3
+from .resnet3d import (_LAYERS, BasicBlock, Bottleneck, ResNet3d, _r2plus1d_stem, _r3d_stem, conv2plus1d,
+                       conv3x3x3, stage_widths)
 
 
 def cycle_consistent(u: torch.Tensor, v: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -144,8 +145,8 @@ def _srtg(depth, conv, stem, num_classes, pool, place="final", gate="cycle", gat
 
 def _register(prefix, conv, stem):
     for depth in (18, 34, 50, 101):
-        def builder(num_classes: int = 400, pool: str = "max", depth=depth, **kw):
-            return _srtg(depth, conv, stem(), num_classes, pool, **kw)
+        def builder(num_classes: int = 400, pool: str = "max", depth=depth, base_width: int = 64, **kw):
+            return _srtg(depth, conv, stem(base_width), num_classes, pool, widths=stage_widths(base_width), **kw)
         builder.__name__ = f"srtg_{prefix}_{depth}"
         builder.__doc__ = (f"SRTG {prefix}-{depth}: an SR block in every residual block "
                            "(place=final, gate=cycle, gate_from_epoch=0, sr_hidden=width by default)")

@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Train a model as a config describes, then (TEST.ENABLE) test it with multiple views.
+
+    python tools/train_net.py --cfg configs/hacs/r3d50_softpool.yaml
+    python tools/train_net.py --cfg configs/demo/r3d10_softpool.yaml OUTPUT_DIR /tmp/run SOLVER.MAX_EPOCH 5
+    torchrun --nproc_per_node 4 tools/train_net.py --cfg configs/hacs/r3d50_softpool.yaml
+
+KEY VALUE pairs after the config (or after --opts) override it; an unknown key is an error that
+names the closest valid one. The resolved config is saved as OUTPUT_DIR/config.yaml.
+"""
+import argparse
+import sys
+
+from vidpool.config import load_cfg
+from vidpool.engine import distributed, test, train
+
+
+def parse(argv, description):
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cfg", help="YAML config (defaults: vidpool/config/defaults.py)")
+    ap.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
+    args, rest = ap.parse_known_args(argv)
+    unknown = [a for a in rest if a.startswith("--")]
+    if unknown:
+        ap.error(f"unknown option {unknown[0]} (overrides are KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.01)")
+    try:
+        return load_cfg(args.cfg, rest + args.opts)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        ap.error(str(e).strip('"'))
+
+
+def main(argv=None):
+    cfg = parse(argv, __doc__)
+    try:
+        if cfg.TRAIN.ENABLE:
+            stats = train(cfg)
+            if stats:
+                print(f"trained {stats['epoch']} epochs: val top-1 {stats.get('val_top1', float('nan')):.2f}%")
+        if cfg.TEST.ENABLE:
+            summary = test(cfg)
+            print(f"video top-1 {summary['video_top1']:.2f}%, top-5 {summary['video_top5']:.2f}% "
+                  f"({summary['videos']} videos, {summary['views']} views each)")
+    finally:
+        distributed.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Process groups for torchrun: gloo on CPU, nccl on CUDA; the same code runs single-process.
+
+``torchrun --nproc_per_node N tools/train_net.py ...`` sets RANK, WORLD_SIZE, LOCAL_RANK and the
+rendezvous address; without them there is one process and no process group.
+"""
+from __future__ import annotations
+
+import os
+from typing import List
+
+import torch
+import torch.distributed as dist
+
+
+def choose_device(preference: str = "auto") -> torch.device:
+    """CUDA (this process's local GPU) when available and not refused, else CPU."""
+    if preference not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"DEVICE must be auto, cpu or cuda, got {preference!r}")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("DEVICE is cuda but no CUDA device is available (use DEVICE auto or cpu)")
+    if preference != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def init(device: torch.device) -> None:
+    """Join the process group torchrun describes (no-op for a single process)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def all_reduce_sum(values: List[float], device: torch.device) -> List[float]:
+    """Element-wise sums over processes (float64)."""
+    if world_size() == 1:
+        return [float(v) for v in values]
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def all_gather_objects(obj) -> list:
+    """Every process's ``obj`` (picklable), in rank order."""
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()

@@ -1,0 +1,217 @@
+"""Training: ``train(cfg)`` runs epochs of ``train_epoch`` with validation, checkpoints, auto-resume,
+fine-tuning, mixed precision and DDP; ``evaluate`` measures clip accuracy.
+
+The config is read here and never changed; the engine keeps its own state (epoch, optimizer, ...)
+and writes it to every checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidpool.data import build_dataset, build_loader, default_shape
+from vidpool.models import build_model
+from vidpool.models.heads import classifier_name, freeze_stages, replace_classifier
+from vidpool.models.srtg import set_epoch as srtg_set_epoch
+
+from . import checkpoint as ckpt
+from . import distributed as dist
+from .meters import EpochMeter
+from .optim import build_optimizer, lr_at, set_lr
+from .run_log import StatsWriter, progress, setup_logging
+
+log = logging.getLogger("vidpool.engine")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CPU, fp16 on CUDA (with a GradScaler), or nothing."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+
+
+def save_config(cfg, output_dir: str) -> None:
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "config.yaml"), "w") as f:
+        f.write(cfg.dump())
+
+
+def load_finetune_weights(model: nn.Module, path: str, num_classes: int) -> None:
+    """The backbone of a checkpoint; its classifier too when the class counts agree, else a fresh one."""
+    state = ckpt.load_checkpoint(path)["model"]
+    head = classifier_name(model) + "."
+    old_classes = next((v.shape[0] for k, v in state.items() if k.startswith(head) and k.endswith("weight")), None)
+    if old_classes != num_classes:
+        state = {k: v for k, v in state.items() if not k.startswith(head)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(head)]
+    if missing or unexpected:
+        raise RuntimeError(f"{path} does not fit {type(model).__name__}: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]} (is MODEL.ARCH the checkpoint's architecture?)")
+    if old_classes != num_classes:
+        replace_classifier(model, num_classes)
+        log.info("fine-tuning from %s: backbone loaded, new classifier for %d classes (was %s)", path,
+                 num_classes, old_classes)
+    else:
+        log.info("fine-tuning from %s: backbone and classifier loaded", path)
+
+
+def build_training_model(cfg, device: torch.device) -> nn.Module:
+    model = build_model(cfg)
+    t = cfg.TRAIN
+    if t.CHECKPOINT_FILE_PATH and t.FINETUNE:
+        load_finetune_weights(model, t.CHECKPOINT_FILE_PATH, cfg.MODEL.NUM_CLASSES)
+    elif t.CHECKPOINT_FILE_PATH:
+        model.load_state_dict(ckpt.load_checkpoint(t.CHECKPOINT_FILE_PATH)["model"])
+        log.info("initialised from %s", t.CHECKPOINT_FILE_PATH)
+    if t.FREEZE_STAGES:
+        log.info("frozen stages: %s", freeze_stages(model, t.FREEZE_STAGES))
+    model.to(device)
+    if dist.world_size() > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return model
+
+
+def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch.device) -> dict:
+    """One epoch; the LR is set every iteration from the fractional epoch."""
+    model.train()
+    meter, skipped, clips = EpochMeter(), 0, 0
+    n = len(loader)
+    start = time.time()
+    for i, batch in enumerate(progress(loader, n, f"epoch {epoch + 1}", cfg.LOG_PERIOD, dist.is_main())):
+        set_lr(optimizer, lr_at(cfg.SOLVER, epoch + i / max(n, 1)))
+        x = batch["clip"].to(device, non_blocking=True)
+        y = batch["label"].to(device, non_blocking=True)
+        skipped += len(batch["skipped"])
+        with autocast(device, cfg.TRAIN.MIXED_PRECISION):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.TRAIN.LABEL_SMOOTHING)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, iteration {i + 1}; "
+                                     "lower SOLVER.BASE_LR or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.TRAIN.CLIP_GRAD_NORM > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.TRAIN.CLIP_GRAD_NORM)
+        scaler.step(optimizer)
+        scaler.update()
+        meter.update(loss.item(), logits, y)
+        clips += y.shape[0]
+    stats = meter.reduce(lambda v: dist.all_reduce_sum(v, device))
+    seconds = time.time() - start
+    total_clips, total_skipped = dist.all_reduce_sum([clips, skipped], device)
+    stats.update(seconds=seconds, clips_per_s=total_clips / max(seconds, 1e-9), skipped=int(total_skipped))
+    return stats
+
+
+@torch.no_grad()
+def evaluate(model, loader, cfg, device: torch.device) -> dict:
+    """Clip-level loss and top-1/top-5 (unreadable clips are counted and left out)."""
+    model.eval()
+    meter, unreadable = EpochMeter(), 0
+    for batch in progress(loader, len(loader), "validation", cfg.LOG_PERIOD, dist.is_main()):
+        valid = batch["valid"]
+        unreadable += int((~valid).sum())
+        if not valid.any():
+            continue
+        x, y = batch["clip"][valid].to(device), batch["label"][valid].to(device)
+        with autocast(device, cfg.TRAIN.MIXED_PRECISION):
+            logits = model(x).float()
+        meter.update(F.cross_entropy(logits, y).item(), logits, y)
+    stats = meter.reduce(lambda v: dist.all_reduce_sum(v, device))
+    stats["unreadable"] = int(dist.all_reduce_sum([unreadable], device)[0])
+    return stats
+
+
+def _precise_bn(model, loader, cfg, device) -> None:
+    from fvcore.nn.precise_bn import update_bn_stats
+
+    def inputs():
+        for batch in loader:
+            yield batch["clip"].to(device)
+
+    update_bn_stats(model, inputs(), min(cfg.TRAIN.PRECISE_BN_BATCHES, len(loader)))
+
+
+def train(cfg, output_dir: Optional[str] = None) -> dict:
+    """Train as the config says; returns the last epoch's statistics."""
+    out = output_dir or cfg.OUTPUT_DIR
+    device = dist.choose_device(cfg.DEVICE)
+    dist.init(device)
+    main = dist.is_main()
+    setup_logging(out, main)
+    if main:
+        save_config(cfg, out)
+    seed_everything(cfg.RNG_SEED + dist.rank())
+    log.info("device %s, %d process(es), output %s", device, dist.world_size(), out)
+
+    train_set, val_set = build_dataset(cfg, "train"), build_dataset(cfg, "val")
+    if train_set.num_classes != cfg.MODEL.NUM_CLASSES:
+        raise ValueError(f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES} but {cfg.TRAIN.DATASET} has "
+                         f"{train_set.num_classes} classes")
+    train_loader = build_loader(cfg, "train", dataset=train_set)
+    val_loader = build_loader(cfg, "val", dataset=val_set)
+    model = build_training_model(cfg, device)
+    optimizer = build_optimizer(model, cfg.SOLVER, cfg.TRAIN.BACKBONE_LR_SCALE if cfg.TRAIN.FINETUNE else 1.0)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.TRAIN.MIXED_PRECISION and device.type == "cuda")
+
+    start_epoch = 0
+    state = ckpt.latest_checkpoint(out) if cfg.TRAIN.AUTO_RESUME else None
+    if state is not None:
+        ckpt.unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        start_epoch = int(state["epoch"])
+        log.info("resumed from %s: %d epochs done", state["path"], start_epoch)
+
+    writer = StatsWriter(out, main, cfg.TENSORBOARD.ENABLE)
+    shape = default_shape(cfg)
+    stats = {}
+    try:
+        for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
+            train_loader.batch_sampler.set_epoch(epoch)
+            srtg_set_epoch(model, epoch)
+            lr = lr_at(cfg.SOLVER, epoch)
+            tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device)
+            stats = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_top1": tr["top1"],
+                     "epoch_time_s": tr["seconds"], "clips_per_s": tr["clips_per_s"],
+                     "skipped_videos": tr["skipped"], "num_frames": shape.num_frames, "crop_size": shape.crop_size,
+                     "batch_size": cfg.TRAIN.BATCH_SIZE}
+            last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
+            if last or (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0:
+                if cfg.TRAIN.PRECISE_BN:
+                    _precise_bn(model, train_loader, cfg, device)
+                va = evaluate(model, val_loader, cfg, device)
+                stats.update(val_loss=va["loss"], val_top1=va["top1"], val_top5=va["top5"],
+                             val_unreadable=va["unreadable"])
+            log.info("epoch %d/%d: %s", epoch + 1, cfg.SOLVER.MAX_EPOCH,
+                     ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()
+                               if k != "epoch"))
+            if main and (last or (epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0):
+                ckpt.save_checkpoint(ckpt.checkpoint_path(out, epoch + 1), {
+                    "epoch": epoch + 1, "model": ckpt.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": ckpt.rng_state(),
+                    "cfg": cfg.dump(), "engine": {}})
+            writer.write(stats)
+            dist.barrier()
+    finally:
+        writer.close()
+    return stats
