@@ -173,7 +173,8 @@ def test_ddp_two_processes_match_one(tmp_path):
     batches = [{"clip": torch.randn(4, 3, 4, 32, 32, generator=g), "label": torch.randint(0, 5, (4,), generator=g),
                 "skipped": []} for _ in range(3)]
     out = str(tmp_path / "ddp.pt")
-    mp.start_processes(_ddp_worker, args=(2, _free_port(), batches, cfg, out), nprocs=2, start_method="fork")
+    # spawn, not fork: a child forked after the parent ran OpenMP regions can hang in its first one.
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), batches, cfg, out), nprocs=2, start_method="spawn")
     ddp = torch.load(out)
     model = _frozen_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
