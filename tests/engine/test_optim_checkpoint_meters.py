@@ -55,6 +55,21 @@ def test_parameter_groups():
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
 
 
+def test_parameter_groups_through_ddp(tmp_path):
+    """Under torchrun the engine hands build_optimizer the DistributedDataParallel wrapper."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
+                                         world_size=1)
+    try:
+        model = create_model("r3d_10", 3, base_width=8)
+        opt = build_optimizer(nn.parallel.DistributedDataParallel(model), _solver(), backbone_lr_scale=0.1)
+        set_lr(opt, 0.5)
+        by_id = {id(p): g for g in opt.param_groups for p in g["params"]}
+        assert by_id[id(model.fc.weight)]["lr"] == 0.5
+        assert by_id[id(model.stem[0].weight)]["lr"] == pytest.approx(0.05)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
 def test_checkpoints_atomic_latest_and_prefix(tmp_path):
     model = nn.Linear(3, 2)
     out = str(tmp_path)

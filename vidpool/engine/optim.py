@@ -50,12 +50,13 @@ def build_optimizer(model: nn.Module, solver, backbone_lr_scale: float = 1.0) ->
     """SGD over the trainable parameters in up to four groups (classifier or backbone x decayed or not);
     each group's ``lr_scale`` multiplies the scheduled LR."""
     check_schedule(solver)
+    model = getattr(model, "module", model)  # DistributedDataParallel: the same parameters, unprefixed names
     head = classifier_name(model) + "."
     groups = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        is_head = name.startswith(head) or name.startswith("module." + head)
+        is_head = name.startswith(head)
         no_decay = solver.ZERO_WD_1D_PARAM and p.dim() <= 1
         key = (is_head, no_decay)
         if key not in groups:
