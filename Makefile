@@ -1,6 +1,8 @@
 # make install  - create .venv (unless a virtualenv is active), install pinned torch and the
 #                 dependencies, and build vidpool._C in place (pip install -e).
 # make test     - install if needed, then run the test suite.
+# make demo     - install if needed, generate the synthetic demo data once (data/demo), train and test
+#                 the SoftPool demo model and print its video top-1; make demo-max: the max-pool baseline.
 # make bench    - run the pooling, model and data benchmarks.
 PYTHON ?= python3
 ifdef VIRTUAL_ENV
@@ -12,8 +14,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vidpool-installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 BUILD_INPUTS := setup.py requirements.txt $(wildcard csrc/*.h csrc/*.cpp csrc/*.cu)
+DEMO_DATA := data/demo
+DEMO_STAMP := $(DEMO_DATA)/.complete
+DEMO_DATA_ARGS := --videos 3000 --frames 32 --size 48x64 --clutter 0.3
 
-.PHONY: install test bench clean
+.PHONY: install test demo demo-max bench clean
 
 install: $(STAMP)
 
@@ -28,6 +33,19 @@ $(STAMP): $(BUILD_INPUTS)
 
 test: install
 	$(PY) -m pytest tests
+
+# Regenerated from scratch when the generator changes; the stamp is written only after a complete run.
+$(DEMO_STAMP): tools/make_demo_data.py vidpool/data/datasets/synthetic.py | $(STAMP)
+	rm -rf $(DEMO_DATA)
+	$(PY) tools/make_demo_data.py --out $(DEMO_DATA) $(DEMO_DATA_ARGS)
+	touch $@
+
+# A finished run resumes at its last epoch and only tests again: rm -rf output/demo_* to retrain.
+demo: install $(DEMO_STAMP)
+	$(PY) tools/train_net.py --cfg configs/demo/r3d10_softpool.yaml
+
+demo-max: install $(DEMO_STAMP)
+	$(PY) tools/train_net.py --cfg configs/demo/r3d10_max.yaml
 
 bench: install
 	$(PY) tools/benchmark_pooling.py

@@ -24,6 +24,8 @@ def main(argv=None):
     ap.add_argument("--fps", type=int, default=16)
     ap.add_argument("--size", default="120x160", help="HxW, both even")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--clutter", type=float, default=1.0,
+                    help="contrast of the background texture, 0 = flat (lower is easier to learn)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
     try:
@@ -31,7 +33,7 @@ def main(argv=None):
     except ValueError:
         ap.error(f"--size must look like 120x160, got {args.size!r}")
     summary = make_synthetic_dataset(args.out, args.videos, args.classes, args.seed, args.frames, args.fps, (h, w),
-                                     args.workers)
+                                     args.workers, clutter=args.clutter)
     print(f"wrote {summary['videos']} videos of {len(summary['classes'])} classes to {summary['root']} "
           f"in {summary['seconds']} s")
     for layout in ("hacs", "kinetics", "ucf101"):

@@ -35,7 +35,8 @@ def main(argv=None):
         if cfg.TRAIN.ENABLE:
             stats = train(cfg)
             if stats:
-                print(f"trained {stats['epoch']} epochs: val top-1 {stats.get('val_top1', float('nan')):.2f}%")
+                val = f": val top-1 {stats['val_top1']:.2f}%" if "val_top1" in stats else ""
+                print(f"trained {stats['epoch']} epochs{val}")
         if cfg.TEST.ENABLE:
             summary = test(cfg)
             print(f"video top-1 {summary['video_top1']:.2f}%, top-5 {summary['video_top5']:.2f}% "

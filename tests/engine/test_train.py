@@ -74,8 +74,12 @@ def test_same_seed_same_losses(synthetic_root, tmp_path):
         train(tiny_cfg(synthetic_root, tmp_path / run, "SOLVER.MAX_EPOCH", "1", "TENSORBOARD.ENABLE", "False"))
         losses.append(_stats(tmp_path / run)[0]["train_loss"])
     assert losses[0] == losses[1]
-    train(tiny_cfg(synthetic_root, tmp_path / "c", "SOLVER.MAX_EPOCH", "1", "RNG_SEED", "5"))
-    assert _stats(tmp_path / "c")[0]["train_loss"] != losses[0]
+    train(tiny_cfg(synthetic_root, tmp_path / "c", "SOLVER.MAX_EPOCH", "1", "RNG_SEED", "5", "TRAIN.EVAL_PERIOD", "0"))
+    stats = _stats(tmp_path / "c")[0]
+    assert stats["train_loss"] != losses[0]
+    assert "val_top1" not in stats and "val_top1" in _stats(tmp_path / "a")[0]  # EVAL_PERIOD 0: no validation
+    with pytest.raises(ValueError, match="EVAL_PERIOD"):
+        train(tiny_cfg(synthetic_root, tmp_path / "d", "TRAIN.EVAL_PERIOD", "-1"))
 
 
 def test_resume_after_a_kill(synthetic_root, tmp_path):

@@ -152,6 +152,9 @@ def _precise_bn(model, loader, cfg, device) -> None:
 def train(cfg, output_dir: Optional[str] = None) -> dict:
     """Train as the config says; returns the last epoch's statistics."""
     out = output_dir or cfg.OUTPUT_DIR
+    if cfg.TRAIN.EVAL_PERIOD < 0 or cfg.TRAIN.CHECKPOINT_PERIOD < 1:
+        raise ValueError(f"TRAIN.EVAL_PERIOD must be >= 0 (0: no validation) and TRAIN.CHECKPOINT_PERIOD >= 1, got "
+                         f"{cfg.TRAIN.EVAL_PERIOD} and {cfg.TRAIN.CHECKPOINT_PERIOD}")
     device = dist.choose_device(cfg.DEVICE)
     dist.init(device)
     main = dist.is_main()
@@ -196,9 +199,10 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                      "skipped_videos": tr["skipped"], "num_frames": shape.num_frames, "crop_size": shape.crop_size,
                      "batch_size": cfg.TRAIN.BATCH_SIZE}
             last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
-            if last or (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0:
-                if cfg.TRAIN.PRECISE_BN:
-                    _precise_bn(model, train_loader, cfg, device)
+            validate = cfg.TRAIN.EVAL_PERIOD > 0 and (last or (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0)
+            if cfg.TRAIN.PRECISE_BN and (validate or last):
+                _precise_bn(model, train_loader, cfg, device)
+            if validate:
                 va = evaluate(model, val_loader, cfg, device)
                 stats.update(val_loss=va["loss"], val_top1=va["top1"], val_top5=va["top5"],
                              val_unreadable=va["unreadable"])

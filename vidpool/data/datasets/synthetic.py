@@ -64,8 +64,9 @@ class VideoSpec:
     seed: int
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Gratings plus smooth noise in random colours, and a few small bright dots."""
+def _background(rng: np.random.Generator, h: int, w: int, clutter: float = 1.0) -> np.ndarray:
+    """Gratings plus smooth noise in random colours (their contrast times ``clutter``), and a few small
+    bright dots."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     bg = np.zeros((h, w, 3), np.float32)
     for _ in range(3):
@@ -74,7 +75,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         bg += wave[..., None] * rng.uniform(10, 35, 3).astype(np.float32)
     coarse = rng.normal(0, 1, (h // 8 + 2, w // 8 + 2, 3)).astype(np.float32)
     noise = np.kron(coarse, np.ones((8, 8, 1), np.float32))[:h, :w]
-    bg += 12 * noise + rng.uniform(60, 150, 3).astype(np.float32)
+    bg = clutter * (bg + 12 * noise) + rng.uniform(60, 150, 3).astype(np.float32)
     for _ in range(int(rng.integers(6, 16))):  # small bright details, 1-2 pixels
         y, x, s = int(rng.integers(0, h - 2)), int(rng.integers(0, w - 2)), int(rng.integers(1, 3))
         bg[y:y + s, x:x + s] = 255
@@ -92,28 +93,35 @@ def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def render_clip(label: int, seed: int, frames: int = 48, size: Tuple[int, int] = (120, 160),
-                plain: bool = False) -> np.ndarray:
+                plain: bool = False, clutter: float = 1.0) -> np.ndarray:
     """uint8 (frames, H, W, 3) clip of class ``label`` (index into CLASSES), fully determined by ``seed``.
-    ``plain`` draws the same object and motion over a uniform grey background (to measure the motion)."""
+    ``plain`` draws the same object and motion over a uniform grey background (to measure the motion);
+    ``clutter`` scales the contrast of the background texture (0: flat colour plus the bright dots)."""
     if not 0 <= label < len(CLASSES):
         raise ValueError(f"label must be in 0..{len(CLASSES) - 1}, got {label}")
+    if clutter < 0:
+        raise ValueError(f"clutter must be >= 0, got {clutter}")
     rng = np.random.default_rng(seed)
     h, w = size
-    bg = _background(rng, h, w)
+    bg = _background(rng, h, w, clutter)
     if plain:
         bg = np.full_like(bg, 128)
     name = CLASSES[label]
-    # a disc has no visible orientation, so rotation classes draw one of the other shapes
-    shape = SHAPES[int(rng.integers(1 if name.startswith("rotating") else 0, len(SHAPES)))]
+    # a disc has no visible orientation and a small square's turn is hard to see (90-degree symmetry):
+    # rotation classes draw a bar or a triangle
+    shape = SHAPES[int(rng.integers(2 if name.startswith("rotating") else 0, len(SHAPES)))]
     color = rng.uniform(0, 255, 3).astype(np.float32)
     if np.abs(color - bg.mean((0, 1))).max() < 60:  # keep the object visible against its background
         color = 255 - color
-    r = rng.uniform(0.1, 0.16) * min(h, w)
+    r = rng.uniform(0.12, 0.18) * min(h, w)
     cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h
     drift = rng.uniform(-0.15, 0.15, 2)  # slight wandering for every class
     theta0 = rng.uniform(0, 2 * np.pi)
     speed = rng.uniform(0.9, 1.6) * min(h, w) / frames * 0.6  # pixels per frame for the moving classes
-    omega = rng.uniform(1.5, 3.0) * np.pi / frames  # radians per frame
+    # half a turn to a full turn over the clip: a clip sampled at 1/4 of the frames then turns by at
+    # most 45 degrees per step, well below the 90 degrees at which a bar's (180-degree symmetric) turn
+    # direction becomes ambiguous
+    omega = rng.uniform(1.0, 2.0) * np.pi / frames  # radians per frame
     grow = rng.uniform(1.8, 2.6)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     out = np.empty((frames, h, w, 3), np.uint8)
@@ -156,8 +164,8 @@ def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
 
 
 def _make_one(args):
-    spec, path, frames, fps, size = args
-    write_mp4(path, render_clip(spec.label, spec.seed, frames, size), fps)
+    spec, path, frames, fps, size, clutter = args
+    write_mp4(path, render_clip(spec.label, spec.seed, frames, size, clutter=clutter), fps)
     return spec.index
 
 
@@ -177,12 +185,15 @@ def _video_id(i: int) -> str:
 
 def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 10, seed: int = 0,
                            frames: int = 48, fps: int = 16, size: Tuple[int, int] = (120, 160), workers: int = 2,
-                           progress: bool = True) -> dict:
-    """Write the dataset under ``root`` (see the module docstring); returns a summary dict."""
+                           progress: bool = True, clutter: float = 1.0) -> dict:
+    """Write the dataset under ``root`` (see the module docstring); returns a summary dict.
+    ``clutter`` scales the background texture's contrast (lower: an easier task)."""
     if not 2 <= num_classes <= len(CLASSES):
         raise ValueError(f"num_classes must be in 2..{len(CLASSES)}, got {num_classes}")
     if num_videos < num_classes:
         raise ValueError(f"num_videos ({num_videos}) must be at least num_classes ({num_classes})")
+    if clutter < 0:
+        raise ValueError(f"clutter must be >= 0, got {clutter}")
     if size[0] % 2 or size[1] % 2:
         raise ValueError(f"frame size must be even (H.264 4:2:0), got {size}")
     classes = CLASSES[:num_classes]
@@ -197,7 +208,7 @@ def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 
     master = {s.index: os.path.join(hacs_root, "videos", classes[s.label].replace(" ", "_"), f"v_{_video_id(s.index)}.mp4")
               for s in specs}
     start = time.time()
-    jobs = [(s, master[s.index], frames, fps, size) for s in specs]
+    jobs = [(s, master[s.index], frames, fps, size, clutter) for s in specs]
     done = 0
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         for _ in pool.map(_make_one, jobs, chunksize=8):
