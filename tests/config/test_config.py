@@ -1,4 +1,7 @@
 """Configuration loading and building a model from it."""
+import glob
+import os
+
 import pytest
 import torch
 
@@ -53,3 +56,41 @@ def test_build_model_passes_the_srtg_options():
     assert model(torch.randn(2, 3, 8, 32, 32)).shape == (2, 400)
     wide = build_model(load_cfg(None, ["MODEL.ARCH", "srtg_r3d_50", "MODEL.SRTG_HIDDEN", "channels"]))
     assert wide.layer4[0].sr.lstm.hidden_size == 2048
+
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+SHIPPED = sorted(os.path.relpath(p, CONFIGS) for p in glob.glob(os.path.join(CONFIGS, "*", "*.yaml"))
+                 if not os.path.basename(p).startswith("_"))
+
+
+def test_every_dataset_has_its_configs():
+    names = {d: {os.path.basename(p) for p in SHIPPED if p.startswith(d + os.sep)} for d in
+             ("hacs", "kinetics700", "ucf101", "demo")}
+    paper = {"r3d50", "r3d50_softpool", "r3d101_softpool", "r2plus1d50_softpool", "i3d", "i3d_softpool",
+             "srtg_r3d50_softpool", "srtg_r2plus1d50_softpool", "srtg_r3d101_softpool"}
+    assert names["hacs"] == {f"{n}.yaml" for n in paper}
+    assert names["kinetics700"] == names["ucf101"] == {f"{n}_ft.yaml" for n in paper}
+    assert names["demo"] == {"r3d10_softpool.yaml", "r3d10_max.yaml"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_config_loads_and_builds(name):
+    cfg = load_cfg(os.path.join(CONFIGS, name))
+    with torch.device("meta"):  # the real architecture, no memory
+        model = build_model(cfg)
+    classes = {"hacs": 200, "kinetics": 700, "ucf101": 101}
+    expected = 10 if name.startswith("demo") else classes[cfg.TRAIN.DATASET]
+    assert cfg.MODEL.NUM_CLASSES == expected and cfg.TRAIN.DATASET == cfg.TEST.DATASET
+    out = model(torch.empty(1, 3, cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE,
+                            device="meta"))
+    assert out.shape == (1, expected)
+    stem = name.split(os.sep)[1].replace("_ft.yaml", "").replace(".yaml", "")
+    wants_softpool = "softpool" in stem
+    assert (cfg.MODEL.POOL == "softpool") == wants_softpool, cfg.MODEL.POOL
+    if name.endswith("_ft.yaml"):
+        # fine-tuning starts from the last checkpoint of the HACS run with the same model
+        base = load_cfg(os.path.join(CONFIGS, "hacs", stem + ".yaml"))
+        assert cfg.MODEL.ARCH == base.MODEL.ARCH and cfg.TRAIN.FINETUNE
+        assert cfg.TRAIN.CHECKPOINT_FILE_PATH == os.path.join(
+            base.OUTPUT_DIR, "checkpoints", f"checkpoint_epoch_{base.SOLVER.MAX_EPOCH:05d}.pyth")
+        assert cfg.OUTPUT_DIR != base.OUTPUT_DIR

@@ -37,7 +37,7 @@ _C.TRAIN.BACKBONE_LR_SCALE = 1.0  # fine-tuning: LR factor of every parameter ou
 _C.TRAIN.MIXED_PRECISION = False  # bf16 autocast on CPU, fp16 autocast + GradScaler on CUDA
 _C.TRAIN.LABEL_SMOOTHING = 0.0    # cross-entropy label smoothing
 _C.TRAIN.CLIP_GRAD_NORM = 0.0     # clip the gradient norm to this (0: off)
-_C.TRAIN.PRECISE_BN = False       # recompute BN statistics on training batches before each validation
+_C.TRAIN.PRECISE_BN = False       # recompute BN statistics on training batches before each validation and at the end
 _C.TRAIN.PRECISE_BN_BATCHES = 50  # batches for precise BN
 
 _C.SOLVER = CfgNode()

@@ -42,7 +42,7 @@ def backend(device: Union[str, torch.device] = "cpu") -> str:
     """Which implementation SoftPool uses on ``device``: ``"cpp"``, ``"cuda"`` or ``"reference"``."""
     device = torch.device(device)
     if _C is not None:
-        if device.type == "cpu":
+        if device.type in ("cpu", "meta"):  # meta: the registered fake kernels compute shapes only
             return "cpp"
         if device.type == "cuda" and _has_kernel("CUDA"):
             return "cuda"

@@ -118,9 +118,9 @@ def render_clip(label: int, seed: int, frames: int = 48, size: Tuple[int, int] =
     drift = rng.uniform(-0.15, 0.15, 2)  # slight wandering for every class
     theta0 = rng.uniform(0, 2 * np.pi)
     speed = rng.uniform(0.9, 1.6) * min(h, w) / frames * 0.6  # pixels per frame for the moving classes
-    # half a turn to a full turn over the clip: a clip sampled at 1/4 of the frames then turns by at
-    # most 45 degrees per step, well below the 90 degrees at which a bar's (180-degree symmetric) turn
-    # direction becomes ambiguous
+    # half a turn to a full turn over the clip: 8 frames sampled across it turn by at most 45 degrees
+    # per step, well below the 90 degrees at which a bar's (180-degree symmetric) turn direction
+    # becomes ambiguous
     omega = rng.uniform(1.0, 2.0) * np.pi / frames  # radians per frame
     grow = rng.uniform(1.8, 2.6)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
