@@ -1,6 +1,5 @@
 """Decoding: real clips from ../shared/data/videos against a plain sequential PyAV decode, both
 backends, resizing, and every kind of bad file."""
-import os
 import random
 
 import av

@@ -1,0 +1,80 @@
+"""Multigrid schedules against schedules derived by hand from the rules of Wu et al. / PySlowFast:
+per LR step, each long-cycle shape gets epochs in proportion to its mean batch factor; the
+fine-tuning phase saves iterations at the same rate; everything is stretched to EPOCH_FACTOR x
+MAX_EPOCH and the cumulative ends are rounded."""
+import pytest
+
+from vidpool.config import load_cfg
+from vidpool.engine.multigrid import long_cycle_schedule, multigrid_solver, shape_at
+from vidpool.engine.optim import lr_at
+
+PAPER = ["DATA.NUM_FRAMES", "16", "DATA.TRAIN_CROP_SIZE", "224", "SOLVER.LR_POLICY", "steps_with_relative_lrs",
+         "SOLVER.STEPS", "[0, 40, 80]", "SOLVER.LRS", "[1, 0.1, 0.01]", "SOLVER.MAX_EPOCH", "100",
+         "SOLVER.BASE_LR", "0.1", "SOLVER.WARMUP_EPOCHS", "0.0"]
+
+
+def test_paper_long_cycle_without_short_cycle():
+    # shapes (T, S) = (4, 158), (8, 158), (8, 224), (16, 224): batch factors 16*224^2/(T*S^2) rounded = 8, 4, 2, 1;
+    # per 40-epoch step 40*8/15, 40*4/15, 40*2/15, 40/15 epochs (2.667 iterations-units each, 10.667 per step);
+    # saving 80/21.333 = 3.75, fine-tuning 20/3.75 = 5.333 epochs; total 85.333 stretched to 150 (x1.7578):
+    # cumulative 37.5, 56.25, 65.63, 70.31, 107.81, 126.56, 135.94, 140.63, 150.
+    cfg = load_cfg(None, PAPER + ["MULTIGRID.LONG_CYCLE", "True"])
+    assert long_cycle_schedule(cfg) == [
+        (0, (8, 4, 158), 38), (0, (4, 8, 158), 56), (0, (2, 8, 224), 66), (0, (1, 16, 224), 70),
+        (1, (8, 4, 158), 108), (1, (4, 8, 158), 127), (1, (2, 8, 224), 136), (1, (1, 16, 224), 141),
+        (2, (1, 16, 224), 150)]  # PySlowFast raises IndexError here (the fine-tuning shape)
+    solver = multigrid_solver(cfg)
+    assert list(solver.STEPS) == [0, 38, 56, 66, 70, 108, 127, 136, 141, 145]
+    assert list(solver.LRS) == pytest.approx([8, 4, 2, 1, 0.8, 0.4, 0.2, 0.1, 0.1, 0.01])
+    assert solver.MAX_EPOCH == 150
+    assert lr_at(solver, 0) == pytest.approx(0.8) and lr_at(solver, 142) == pytest.approx(0.01)
+    assert lr_at(solver, 144) == pytest.approx(0.01) and lr_at(solver, 145) == pytest.approx(0.001)
+    assert cfg.SOLVER.MAX_EPOCH == 100 and list(cfg.SOLVER.STEPS) == [0, 40, 80]  # the config is untouched
+
+
+def test_paper_long_and_short_cycle():
+    # with the short cycle each long cycle also visits crops 112 and 158.39 (0.5 and 0.707 of 224):
+    # mean batch factors (16+8+8)/3, (8+4+4)/3, (8+4+2)/3, (4+2+1)/3 = 10.67, 5.33, 4.67, 2.33 (sum 23);
+    # per step 18.55, 9.28, 8.12, 4.06 epochs; saving 5.75; fine-tuning 8.12; x 150/88.12:
+    # cumulative 31.58, 47.37, 61.18, 68.09, 99.67, 115.46, 129.28, 136.18, 150.
+    cfg = load_cfg(None, PAPER + ["MULTIGRID.LONG_CYCLE", "True", "MULTIGRID.SHORT_CYCLE", "True"])
+    assert [(s, shape, e) for s, shape, e in long_cycle_schedule(cfg)] == [
+        (0, (8, 4, 158), 32), (0, (4, 8, 158), 47), (0, (2, 8, 224), 61), (0, (1, 16, 224), 68),
+        (1, (8, 4, 158), 100), (1, (4, 8, 158), 115), (1, (2, 8, 224), 129), (1, (1, 16, 224), 136),
+        (2, (1, 16, 224), 150)]
+
+
+def test_small_custom_schedule():
+    # T=8, S=64, factors (0.5, 0.5) and (1, 1): batch factors 8 and 1; 10-epoch step: 80/9 and 10/9 epochs;
+    # saving 10/2.222 = 4.5; fine-tuning 2/4.5 = 0.444; x 12/10.444: cumulative 10.21, 11.49, 12.
+    cfg = load_cfg(None, ["DATA.NUM_FRAMES", "8", "DATA.TRAIN_CROP_SIZE", "64", "SOLVER.STEPS", "[0, 10]",
+                          "SOLVER.LRS", "[1, 0.1]", "SOLVER.MAX_EPOCH", "12", "MULTIGRID.LONG_CYCLE", "True",
+                          "MULTIGRID.EPOCH_FACTOR", "1.0", "MULTIGRID.LONG_CYCLE_FACTORS", "[[0.5, 0.5], [1.0, 1.0]]"])
+    schedule = long_cycle_schedule(cfg)
+    assert schedule == [(0, (8, 4, 32), 10), (0, (1, 8, 64), 11), (1, (1, 8, 64), 12)]
+    solver = multigrid_solver(cfg)
+    assert list(solver.STEPS) == [0, 10, 11, 11] and list(solver.LRS) == pytest.approx([8, 1, 1, 0.1])
+    assert [shape_at(schedule, e) for e in (0, 9, 10, 11, 12, 30)] == [
+        (8, 4, 32), (8, 4, 32), (1, 8, 64), (1, 8, 64), (1, 8, 64), (1, 8, 64)]
+
+
+def test_short_cycle_only_stretches_the_epochs():
+    cfg = load_cfg(None, PAPER + ["MULTIGRID.SHORT_CYCLE", "True"])
+    solver = multigrid_solver(cfg)
+    assert list(solver.STEPS) == [0, 60, 120] and solver.MAX_EPOCH == 150
+    assert list(solver.LRS) == [1, 0.1, 0.01]
+    off = multigrid_solver(load_cfg(None, PAPER))
+    assert list(off.STEPS) == [0, 40, 80] and off.MAX_EPOCH == 100
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["SOLVER.LR_POLICY", "cosine"], "steps_with_relative_lrs"),
+    (["SOLVER.MAX_EPOCH", "80"], "fine-tuning"),
+    (["SOLVER.STEPS", "[0, 40, 40]", "SOLVER.LRS", "[1, 0.1, 0.01]"], "strictly increasing"),
+    (["MULTIGRID.EPOCH_FACTOR", "0.0"], "EPOCH_FACTOR"),
+    (["MULTIGRID.LONG_CYCLE_FACTORS", "[[0.5, 0.0]]"], "LONG_CYCLE_FACTORS"),
+])
+def test_unusable_settings_are_errors(extra, match):
+    cfg = load_cfg(None, PAPER + ["MULTIGRID.LONG_CYCLE", "True"] + extra)
+    with pytest.raises(ValueError, match=match):
+        multigrid_solver(cfg)

@@ -1,0 +1,130 @@
+"""Multigrid schedules (Wu et al., "A Multigrid Method for Efficiently Training Video Models", CVPR 2020).
+
+The long cycle trains on a sequence of clip shapes, small ones with large batches first, within each
+LR step; the short cycle varies the crop from batch to batch. This module computes the schedule
+PySlowFast's multigrid computes for the same config values, without changing the config:
+
+- ``long_cycle_schedule(cfg)``: ``[(lr_step_index, (batch_factor, num_frames, crop_size), end_epoch), ...]``,
+  the last entry being the fine-tuning phase at the full shape;
+- ``multigrid_solver(cfg)``: a copy of ``cfg.SOLVER`` with the STEPS, LRS and MAX_EPOCH multigrid
+  trains with (long cycle: one LR phase per schedule entry, the relative LR of an entry being its
+  step's ``SOLVER.LRS`` value times its batch factor; short cycle only: the steps and the epoch count
+  stretched by ``MULTIGRID.EPOCH_FACTOR``).
+
+Differences from PySlowFast: the fine-tuning phase uses the last long-cycle shape whether or not
+the short cycle is on (PySlowFast indexes a short-cycle shape there and fails without it), and the
+relative LRs come from ``SOLVER.LRS`` (PySlowFast uses ``SOLVER.GAMMA ** step``; the two agree for
+LRS = [1, GAMMA, GAMMA**2, ...] as in the paper's configs).
+"""
+from __future__ import annotations
+
+import bisect
+from typing import List, Sequence, Tuple
+
+Shape = Tuple[int, int, int]  # (batch factor, frames, crop size)
+Phase = Tuple[int, Shape, int]  # (LR step index, shape, end epoch)
+
+
+def _check(cfg) -> None:
+    mg, solver = cfg.MULTIGRID, cfg.SOLVER
+    if mg.EPOCH_FACTOR <= 0:
+        raise ValueError(f"MULTIGRID.EPOCH_FACTOR must be > 0, got {mg.EPOCH_FACTOR}")
+    if mg.LONG_CYCLE:
+        if solver.LR_POLICY != "steps_with_relative_lrs":
+            raise ValueError("MULTIGRID.LONG_CYCLE needs SOLVER.LR_POLICY steps_with_relative_lrs (each long-cycle "
+                             f"shape has its own LR), got {solver.LR_POLICY!r}")
+        steps = list(solver.STEPS)
+        if len(steps) < 2 or steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError(f"MULTIGRID.LONG_CYCLE needs SOLVER.STEPS [0, s1, ...] strictly increasing, got {steps}")
+        if solver.MAX_EPOCH <= steps[-1]:
+            raise ValueError(f"SOLVER.MAX_EPOCH ({solver.MAX_EPOCH}) must exceed the last step ({steps[-1]}): "
+                             "the epochs after it are multigrid's fine-tuning phase")
+        if len(solver.LRS) != len(steps):
+            raise ValueError(f"SOLVER.LRS must have one value per step, got STEPS={steps}, LRS={list(solver.LRS)}")
+        factors = [tuple(f) for f in mg.LONG_CYCLE_FACTORS]
+        if not factors or any(len(f) != 2 or min(f) <= 0 for f in factors):
+            raise ValueError(f"MULTIGRID.LONG_CYCLE_FACTORS must be (temporal, spatial) pairs > 0, got {factors}")
+    if mg.SHORT_CYCLE and (len(mg.SHORT_CYCLE_FACTORS) != 2 or not all(0 < f < 1 for f in mg.SHORT_CYCLE_FACTORS)):
+        raise ValueError(f"MULTIGRID.SHORT_CYCLE_FACTORS must be two crop factors in (0, 1), "
+                         f"got {list(mg.SHORT_CYCLE_FACTORS)}")
+
+
+def _cycle_shapes(cfg) -> List[List[Tuple[float, int, float]]]:
+    """For each long-cycle factor, the shapes one short cycle visits as (batch factor, frames, crop):
+    the two short-cycle crops (relative to the default crop) when the short cycle is on, then the
+    long-cycle shape itself. Batch factors keep frames x crop^2 x batch equal to the default's."""
+    t0, s0 = cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE
+    volume = float(t0 * s0 ** 2)
+    out = []
+    for tf, sf in cfg.MULTIGRID.LONG_CYCLE_FACTORS:
+        t, s = int(round(t0 * tf)), int(round(s0 * sf))
+        crops = [s0 * f for f in cfg.MULTIGRID.SHORT_CYCLE_FACTORS] if cfg.MULTIGRID.SHORT_CYCLE else []
+        out.append([(int(round(volume / (t * c * c))), t, c) for c in crops + [s]])
+    return out
+
+
+def long_cycle_schedule(cfg) -> List[Phase]:
+    """The long-cycle schedule (see the module docstring); raises ValueError on unusable settings."""
+    _check(cfg)
+    if not cfg.MULTIGRID.LONG_CYCLE:
+        raise ValueError("long_cycle_schedule: MULTIGRID.LONG_CYCLE is off")
+    steps, max_epoch = list(cfg.SOLVER.STEPS), cfg.SOLVER.MAX_EPOCH
+    cycles = _cycle_shapes(cfg)
+    mean_batch = [sum(b for b, _, _ in shapes) / len(shapes) for shapes in cycles]
+    total_batch = sum(mean_batch)
+    # Within every LR step each shape gets epochs in proportion to its mean batch factor, so each
+    # shape runs the same number of iterations.
+    raw, iterations = [], 0.0
+    for step in range(len(steps) - 1):
+        span = steps[step + 1] - steps[step]
+        for shapes, b in zip(cycles, mean_batch):
+            epochs = span * b / total_batch
+            iterations += epochs / b
+            raw.append((step, shapes[-1], epochs))
+    # The fine-tuning phase (after the last step, at the last long-cycle shape) saves iterations at
+    # the same rate as the rest.
+    saving = steps[-1] / iterations
+    raw.append((len(steps) - 1, cycles[-1][-1], (max_epoch - steps[-1]) / saving * mean_batch[-1]))
+    # Stretch to EPOCH_FACTOR x the configured epochs; phase ends are rounded cumulative epochs.
+    scale = max_epoch * cfg.MULTIGRID.EPOCH_FACTOR / sum(e for _, _, e in raw)
+    schedule, end = [], 0.0
+    for step, (b, t, s), epochs in raw:
+        end += epochs * scale
+        schedule.append((step, (int(b), int(t), int(s)), int(round(end))))
+    return schedule
+
+
+def multigrid_solver(cfg):
+    """A copy of cfg.SOLVER with the steps, relative LRs and epoch count multigrid trains with (the
+    unchanged copy when multigrid is off). The config itself is never modified."""
+    _check(cfg)
+    solver = cfg.SOLVER.clone()
+    solver.defrost()
+    mg = cfg.MULTIGRID
+    if mg.LONG_CYCLE:
+        schedule = long_cycle_schedule(cfg)
+        ends = [e for _, _, e in schedule]
+        lrs = [cfg.SOLVER.LRS[step] * b for step, (b, _, _), _ in schedule]
+        # the fine-tuning phase: its first half keeps the LR of the phase before it
+        steps = [0] + ends[:-2] + [ends[-2], (ends[-2] + ends[-1]) // 2]
+        solver.STEPS = steps
+        solver.LRS = lrs[:-1] + [lrs[-2], lrs[-1]]
+        solver.MAX_EPOCH = ends[-1]
+    elif mg.SHORT_CYCLE:
+        solver.STEPS = [int(s * mg.EPOCH_FACTOR) for s in cfg.SOLVER.STEPS]
+        solver.MAX_EPOCH = int(cfg.SOLVER.MAX_EPOCH * mg.EPOCH_FACTOR)
+    solver.freeze()
+    return solver
+
+
+def shape_at(schedule: Sequence[Phase], epoch: int) -> Shape:
+    """The long-cycle shape for (0-based) ``epoch``: that of the first phase ending after it."""
+    ends = [e for _, _, e in schedule]
+    i = bisect.bisect_right(ends, epoch)
+    return schedule[min(i, len(schedule) - 1)][1]
+
+
+def format_schedule(schedule: Sequence[Phase]) -> str:
+    lines = ["LR step  batch x  frames  crop  until epoch"]
+    lines += [f"{step:7d}  {b:7d}  {t:6d}  {s:4d}  {end:11d}" for step, (b, t, s), end in schedule]
+    return "\n".join(lines)
