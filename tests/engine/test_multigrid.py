@@ -78,3 +78,42 @@ def test_unusable_settings_are_errors(extra, match):
     cfg = load_cfg(None, PAPER + ["MULTIGRID.LONG_CYCLE", "True"] + extra)
     with pytest.raises(ValueError, match=match):
         multigrid_solver(cfg)
+
+
+def test_long_cycle_training_follows_the_schedule_and_resumes_mid_way(synthetic_root, tmp_path):
+    """Each epoch trains at its phase's frames, crop and batch, with the derived LR; a run resumed in
+    the middle of the schedule continues with the same shapes and LRs."""
+    import os
+
+    from vidpool.engine import train
+
+    from .test_train import _stats, tiny_cfg
+
+    extra = ["TRAIN.BATCH_SIZE", "2", "SOLVER.STEPS", "[0, 2]", "SOLVER.LRS", "[1, 0.1]", "SOLVER.MAX_EPOCH", "3",
+             "MULTIGRID.LONG_CYCLE", "True", "MULTIGRID.EPOCH_FACTOR", "2.0",
+             "MULTIGRID.LONG_CYCLE_FACTORS", "[[0.5, 0.5], [1.0, 1.0]]", "TEST.ENABLE", "False",
+             "TRAIN.EVAL_PERIOD", "0", "TENSORBOARD.ENABLE", "False"]
+    cfg = tiny_cfg(synthetic_root, tmp_path, *extra)
+    schedule, solver = long_cycle_schedule(cfg), multigrid_solver(cfg)
+    assert {shape for _, shape, _ in schedule} == {(8, 2, 16), (1, 4, 32)} and solver.MAX_EPOCH == 6
+    train(cfg)
+    stats = _stats(tmp_path)
+    assert [s["epoch"] for s in stats] == list(range(1, 7))
+    for s in stats:
+        factor, frames, crop = shape_at(schedule, s["epoch"] - 1)
+        assert (s["num_frames"], s["crop_size"], s["batch_size"]) == (frames, crop, 2 * factor)
+        assert s["lr"] == pytest.approx(lr_at(solver, s["epoch"] - 1))
+    assert {s["crop_size"] for s in stats} == {16, 32}  # both shapes were trained
+    with open(tmp_path / "log.txt") as f:
+        assert "long cycle from epoch 1: 2 frames (sampling rate 8-16), crop 16, jitter [16, 18], batch 16" in f.read()
+    # resume from the checkpoint after epoch 2 in a fresh output folder
+    resumed = tmp_path / "resumed"
+    os.makedirs(resumed / "checkpoints")
+    os.link(tmp_path / "checkpoints" / "checkpoint_epoch_00002.pyth", resumed / "checkpoints" / "checkpoint_epoch_00002.pyth")
+    train(tiny_cfg(synthetic_root, resumed, *extra))
+    again = _stats(resumed)
+    keys = ("epoch", "lr", "num_frames", "crop_size", "batch_size")
+    assert [{k: s[k] for k in keys} for s in again] == [{k: s[k] for k in keys} for s in stats[2:]]
+    # a different schedule cannot silently continue from it
+    with pytest.raises(ValueError, match="multigrid schedule"):
+        train(tiny_cfg(synthetic_root, resumed, *extra, "MULTIGRID.EPOCH_FACTOR", "3.0"))

@@ -26,10 +26,13 @@ class ClipShape:
     sampling_rate: int
     crop_size: int
     jitter_scales: Tuple[int, int]
+    max_sampling_rate: int = 0  # > sampling_rate: training draws each clip's rate from [sampling_rate, this]
 
     def __post_init__(self):
         if self.num_frames < 1 or self.sampling_rate < 1 or self.crop_size < 1:
             raise ValueError(f"ClipShape: frames, sampling rate and crop must be >= 1, got {self}")
+        if self.max_sampling_rate and self.max_sampling_rate < self.sampling_rate:
+            raise ValueError(f"ClipShape: max_sampling_rate must be 0 or >= sampling_rate, got {self}")
         lo, hi = self.jitter_scales
         if not 0 < lo <= hi:
             raise ValueError(f"ClipShape: jitter scales must satisfy 0 < min <= max, got {self.jitter_scales}")

@@ -19,7 +19,9 @@ LRS = [1, GAMMA, GAMMA**2, ...] as in the paper's configs).
 from __future__ import annotations
 
 import bisect
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
+
+from vidpool.data.sampling import ClipShape
 
 Shape = Tuple[int, int, int]  # (batch factor, frames, crop size)
 Phase = Tuple[int, Shape, int]  # (LR step index, shape, end epoch)
@@ -122,6 +124,22 @@ def shape_at(schedule: Sequence[Phase], epoch: int) -> Shape:
     ends = [e for _, _, e in schedule]
     i = bisect.bisect_right(ends, epoch)
     return schedule[min(i, len(schedule) - 1)][1]
+
+
+def epoch_shape(cfg, schedule: Optional[Sequence[Phase]], epoch: int) -> Tuple[ClipShape, int]:
+    """The training clip shape and total batch size of ``epoch``: the config's, or the long cycle's
+    (frames, crop and batch factor of the phase; the sampling rate drawn per clip between
+    DATA.SAMPLING_RATE and SAMPLING_RATE x (NUM_FRAMES // frames), so a clip spans about the same
+    time; the jitter scales scaled with the crop)."""
+    d = cfg.DATA
+    if not schedule:
+        return ClipShape(d.NUM_FRAMES, d.SAMPLING_RATE, d.TRAIN_CROP_SIZE, tuple(d.TRAIN_JITTER_SCALES)), \
+            cfg.TRAIN.BATCH_SIZE
+    factor, frames, crop = shape_at(schedule, epoch)
+    longest = d.SAMPLING_RATE * max(1, d.NUM_FRAMES // frames)
+    jitter = tuple(max(crop, int(round(v * crop / d.TRAIN_CROP_SIZE))) for v in d.TRAIN_JITTER_SCALES)
+    shape = ClipShape(frames, d.SAMPLING_RATE, crop, jitter, longest if longest > d.SAMPLING_RATE else 0)
+    return shape, cfg.TRAIN.BATCH_SIZE * factor
 
 
 def format_schedule(schedule: Sequence[Phase]) -> str:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidpool.data import build_dataset, build_loader, default_shape
+from vidpool.data import build_dataset, build_loader
 from vidpool.models import build_model
 from vidpool.models.heads import classifier_name, freeze_stages, replace_classifier
 from vidpool.models.srtg import set_epoch as srtg_set_epoch
@@ -26,6 +26,7 @@ from vidpool.models.srtg import set_epoch as srtg_set_epoch
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .meters import EpochMeter
+from .multigrid import epoch_shape, format_schedule, long_cycle_schedule, multigrid_solver
 from .optim import build_optimizer, lr_at, set_lr
 from .run_log import StatsWriter, progress, setup_logging
 
@@ -87,14 +88,16 @@ def build_training_model(cfg, device: torch.device) -> nn.Module:
     return model
 
 
-def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch.device) -> dict:
-    """One epoch; the LR is set every iteration from the fractional epoch."""
+def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch.device, solver=None) -> dict:
+    """One epoch; the LR is set every iteration from the fractional epoch of ``solver`` (default
+    cfg.SOLVER; multigrid passes its own)."""
+    solver = cfg.SOLVER if solver is None else solver
     model.train()
     meter, skipped, clips = EpochMeter(), 0, 0
     n = len(loader)
     start = time.time()
     for i, batch in enumerate(progress(loader, n, f"epoch {epoch + 1}", cfg.LOG_PERIOD, dist.is_main())):
-        set_lr(optimizer, lr_at(cfg.SOLVER, epoch + i / max(n, 1)))
+        set_lr(optimizer, lr_at(solver, epoch + i / max(n, 1)))
         x = batch["clip"].to(device, non_blocking=True)
         y = batch["label"].to(device, non_blocking=True)
         skipped += len(batch["skipped"])
@@ -149,6 +152,15 @@ def _precise_bn(model, loader, cfg, device) -> None:
     update_bn_stats(model, inputs(), min(cfg.TRAIN.PRECISE_BN_BATCHES, len(loader)))
 
 
+def _multigrid_state(cfg, schedule, solver) -> Optional[dict]:
+    """What a checkpoint records of multigrid (None when it is off): the long-cycle schedule and the LR
+    schedule it implies."""
+    if not (cfg.MULTIGRID.LONG_CYCLE or cfg.MULTIGRID.SHORT_CYCLE):
+        return None
+    return {"schedule": [[step, list(shape), end] for step, shape, end in (schedule or [])],
+            "steps": list(solver.STEPS), "lrs": list(solver.LRS), "max_epoch": int(solver.MAX_EPOCH)}
+
+
 def train(cfg, output_dir: Optional[str] = None) -> dict:
     """Train as the config says; returns the last epoch's statistics."""
     out = output_dir or cfg.OUTPUT_DIR
@@ -171,7 +183,15 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
     train_loader = build_loader(cfg, "train", dataset=train_set)
     val_loader = build_loader(cfg, "val", dataset=val_set)
     model = build_training_model(cfg, device)
-    optimizer = build_optimizer(model, cfg.SOLVER, cfg.TRAIN.BACKBONE_LR_SCALE if cfg.TRAIN.FINETUNE else 1.0)
+    if cfg.MULTIGRID.SHORT_CYCLE:
+        raise NotImplementedError("MULTIGRID.SHORT_CYCLE: the short-cycle batch sampler has not landed yet; "
+                                  "train with MULTIGRID.LONG_CYCLE alone")
+    solver = multigrid_solver(cfg)  # cfg.SOLVER unless multigrid changes the schedule (a copy; cfg stays as is)
+    schedule = long_cycle_schedule(cfg) if cfg.MULTIGRID.LONG_CYCLE else None
+    if schedule:
+        log.info("multigrid long cycle, %d epochs (batch x: factor of TRAIN.BATCH_SIZE):\n%s", solver.MAX_EPOCH,
+                 format_schedule(schedule))
+    optimizer = build_optimizer(model, solver, cfg.TRAIN.BACKBONE_LR_SCALE if cfg.TRAIN.FINETUNE else 1.0)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.TRAIN.MIXED_PRECISION and device.type == "cuda")
 
     start_epoch = 0
@@ -183,22 +203,33 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
             scaler.load_state_dict(state["scaler"])
         ckpt.set_rng_state(state["rng"])
         start_epoch = int(state["epoch"])
+        if (state.get("engine") or {}).get("multigrid") != _multigrid_state(cfg, schedule, solver):
+            raise ValueError(f"{state['path']} was trained with another multigrid schedule than this config gives; "
+                             "resume with the config it was trained with (its copy is in OUTPUT_DIR/config.yaml)")
         log.info("resumed from %s: %d epochs done", state["path"], start_epoch)
 
     writer = StatsWriter(out, main, cfg.TENSORBOARD.ENABLE)
-    shape = default_shape(cfg)
-    stats = {}
+    stats, current = {}, None
     try:
-        for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
+        for epoch in range(start_epoch, solver.MAX_EPOCH):
+            shape, batch_size = epoch_shape(cfg, schedule, epoch)
+            if (shape, batch_size) != current:
+                train_loader.batch_sampler.set_shape(shape, batch_size // dist.world_size())
+                if schedule:
+                    log.info("long cycle from epoch %d: %d frames (sampling rate %d-%d), crop %d, jitter %s, "
+                             "batch %d, LR %.4g", epoch + 1, shape.num_frames, shape.sampling_rate,
+                             max(shape.sampling_rate, shape.max_sampling_rate), shape.crop_size,
+                             list(shape.jitter_scales), batch_size, lr_at(solver, epoch))
+                current = (shape, batch_size)
             train_loader.batch_sampler.set_epoch(epoch)
             srtg_set_epoch(model, epoch)
-            lr = lr_at(cfg.SOLVER, epoch)
-            tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device)
+            lr = lr_at(solver, epoch)
+            tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, solver)
             stats = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_top1": tr["top1"],
                      "epoch_time_s": tr["seconds"], "clips_per_s": tr["clips_per_s"],
                      "skipped_videos": tr["skipped"], "num_frames": shape.num_frames, "crop_size": shape.crop_size,
-                     "batch_size": cfg.TRAIN.BATCH_SIZE}
-            last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
+                     "batch_size": batch_size}
+            last = epoch + 1 == solver.MAX_EPOCH
             validate = cfg.TRAIN.EVAL_PERIOD > 0 and (last or (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0)
             if cfg.TRAIN.PRECISE_BN and (validate or last):
                 _precise_bn(model, train_loader, cfg, device)
@@ -206,14 +237,14 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                 va = evaluate(model, val_loader, cfg, device)
                 stats.update(val_loss=va["loss"], val_top1=va["top1"], val_top5=va["top5"],
                              val_unreadable=va["unreadable"])
-            log.info("epoch %d/%d: %s", epoch + 1, cfg.SOLVER.MAX_EPOCH,
+            log.info("epoch %d/%d: %s", epoch + 1, solver.MAX_EPOCH,
                      ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()
                                if k != "epoch"))
             if main and (last or (epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0):
                 ckpt.save_checkpoint(ckpt.checkpoint_path(out, epoch + 1), {
                     "epoch": epoch + 1, "model": ckpt.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": ckpt.rng_state(),
-                    "cfg": cfg.dump(), "engine": {}})
+                    "cfg": cfg.dump(), "engine": {"multigrid": _multigrid_state(cfg, schedule, solver)}})
             writer.write(stats)
             dist.barrier()
     finally:

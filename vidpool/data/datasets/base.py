@@ -156,9 +156,13 @@ class VideoClipDataset(torch.utils.data.Dataset):
             if info.num_frames <= 0:
                 raise DecodeError(f"{rec.path}: no frames")
             window = frame_window(info.fps, info.num_frames, rec.start, rec.end)
-            step = clip_step(shape.sampling_rate, info.fps, self.target_fps)
             if self.mode == "train":
+                rate = shape.sampling_rate
+                if shape.max_sampling_rate > rate:  # multigrid: fewer frames spanning about the same time
+                    rate = self._random().randint(rate, shape.max_sampling_rate)
+                step = clip_step(rate, info.fps, self.target_fps)
                 return random_clip(window, shape.num_frames, step, self._random(), self.short)
+            step = clip_step(shape.sampling_rate, info.fps, self.target_fps)
             return uniform_clips(window, shape.num_frames, step, self.views[0], self.short)[t_view]
 
         crop = self.test_crop_size if self.mode == "test" else shape.crop_size
