@@ -62,6 +62,27 @@ def test_per_batch_shapes_with_workers(synthetic_root):
     assert len(batch["label"]) == 2  # batches queued before the switch keep their shape and size
 
 
+def test_cycled_batch_shapes_and_lengths():
+    """set_cycle: consecutive batches take the (shape, size) pairs in turn; len() counts them."""
+    a, b, c = ClipShape(4, 2, 8, (8, 9)), ClipShape(4, 2, 12, (12, 13)), ClipShape(4, 2, 16, (16, 18))
+    sampler = ClipBatchSampler(range(23), 2, c)
+    sampler.set_cycle([(a, 4), (b, 2), (c, 1)])
+    batches = list(sampler)
+    # 23 indices: 4+2+1 = 7 per cycle -> 3 whole cycles (21) and a partial first batch of 2
+    assert [len(x) for x in batches] == [4, 2, 1] * 3 + [2]
+    assert [x[0][1].crop_size for x in batches] == [8, 12, 16] * 3 + [8]
+    assert [i for x in batches for i, _ in x] == list(range(23))
+    assert len(sampler) == 10
+    sampler.drop_last = True
+    assert len(sampler) == 9 and len(list(sampler)) == 9
+    # the partial cycle fills its first batch and half of the second: 7 + 4 + 1 indices
+    sampler = ClipBatchSampler(range(12), 1, c, drop_last=True)
+    sampler.set_cycle([(a, 4), (b, 2), (c, 1)])
+    assert len(sampler) == len(list(sampler)) == 4
+    with pytest.raises(ValueError, match="batch size"):
+        sampler.set_cycle([(a, 0)])
+
+
 def test_seeded_loaders_repeat(synthetic_root):
     cfg = _cfg(synthetic_root, "DATA_LOADER.NUM_WORKERS", "2", "RNG_SEED", "7")
     first = [next(iter(build_loader(cfg, "train"))) for _ in range(2)]

@@ -5,7 +5,8 @@ MAX_EPOCH and the cumulative ends are rounded."""
 import pytest
 
 from vidpool.config import load_cfg
-from vidpool.engine.multigrid import long_cycle_schedule, multigrid_solver, shape_at
+from vidpool.data import ClipShape
+from vidpool.engine.multigrid import epoch_shape, long_cycle_schedule, multigrid_solver, shape_at, short_cycle
 from vidpool.engine.optim import lr_at
 
 PAPER = ["DATA.NUM_FRAMES", "16", "DATA.TRAIN_CROP_SIZE", "224", "SOLVER.LR_POLICY", "steps_with_relative_lrs",
@@ -117,3 +118,33 @@ def test_long_cycle_training_follows_the_schedule_and_resumes_mid_way(synthetic_
     # a different schedule cannot silently continue from it
     with pytest.raises(ValueError, match="multigrid schedule"):
         train(tiny_cfg(synthetic_root, resumed, *extra, "MULTIGRID.EPOCH_FACTOR", "3.0"))
+
+
+def test_short_cycle_crops_and_batches_against_the_default_crop():
+    cfg = load_cfg(None, PAPER + ["DATA.TRAIN_JITTER_SCALES", "[256, 320]", "MULTIGRID.LONG_CYCLE", "True",
+                                  "MULTIGRID.SHORT_CYCLE", "True", "TRAIN.BATCH_SIZE", "8"])
+    full = ClipShape(16, 4, 224, (256, 320))
+    # crops 0.5 and 0.707 of 224 = 112 and 158; batches x (224/112)^2 = 4 and x round((224/158)^2) = 2;
+    # jitter [256, 320] scaled by 112/224 and 158/224
+    assert short_cycle(cfg, full, 8) == [(ClipShape(16, 4, 112, (128, 160)), 32),
+                                         (ClipShape(16, 4, 158, (181, 226)), 16), (full, 8)]
+    # first long-cycle phase (8 x batch, 4 frames, crop 158): the factors stay 4x / 2x (PySlowFast: 2x / 1x)
+    shape, batch = epoch_shape(cfg, long_cycle_schedule(cfg), 0)
+    assert (shape.num_frames, shape.crop_size, shape.jitter_scales, batch) == (4, 158, (181, 226), 64)
+    assert (shape.sampling_rate, shape.max_sampling_rate) == (4, 16)  # 4 x 16 // 4
+    assert [(s.crop_size, b) for s, b in short_cycle(cfg, shape, batch)] == [(112, 256), (158, 128), (158, 64)]
+
+
+def test_short_cycle_training_runs_the_cycled_crops(synthetic_root, tmp_path):
+    from vidpool.engine import train
+
+    from .test_train import _stats, tiny_cfg
+
+    cfg = tiny_cfg(synthetic_root, tmp_path, "TRAIN.BATCH_SIZE", "2", "SOLVER.STEPS", "[0]", "SOLVER.LRS", "[1]",
+                   "SOLVER.MAX_EPOCH", "2", "MULTIGRID.SHORT_CYCLE", "True", "TEST.ENABLE", "False",
+                   "TRAIN.EVAL_PERIOD", "0", "TENSORBOARD.ENABLE", "False")
+    train(cfg)
+    assert [s["epoch"] for s in _stats(tmp_path)] == [1, 2, 3]  # 2 epochs x EPOCH_FACTOR 1.5
+    with open(tmp_path / "log.txt") as f:
+        # crops 0.5 and 0.707 of 32 with 4x and 2x the batch, then the full crop
+        assert "short cycle from epoch 1: crops [16, 23, 32], batches per process [8, 4, 2]" in f.read()

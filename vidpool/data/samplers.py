@@ -2,12 +2,14 @@
 
 ``ClipBatchSampler`` wraps an index sampler (random, sequential or distributed) and yields batches
 of ``(index, ClipShape)`` pairs. ``set_shape`` changes the shape and batch size of the batches it
-yields from then on; the shape travels with every index to the worker that decodes it, so workers
-need no shared state and batches already queued keep the shape they were drawn with.
+yields from then on; ``set_cycle`` makes consecutive batches cycle through several (shape, batch
+size) pairs (multigrid's short cycle). The shape travels with every index to the worker that decodes
+it, so workers need no shared state and batches already queued keep the shape they were drawn with.
+Every process cycles in the same order, so under DDP all processes train the same shape at the same
+iteration.
 """
 from __future__ import annotations
 
-import math
 from typing import Iterator, List, Optional, Tuple
 
 import torch
@@ -19,17 +21,28 @@ from .sampling import ClipShape
 class ClipBatchSampler(Sampler):
     def __init__(self, sampler: Sampler, batch_size: int, shape: ClipShape, drop_last: bool = False,
                  seed: Optional[int] = None):
-        if batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {batch_size}")
-        self.sampler, self.batch_size, self.shape, self.drop_last = sampler, int(batch_size), shape, drop_last
-        self.seed = seed
+        self.sampler, self.drop_last, self.seed = sampler, drop_last, seed
+        self.set_cycle([(shape, batch_size)])
+
+    @property
+    def shape(self) -> ClipShape:
+        return self.cycle[-1][0]
+
+    @property
+    def batch_size(self) -> int:
+        return self.cycle[-1][1]
 
     def set_shape(self, shape: ClipShape, batch_size: Optional[int] = None) -> None:
-        self.shape = shape
-        if batch_size is not None:
-            if batch_size < 1:
-                raise ValueError(f"batch size must be >= 1, got {batch_size}")
-            self.batch_size = int(batch_size)
+        self.set_cycle([(shape, self.batch_size if batch_size is None else batch_size)])
+
+    def set_cycle(self, cycle: List[Tuple[ClipShape, int]]) -> None:
+        """Batches from now on take these (shape, batch size) pairs in turn, starting with the first."""
+        if not cycle:
+            raise ValueError("set_cycle: no (shape, batch size) pairs")
+        for _, size in cycle:
+            if size < 1:
+                raise ValueError(f"batch size must be >= 1, got {size}")
+        self.cycle = [(shape, int(size)) for shape, size in cycle]
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffle for ``epoch``: the order depends only on (seed, epoch), so a resumed run sees the
@@ -40,18 +53,26 @@ class ClipBatchSampler(Sampler):
             self.sampler.generator.manual_seed(self.seed + epoch)
 
     def __iter__(self) -> Iterator[List[Tuple[int, ClipShape]]]:
-        batch = []
+        turn, batch = 0, []
         for index in self.sampler:
-            batch.append((int(index), self.shape))
-            if len(batch) == self.batch_size:
+            # read every time: set_shape / set_cycle during an epoch apply to the batches drawn after it
+            shape, size = self.cycle[turn % len(self.cycle)]
+            batch.append((int(index), shape))
+            if len(batch) >= size:
                 yield batch
-                batch = []
+                turn, batch = turn + 1, []
         if batch and not self.drop_last:
             yield batch
 
     def __len__(self) -> int:
-        n = len(self.sampler)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        n, turn = len(self.sampler), 0
+        sizes = [size for _, size in self.cycle]
+        whole = sum(sizes)
+        count, n = len(sizes) * (n // whole), n % whole  # whole cycles, then the partial one
+        while n >= sizes[turn]:
+            n -= sizes[turn]
+            count, turn = count + 1, turn + 1
+        return count + (1 if n and not self.drop_last else 0)
 
 
 class ShardSampler(Sampler):

@@ -19,6 +19,7 @@ LRS = [1, GAMMA, GAMMA**2, ...] as in the paper's configs).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from typing import List, Optional, Sequence, Tuple
 
 from vidpool.data.sampling import ClipShape
@@ -140,6 +141,20 @@ def epoch_shape(cfg, schedule: Optional[Sequence[Phase]], epoch: int) -> Tuple[C
     jitter = tuple(max(crop, int(round(v * crop / d.TRAIN_CROP_SIZE))) for v in d.TRAIN_JITTER_SCALES)
     shape = ClipShape(frames, d.SAMPLING_RATE, crop, jitter, longest if longest > d.SAMPLING_RATE else 0)
     return shape, cfg.TRAIN.BATCH_SIZE * factor
+
+
+def short_cycle(cfg, shape: ClipShape, batch_size: int) -> List[Tuple[ClipShape, int]]:
+    """The (shape, batch size) pairs one short cycle visits: crops MULTIGRID.SHORT_CYCLE_FACTORS x the
+    default crop with the batch scaled by the default crop's area over theirs (4x and 2x for the
+    default factors, whatever the long cycle's current crop), then ``shape`` itself with
+    ``batch_size``. Jitter scales follow each crop."""
+    d, out = cfg.DATA, []
+    for f in cfg.MULTIGRID.SHORT_CYCLE_FACTORS:
+        crop = int(round(f * d.TRAIN_CROP_SIZE))
+        factor = int(round((d.TRAIN_CROP_SIZE / crop) ** 2))
+        jitter = tuple(max(crop, int(round(v * crop / d.TRAIN_CROP_SIZE))) for v in d.TRAIN_JITTER_SCALES)
+        out.append((dataclasses.replace(shape, crop_size=crop, jitter_scales=jitter), batch_size * factor))
+    return out + [(shape, batch_size)]
 
 
 def format_schedule(schedule: Sequence[Phase]) -> str:

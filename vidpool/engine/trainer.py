@@ -26,7 +26,7 @@ from vidpool.models.srtg import set_epoch as srtg_set_epoch
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .meters import EpochMeter
-from .multigrid import epoch_shape, format_schedule, long_cycle_schedule, multigrid_solver
+from .multigrid import epoch_shape, format_schedule, long_cycle_schedule, multigrid_solver, short_cycle
 from .optim import build_optimizer, lr_at, set_lr
 from .run_log import StatsWriter, progress, setup_logging
 
@@ -183,14 +183,13 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
     train_loader = build_loader(cfg, "train", dataset=train_set)
     val_loader = build_loader(cfg, "val", dataset=val_set)
     model = build_training_model(cfg, device)
-    if cfg.MULTIGRID.SHORT_CYCLE:
-        raise NotImplementedError("MULTIGRID.SHORT_CYCLE: the short-cycle batch sampler has not landed yet; "
-                                  "train with MULTIGRID.LONG_CYCLE alone")
     solver = multigrid_solver(cfg)  # cfg.SOLVER unless multigrid changes the schedule (a copy; cfg stays as is)
     schedule = long_cycle_schedule(cfg) if cfg.MULTIGRID.LONG_CYCLE else None
     if schedule:
         log.info("multigrid long cycle, %d epochs (batch x: factor of TRAIN.BATCH_SIZE):\n%s", solver.MAX_EPOCH,
                  format_schedule(schedule))
+    elif cfg.MULTIGRID.SHORT_CYCLE:
+        log.info("multigrid short cycle: %d epochs, LR steps %s", solver.MAX_EPOCH, list(solver.STEPS))
     optimizer = build_optimizer(model, solver, cfg.TRAIN.BACKBONE_LR_SCALE if cfg.TRAIN.FINETUNE else 1.0)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.TRAIN.MIXED_PRECISION and device.type == "cuda")
 
@@ -214,7 +213,14 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
         for epoch in range(start_epoch, solver.MAX_EPOCH):
             shape, batch_size = epoch_shape(cfg, schedule, epoch)
             if (shape, batch_size) != current:
-                train_loader.batch_sampler.set_shape(shape, batch_size // dist.world_size())
+                per_process = batch_size // dist.world_size()
+                if cfg.MULTIGRID.SHORT_CYCLE:
+                    cycle = short_cycle(cfg, shape, per_process)
+                    train_loader.batch_sampler.set_cycle(cycle)
+                    log.info("short cycle from epoch %d: crops %s, batches per process %s", epoch + 1,
+                             [s.crop_size for s, _ in cycle], [b for _, b in cycle])
+                else:
+                    train_loader.batch_sampler.set_shape(shape, per_process)
                 if schedule:
                     log.info("long cycle from epoch %d: %d frames (sampling rate %d-%d), crop %d, jitter %s, "
                              "batch %d, LR %.4g", epoch + 1, shape.num_frames, shape.sampling_rate,
