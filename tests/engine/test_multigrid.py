@@ -148,3 +148,57 @@ def test_short_cycle_training_runs_the_cycled_crops(synthetic_root, tmp_path):
     with open(tmp_path / "log.txt") as f:
         # crops 0.5 and 0.707 of 32 with 4x and 2x the batch, then the full crop
         assert "short cycle from epoch 1: crops [16, 23, 32], batches per process [8, 4, 2]" in f.read()
+
+
+def test_split_batchnorm_matches_batchnorm_per_group():
+    """Training output and gradients equal a float64 BatchNorm3d applied to each group of clips on its
+    own; running statistics equal those of one BatchNorm3d over the whole batch; eval and state_dict
+    are plain BatchNorm3d."""
+    import torch
+    from torch import nn
+
+    from vidpool.engine.multigrid import SplitBatchNorm3d, set_batchnorm_group, use_split_batchnorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv3d(2, 3, 1), nn.BatchNorm3d(3), nn.Sequential(nn.BatchNorm3d(3)))
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 2)
+        model[1].bias.uniform_(-1, 1)
+    reference = [model[1].state_dict()]
+    assert use_split_batchnorm(model) == 2 and isinstance(model[2][0], SplitBatchNorm3d)
+    assert model[1].state_dict().keys() == reference[0].keys()
+    assert all(torch.equal(model[1].state_dict()[k], v) for k, v in reference[0].items())
+    set_batchnorm_group(model, 4)
+    bn = model[1]
+    x = (torch.randn(12, 3, 2, 3, 3) * torch.arange(1, 13).view(12, 1, 1, 1, 1)).requires_grad_()
+    y = bn(x)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    # reference: each group of 4 clips through its own float64 BatchNorm3d with the same affine
+    x64 = x.detach().double().requires_grad_()
+    parts = []
+    for i in range(3):
+        ref = nn.BatchNorm3d(3).double()
+        ref.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in reference[0].items()})
+        parts.append(ref(x64[4 * i:4 * i + 4]))
+    y64 = torch.cat(parts)
+    (y64 * g.double()).sum().backward()
+    torch.testing.assert_close(y.double(), y64, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=1e-4, atol=1e-5)
+    whole = nn.BatchNorm3d(3).double()
+    whole.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in reference[0].items()})
+    whole(x64.detach())
+    torch.testing.assert_close(bn.running_mean.double(), whole.running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bn.running_var.double(), whole.running_var, rtol=1e-5, atol=1e-6)
+    # a batch of 10 with groups of 4: the most equal groups of at least 4 clips (2 x 5); 3 clips: one group
+    x10 = torch.randn(10, 3, 2, 3, 3)
+    ref = nn.BatchNorm3d(3)
+    ref.load_state_dict(bn.state_dict())
+    torch.testing.assert_close(bn(x10)[:5], ref(x10[:5]), rtol=1e-5, atol=1e-5)
+    ref.load_state_dict(bn.state_dict())
+    x3 = torch.randn(3, 3, 2, 3, 3)
+    torch.testing.assert_close(bn(x3), ref(x3), rtol=1e-5, atol=1e-5)
+    bn.eval()
+    ref.load_state_dict(bn.state_dict())
+    ref.eval()
+    torch.testing.assert_close(bn(x10), ref(x10))

@@ -80,6 +80,8 @@ def test_same_seed_same_losses(synthetic_root, tmp_path):
     assert "val_top1" not in stats and "val_top1" in _stats(tmp_path / "a")[0]  # EVAL_PERIOD 0: no validation
     with pytest.raises(ValueError, match="EVAL_PERIOD"):
         train(tiny_cfg(synthetic_root, tmp_path / "d", "TRAIN.EVAL_PERIOD", "-1"))
+    with pytest.raises(ValueError, match="32 clips per process is more than the 26 training clips"):
+        train(tiny_cfg(synthetic_root, tmp_path / "e", "TRAIN.BATCH_SIZE", "32"))
 
 
 def test_resume_after_a_kill(synthetic_root, tmp_path):

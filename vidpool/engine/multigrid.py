@@ -20,7 +20,12 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import math
 from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from vidpool.data.sampling import ClipShape
 
@@ -161,3 +166,64 @@ def format_schedule(schedule: Sequence[Phase]) -> str:
     lines = ["LR step  batch x  frames  crop  until epoch"]
     lines += [f"{step:7d}  {b:7d}  {t:6d}  {s:4d}  {end:11d}" for step, (b, t, s), end in schedule]
     return "\n".join(lines)
+
+
+class SplitBatchNorm3d(nn.BatchNorm3d):
+    """BatchNorm3d whose training-mode statistics are computed per group of ``group_size``
+    consecutive clips (PySlowFast's "sub-batch BN"), so the number of clips behind each statistic
+    stays MULTIGRID.BN_BASE_SIZE when multigrid multiplies the batch. A batch that ``group_size``
+    does not divide is split into the most equal groups of at least ``group_size`` clips; a batch of
+    at most ``group_size`` clips (or ``group_size`` 0) is one group, as in BatchNorm3d. The running
+    statistics are updated with the pooled mean and variance of the whole batch, exactly as
+    BatchNorm3d would; evaluation, parameters, buffers and state_dict keys are BatchNorm3d's."""
+
+    group_size = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = x.shape[0] // self.group_size if self.group_size and x.dim() == 5 else 1
+        while k > 1 and x.shape[0] % k:
+            k -= 1
+        if not self.training or k <= 1:
+            return super().forward(x)
+        n, c = x.shape[:2]
+        groups = x.reshape(k, n // k, c, *x.shape[2:]).transpose(0, 1).reshape(n // k, k * c, *x.shape[2:])
+        weight = self.weight.repeat(k) if self.weight is not None else None
+        bias = self.bias.repeat(k) if self.bias is not None else None
+        y = F.batch_norm(groups, None, None, weight, bias, True, 0.0, self.eps)
+        if self.track_running_stats:
+            with torch.no_grad():
+                dims = [0] + list(range(2, groups.dim()))
+                count = groups.numel() // (k * c)
+                mean = groups.mean(dims).view(k, c)
+                var = groups.var(dims, unbiased=False).view(k, c)
+                pooled_mean = mean.mean(0)
+                pooled_var = (var + mean ** 2).mean(0) - pooled_mean ** 2
+                pooled_var = pooled_var * (k * count) / max(k * count - 1, 1)  # unbiased, as BatchNorm keeps
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(pooled_mean.to(self.running_mean.dtype), alpha=m)
+                self.running_var.mul_(1 - m).add_(pooled_var.to(self.running_var.dtype), alpha=m)
+        return y.reshape(n // k, k, c, *x.shape[2:]).transpose(0, 1).reshape(x.shape)
+
+
+def use_split_batchnorm(model: nn.Module) -> int:
+    """Replace every BatchNorm3d of ``model`` by a SplitBatchNorm3d holding the same parameters and
+    statistics (call before freezing stages or wrapping for DDP); returns how many were replaced."""
+    replaced = 0
+    for name, child in list(model.named_children()):
+        if type(child) is nn.BatchNorm3d:
+            new = SplitBatchNorm3d(child.num_features, child.eps, child.momentum, child.affine,
+                                   child.track_running_stats, device=child.weight.device if child.affine else None)
+            new.load_state_dict(child.state_dict())
+            setattr(model, name, new)
+            replaced += 1
+        else:
+            replaced += use_split_batchnorm(child)
+    return replaced
+
+
+def set_batchnorm_group(model: nn.Module, clips: int) -> None:
+    """Compute the training statistics of every SplitBatchNorm3d over groups of ``clips`` clips."""
+    for m in model.modules():
+        if isinstance(m, SplitBatchNorm3d):
+            m.group_size = int(clips)

@@ -26,7 +26,8 @@ from vidpool.models.srtg import set_epoch as srtg_set_epoch
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .meters import EpochMeter
-from .multigrid import epoch_shape, format_schedule, long_cycle_schedule, multigrid_solver, short_cycle
+from .multigrid import (epoch_shape, format_schedule, long_cycle_schedule, multigrid_solver, set_batchnorm_group,
+                        short_cycle, use_split_batchnorm)
 from .optim import build_optimizer, lr_at, set_lr
 from .run_log import StatsWriter, progress, setup_logging
 
@@ -80,6 +81,10 @@ def build_training_model(cfg, device: torch.device) -> nn.Module:
     elif t.CHECKPOINT_FILE_PATH:
         model.load_state_dict(ckpt.load_checkpoint(t.CHECKPOINT_FILE_PATH)["model"])
         log.info("initialised from %s", t.CHECKPOINT_FILE_PATH)
+    if cfg.MULTIGRID.LONG_CYCLE or cfg.MULTIGRID.SHORT_CYCLE:
+        # multigrid multiplies the batch: keep BN statistics over MULTIGRID.BN_BASE_SIZE clips
+        use_split_batchnorm(model)
+        set_batchnorm_group(model, cfg.MULTIGRID.BN_BASE_SIZE)
     if t.FREEZE_STAGES:
         log.info("frozen stages: %s", freeze_stages(model, t.FREEZE_STAGES))
     model.to(device)
@@ -227,6 +232,10 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                              max(shape.sampling_rate, shape.max_sampling_rate), shape.crop_size,
                              list(shape.jitter_scales), batch_size, lr_at(solver, epoch))
                 current = (shape, batch_size)
+                if len(train_loader.batch_sampler) == 0:
+                    raise ValueError(f"epoch {epoch + 1}: a batch of {per_process} clips per process is more than "
+                                     f"the {len(train_loader.batch_sampler.sampler)} training clips each process "
+                                     "gets; lower TRAIN.BATCH_SIZE")
             train_loader.batch_sampler.set_epoch(epoch)
             srtg_set_epoch(model, epoch)
             lr = lr_at(solver, epoch)
