@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
