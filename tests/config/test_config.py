@@ -7,6 +7,7 @@ import torch
 
 from vidpool import ops
 from vidpool.config import get_cfg, load_cfg
+from vidpool.engine.multigrid import multigrid_solver
 from vidpool.models import build_model, create_model
 
 
@@ -70,7 +71,8 @@ def test_every_dataset_has_its_configs():
              "srtg_r3d50_softpool", "srtg_r2plus1d50_softpool", "srtg_r3d101_softpool"}
     assert names["hacs"] == {f"{n}.yaml" for n in paper}
     assert names["kinetics700"] == names["ucf101"] == {f"{n}_ft.yaml" for n in paper}
-    assert names["demo"] == {"r3d10_softpool.yaml", "r3d10_max.yaml"}
+    assert names["demo"] == {"r3d10_softpool.yaml", "r3d10_max.yaml", "r3d10_softpool_steps.yaml",
+                             "r3d10_softpool_multigrid.yaml"}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -91,6 +93,11 @@ def test_shipped_config_loads_and_builds(name):
         # fine-tuning starts from the last checkpoint of the HACS run with the same model
         base = load_cfg(os.path.join(CONFIGS, "hacs", stem + ".yaml"))
         assert cfg.MODEL.ARCH == base.MODEL.ARCH and cfg.TRAIN.FINETUNE
-        assert cfg.TRAIN.CHECKPOINT_FILE_PATH == os.path.join(
-            base.OUTPUT_DIR, "checkpoints", f"checkpoint_epoch_{base.SOLVER.MAX_EPOCH:05d}.pyth")
+        last = multigrid_solver(base).MAX_EPOCH  # the HACS run trains 150 multigrid epochs
+        assert last == 150 and cfg.TRAIN.CHECKPOINT_FILE_PATH == os.path.join(
+            base.OUTPUT_DIR, "checkpoints", f"checkpoint_epoch_{last:05d}.pyth")
         assert cfg.OUTPUT_DIR != base.OUTPUT_DIR
+        assert not (cfg.MULTIGRID.LONG_CYCLE or cfg.MULTIGRID.SHORT_CYCLE)
+    elif name.startswith("hacs"):
+        assert cfg.MULTIGRID.LONG_CYCLE and cfg.MULTIGRID.SHORT_CYCLE  # as the paper trains
+    multigrid_solver(cfg)  # the schedule is computable

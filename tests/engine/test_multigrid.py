@@ -120,7 +120,7 @@ def test_long_cycle_training_follows_the_schedule_and_resumes_mid_way(synthetic_
         train(tiny_cfg(synthetic_root, resumed, *extra, "MULTIGRID.EPOCH_FACTOR", "3.0"))
 
 
-def test_short_cycle_crops_and_batches_against_the_default_crop():
+def test_short_cycle_crops_and_batches_follow_the_current_crop():
     cfg = load_cfg(None, PAPER + ["DATA.TRAIN_JITTER_SCALES", "[256, 320]", "MULTIGRID.LONG_CYCLE", "True",
                                   "MULTIGRID.SHORT_CYCLE", "True", "TRAIN.BATCH_SIZE", "8"])
     full = ClipShape(16, 4, 224, (256, 320))
@@ -128,11 +128,13 @@ def test_short_cycle_crops_and_batches_against_the_default_crop():
     # jitter [256, 320] scaled by 112/224 and 158/224
     assert short_cycle(cfg, full, 8) == [(ClipShape(16, 4, 112, (128, 160)), 32),
                                          (ClipShape(16, 4, 158, (181, 226)), 16), (full, 8)]
-    # first long-cycle phase (8 x batch, 4 frames, crop 158): the factors stay 4x / 2x (PySlowFast: 2x / 1x)
+    # first long-cycle phase (8 x batch, 4 frames, crop 158): crops 79 and 112 of it, again 4x and 2x the
+    # batch (PySlowFast: crops of the default 224 and 2x / 1x), jitter (181, 226) x 79/158 and x 112/158
     shape, batch = epoch_shape(cfg, long_cycle_schedule(cfg), 0)
     assert (shape.num_frames, shape.crop_size, shape.jitter_scales, batch) == (4, 158, (181, 226), 64)
     assert (shape.sampling_rate, shape.max_sampling_rate) == (4, 16)  # 4 x 16 // 4
-    assert [(s.crop_size, b) for s, b in short_cycle(cfg, shape, batch)] == [(112, 256), (158, 128), (158, 64)]
+    assert [(s.crop_size, s.jitter_scales, b) for s, b in short_cycle(cfg, shape, batch)] == [
+        (79, (90, 113), 256), (112, (128, 160), 128), (158, (181, 226), 64)]
 
 
 def test_short_cycle_training_runs_the_cycled_crops(synthetic_root, tmp_path):

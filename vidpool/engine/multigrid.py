@@ -149,14 +149,14 @@ def epoch_shape(cfg, schedule: Optional[Sequence[Phase]], epoch: int) -> Tuple[C
 
 def short_cycle(cfg, shape: ClipShape, batch_size: int) -> List[Tuple[ClipShape, int]]:
     """The (shape, batch size) pairs one short cycle visits: crops MULTIGRID.SHORT_CYCLE_FACTORS x the
-    default crop with the batch scaled by the default crop's area over theirs (4x and 2x for the
-    default factors, whatever the long cycle's current crop), then ``shape`` itself with
+    current crop with the batch scaled by the area ratio (4x and 2x for the default factors, in every
+    long-cycle phase, so every iteration costs about the same), then ``shape`` itself with
     ``batch_size``. Jitter scales follow each crop."""
-    d, out = cfg.DATA, []
+    out = []
     for f in cfg.MULTIGRID.SHORT_CYCLE_FACTORS:
-        crop = int(round(f * d.TRAIN_CROP_SIZE))
-        factor = int(round((d.TRAIN_CROP_SIZE / crop) ** 2))
-        jitter = tuple(max(crop, int(round(v * crop / d.TRAIN_CROP_SIZE))) for v in d.TRAIN_JITTER_SCALES)
+        crop = max(1, int(round(f * shape.crop_size)))
+        factor = int(round((shape.crop_size / crop) ** 2))
+        jitter = tuple(max(crop, int(round(v * crop / shape.crop_size))) for v in shape.jitter_scales)
         out.append((dataclasses.replace(shape, crop_size=crop, jitter_scales=jitter), batch_size * factor))
     return out + [(shape, batch_size)]
 
