@@ -9,12 +9,16 @@ PySlowFast's multigrid computes for the same config values, without changing the
 - ``multigrid_solver(cfg)``: a copy of ``cfg.SOLVER`` with the STEPS, LRS and MAX_EPOCH multigrid
   trains with (long cycle: one LR phase per schedule entry, the relative LR of an entry being its
   step's ``SOLVER.LRS`` value times its batch factor; short cycle only: the steps and the epoch count
-  stretched by ``MULTIGRID.EPOCH_FACTOR``).
+  stretched by ``MULTIGRID.EPOCH_FACTOR``);
+- ``epoch_shape`` / ``short_cycle``: the clip shapes and batch sizes the engine hands the batch sampler;
+- ``SplitBatchNorm3d``: batch norm with statistics over groups of MULTIGRID.BN_BASE_SIZE clips.
 
 Differences from PySlowFast: the fine-tuning phase uses the last long-cycle shape whether or not
-the short cycle is on (PySlowFast indexes a short-cycle shape there and fails without it), and the
+the short cycle is on (PySlowFast indexes a short-cycle shape there and fails without it); the
 relative LRs come from ``SOLVER.LRS`` (PySlowFast uses ``SOLVER.GAMMA ** step``; the two agree for
-LRS = [1, GAMMA, GAMMA**2, ...] as in the paper's configs).
+LRS = [1, GAMMA, GAMMA**2, ...] as in the paper's configs); the short cycle's crops and batch
+factors are both taken from the current crop (4x / 2x / 1x in every phase; PySlowFast takes the crops
+from the default crop and the factors from the current one).
 """
 from __future__ import annotations
 
@@ -58,8 +62,9 @@ def _check(cfg) -> None:
 
 def _cycle_shapes(cfg) -> List[List[Tuple[float, int, float]]]:
     """For each long-cycle factor, the shapes one short cycle visits as (batch factor, frames, crop):
-    the two short-cycle crops (relative to the default crop) when the short cycle is on, then the
-    long-cycle shape itself. Batch factors keep frames x crop^2 x batch equal to the default's."""
+    the two short-cycle crops (relative to the default crop: PySlowFast's accounting, kept so that the
+    epochs are split as it splits them) when the short cycle is on, then the long-cycle shape itself.
+    Batch factors keep frames x crop^2 x batch equal to the default's."""
     t0, s0 = cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE
     volume = float(t0 * s0 ** 2)
     out = []
