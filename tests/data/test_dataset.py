@@ -190,3 +190,29 @@ def test_evaluation_shards_count_every_sample_once():
     assert sorted(sum(shards, [])) == list(range(11)) and [len(s) for s in shards] == [4, 4, 3]
     with pytest.raises(ValueError):
         ShardSampler(5, 3, 3)
+
+
+def test_training_draws_the_sampling_rate_from_the_shape_range(synthetic_root, monkeypatch):
+    """A ClipShape with max_sampling_rate (multigrid's long cycle) gives each training clip a rate
+    drawn from [sampling_rate, max_sampling_rate]; the synthetic videos are 8 fps, rates count at 30."""
+    import vidpool.data.datasets.base as base
+
+    steps = []
+    original = base.random_clip
+
+    def recording(window, num_frames, step, rng, short):
+        steps.append(step)
+        return original(window, num_frames, step, rng, short)
+
+    monkeypatch.setattr(base, "random_clip", recording)
+    ds = build_dataset(_cfg(synthetic_root), "train")
+    ranged = ClipShape(2, 4, 32, (40, 48), max_sampling_rate=16)
+    for i in range(40):
+        assert ds[(i % len(ds), ranged)]["clip"].shape == (3, 2, 32, 32)
+    rates = {round(s * 30 / 8) for s in steps}
+    assert rates <= set(range(4, 17)) and len(rates) >= 5
+    steps.clear()
+    ds[(0, ClipShape(2, 4, 32, (40, 48)))]
+    assert [round(s * 30 / 8) for s in steps] == [4]
+    with pytest.raises(ValueError, match="max_sampling_rate"):
+        ClipShape(2, 4, 32, (40, 48), max_sampling_rate=3)
