@@ -110,3 +110,15 @@ def test_make_demo_data_tool(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "wrote 6 videos of 2 classes" in out.stdout
     assert os.path.isfile(tmp_path / "d" / "ucf101" / "ucfTrainTestlist" / "classInd.txt")
+
+
+def test_clutter_scales_the_background_texture():
+    """clutter 0: the background is one flat colour plus the white dots; 1: a textured background."""
+    obj = (render_clip(0, seed=4, frames=2, size=(48, 64), plain=True) != 128).any(-1)[0]
+    flat = render_clip(0, seed=4, frames=2, size=(48, 64), clutter=0.0)[0][~obj]
+    colours = {tuple(c) for c in flat}
+    assert len(colours) == 2 and (255, 255, 255) in colours
+    textured = render_clip(0, seed=4, frames=2, size=(48, 64))[0][~obj]
+    assert len({tuple(c) for c in textured}) > 100
+    with pytest.raises(ValueError, match="clutter"):
+        render_clip(0, seed=4, clutter=-1.0)
