@@ -1,1 +1,2 @@
-"""Analysis tools: how much detail pooling methods keep (similarity)."""
+"""Analysis tools: how much detail pooling methods keep (similarity), model cost (complexity) and the
+significance of two runs' difference (mcnemar)."""
