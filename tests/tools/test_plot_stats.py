@@ -1,0 +1,50 @@
+"""tools/plot_stats.py on fabricated stats.jsonl files."""
+import json
+import os
+import subprocess
+import sys
+
+from PIL import Image
+
+TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "plot_stats.py")
+
+
+def _run_dir(path, epochs, with_val):
+    os.makedirs(path)
+    with open(os.path.join(path, "stats.jsonl"), "w") as f:
+        for e in range(1, epochs + 1):
+            row = {"epoch": e, "lr": 0.1 / e, "train_loss": 2.0 / e, "train_top1": 10.0 * e, "num_frames": 4 * e,
+                   "crop_size": 32, "batch_size": 64 // e}
+            if with_val and e % 2 == 0:
+                row.update(val_loss=2.5 / e, val_top1=9.0 * e)
+            f.write(json.dumps(row) + "\n")
+    return str(path)
+
+
+def test_two_runs_into_one_png(tmp_path):
+    a = _run_dir(tmp_path / "max", 4, True)
+    b = _run_dir(tmp_path / "softpool", 6, False)
+    out = tmp_path / "figs" / "curves.png"
+    done = subprocess.run([sys.executable, TOOL, a, os.path.join(b, "stats.jsonl"), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "2 runs, 10 epochs" in done.stdout
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.size == (1210, 825)  # 11 x 7.5 inches at 110 dpi
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50  # something was drawn
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    empty = tmp_path / "empty"
+    os.makedirs(empty)
+    (empty / "stats.jsonl").write_text("")
+    broken = tmp_path / "broken"
+    os.makedirs(broken)
+    (broken / "stats.jsonl").write_text('{"epoch": 1, "lr": 0.1, "train_loss": 1}\n{oops\n')
+    for path, message in ((tmp_path / "missing", "no stats.jsonl"), (empty, "has no epochs"),
+                          (broken, "stats.jsonl:2: not JSON")):
+        done = subprocess.run([sys.executable, TOOL, str(path), "--out", str(tmp_path / "x.png")],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (tmp_path / "x.png").exists()
