@@ -1,0 +1,1 @@
+"""Visualizations: spatio-temporal downsampling by pooling methods (pooling.py)."""
