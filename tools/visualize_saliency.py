@@ -62,7 +62,7 @@ def load_model(cfg, path: str):
 
 def main(argv=None):
     from vidpool.config import load_cfg
-    from vidpool.viz.pooling import _label, write_video
+    from vidpool.viz.pooling import labelled, write_video
     from vidpool.viz.saliency import grad_cam, overlay
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,13 +99,13 @@ def main(argv=None):
 
     t = shown.shape[0]
     picks = sorted(set(np.linspace(0, t - 1, min(t, 6)).round().astype(int).tolist()))
-    grid = [np.concatenate([_label(shown[i], f"frame {i}") for i in picks], 1)]
-    grid += [np.concatenate([_label(video[i], label if j == 0 else "") for j, i in enumerate(picks)], 1)
+    grid = [np.concatenate([labelled(shown[i], f"frame {i}") for i in picks], 1)]
+    grid += [np.concatenate([labelled(video[i], label if j == 0 else "") for j, i in enumerate(picks)], 1)
              for label, video in rows]
     png = os.path.join(args.out, f"{name}_saliency.png")
     Image.fromarray(np.concatenate(grid, 0)).save(png)
-    video = np.concatenate([np.stack([_label(f, "input") for f in shown])] +
-                           [np.stack([_label(f, label) for f in v]) for label, v in rows], 2)
+    video = np.concatenate([np.stack([labelled(f, "input") for f in shown])] +
+                           [np.stack([labelled(f, label) for f in v]) for label, v in rows], 2)
     mp4 = os.path.join(args.out, f"{name}_saliency.mp4")
     write_video(mp4, video, cfg.DATA.TARGET_FPS / cfg.DATA.SAMPLING_RATE)  # the clip's own time scale
     print(f"wrote {png}\nwrote {mp4}")

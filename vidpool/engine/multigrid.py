@@ -136,6 +136,12 @@ def shape_at(schedule: Sequence[Phase], epoch: int) -> Shape:
     return schedule[min(i, len(schedule) - 1)][1]
 
 
+def _scaled_jitter(scales, crop: int, reference_crop: int) -> Tuple[int, int]:
+    """Short-side jitter range for ``crop``, scaled from the one used with ``reference_crop`` (never
+    below the crop)."""
+    return tuple(max(crop, int(round(v * crop / reference_crop))) for v in scales)
+
+
 def epoch_shape(cfg, schedule: Optional[Sequence[Phase]], epoch: int) -> Tuple[ClipShape, int]:
     """The training clip shape and total batch size of ``epoch``: the config's, or the long cycle's
     (frames, crop and batch factor of the phase; the sampling rate drawn per clip between
@@ -147,7 +153,7 @@ def epoch_shape(cfg, schedule: Optional[Sequence[Phase]], epoch: int) -> Tuple[C
             cfg.TRAIN.BATCH_SIZE
     factor, frames, crop = shape_at(schedule, epoch)
     longest = d.SAMPLING_RATE * max(1, d.NUM_FRAMES // frames)
-    jitter = tuple(max(crop, int(round(v * crop / d.TRAIN_CROP_SIZE))) for v in d.TRAIN_JITTER_SCALES)
+    jitter = _scaled_jitter(d.TRAIN_JITTER_SCALES, crop, d.TRAIN_CROP_SIZE)
     shape = ClipShape(frames, d.SAMPLING_RATE, crop, jitter, longest if longest > d.SAMPLING_RATE else 0)
     return shape, cfg.TRAIN.BATCH_SIZE * factor
 
@@ -161,7 +167,7 @@ def short_cycle(cfg, shape: ClipShape, batch_size: int) -> List[Tuple[ClipShape,
     for f in cfg.MULTIGRID.SHORT_CYCLE_FACTORS:
         crop = max(1, int(round(f * shape.crop_size)))
         factor = int(round((shape.crop_size / crop) ** 2))
-        jitter = tuple(max(crop, int(round(v * crop / shape.crop_size))) for v in shape.jitter_scales)
+        jitter = _scaled_jitter(shape.jitter_scales, crop, shape.crop_size)
         out.append((dataclasses.replace(shape, crop_size=crop, jitter_scales=jitter), batch_size * factor))
     return out + [(shape, batch_size)]
 
@@ -195,14 +201,9 @@ class SplitBatchNorm3d(nn.BatchNorm3d):
         bias = self.bias.repeat(k) if self.bias is not None else None
         y = F.batch_norm(groups, None, None, weight, bias, True, 0.0, self.eps)
         if self.track_running_stats:
-            with torch.no_grad():
-                dims = [0] + list(range(2, groups.dim()))
-                count = groups.numel() // (k * c)
-                mean = groups.mean(dims).view(k, c)
-                var = groups.var(dims, unbiased=False).view(k, c)
-                pooled_mean = mean.mean(0)
-                pooled_var = (var + mean ** 2).mean(0) - pooled_mean ** 2
-                pooled_var = pooled_var * (k * count) / max(k * count - 1, 1)  # unbiased, as BatchNorm keeps
+            with torch.no_grad():  # the whole batch's statistics, unbiased variance as BatchNorm keeps
+                dims = [0] + list(range(2, x.dim()))
+                pooled_mean, pooled_var = x.mean(dims), x.var(dims, unbiased=True)
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.mul_(1 - m).add_(pooled_mean.to(self.running_mean.dtype), alpha=m)

@@ -26,9 +26,10 @@ class Pooled:
     display: np.ndarray  # uint8 (T, H, W, 3): the output brought back to the input's size
 
 
-def load_frames(path: str, max_frames: int = 64, start: int = 0, short_side: Optional[int] = None) -> np.ndarray:
-    """uint8 (T, H, W, 3) frames: an image gives one frame; a video gives up to ``max_frames``
-    consecutive frames from ``start``."""
+def load_frames(path: str, max_frames: int = 64, start: int = 0,
+                short_side: Optional[int] = None) -> Tuple[np.ndarray, Optional[float]]:
+    """uint8 (T, H, W, 3) frames and the frame rate: an image gives one frame (and no rate); a video
+    gives up to ``max_frames`` consecutive frames from ``start`` (opened once)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     ext = os.path.splitext(path)[1].lower()
@@ -41,15 +42,16 @@ def load_frames(path: str, max_frames: int = 64, start: int = 0, short_side: Opt
                 scale = short_side / min(img.size)
                 img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                                  Image.Resampling.LANCZOS)
-            return np.asarray(img)[None].copy()
-    from vidpool.data.decoding import probe, read_clip
+            return np.asarray(img)[None].copy(), None
+    from vidpool.data.decoding import read_clip
 
-    info = probe(path)
-    if start >= info.num_frames:
-        raise ValueError(f"{path} has {info.num_frames} frames; --start {start} is past its end")
-    indices = list(range(start, min(info.num_frames, start + max_frames)))
-    frames, _, _ = read_clip(path, lambda _: indices, short_side=short_side, exact=short_side is not None)
-    return frames.numpy()
+    def choose(info):
+        if start >= info.num_frames:
+            raise ValueError(f"{path} has {info.num_frames} frames; --start {start} is past its end")
+        return list(range(start, min(info.num_frames, start + max_frames)))
+
+    frames, info, _ = read_clip(path, choose, short_side=short_side, exact=short_side is not None)
+    return frames.numpy(), info.fps
 
 
 def pool_frames(frames: np.ndarray, method: str, kernel: Sequence[int], stride: Optional[Sequence[int]] = None) -> Pooled:
@@ -97,7 +99,8 @@ def crop(frame: np.ndarray, box: Box) -> np.ndarray:
     return frame[y:y + h, x:x + w]
 
 
-def _label(image: np.ndarray, text: str, height: int = 18) -> np.ndarray:
+def labelled(image: np.ndarray, text: str, height: int = 18) -> np.ndarray:
+    """``image`` with a black bar of ``height`` pixels above it holding ``text``."""
     from PIL import Image, ImageDraw
 
     bar = Image.new("RGB", (image.shape[1], height), (0, 0, 0))
@@ -110,7 +113,7 @@ def side_by_side(frames: np.ndarray, results: Sequence[Pooled]) -> np.ndarray:
     panels = [("original", frames)] + [(r.method, r.display) for r in results]
     out = []
     for t in range(frames.shape[0]):
-        out.append(np.concatenate([_label(p[t], name) for name, p in panels], 1))
+        out.append(np.concatenate([labelled(p[t], name) for name, p in panels], 1))
     return np.stack(out)
 
 
@@ -148,14 +151,14 @@ def figure(path: str, frames: np.ndarray, results: Sequence[Pooled], boxes: Sequ
                 draw = ImageDraw.Draw(tile)
                 for x, y, bw, bh in boxes:
                     draw.rectangle([x, y, x + bw - 1, y + bh - 1], outline=(255, 0, 0))
-            row.append(_label(np.asarray(tile), f"{name}, frame {t}"))
+            row.append(labelled(np.asarray(tile), f"{name}, frame {t}"))
         rows.append(np.concatenate(row, 1))
     middle = show[len(show) // 2]
     for i, box in enumerate(boxes):
         row = []
         for name, video in columns:
             region = Image.fromarray(crop(video[middle], box)).resize((w, h), Image.Resampling.NEAREST)
-            row.append(_label(np.asarray(region), f"{name}, zoom {i + 1} {box}"))
+            row.append(labelled(np.asarray(region), f"{name}, zoom {i + 1} {box}"))
         rows.append(np.concatenate(row, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     Image.fromarray(np.concatenate(rows, 0)).save(path)
@@ -167,7 +170,7 @@ def visualize(path: str, out_dir: str, methods: Sequence[str] = ("avg", "max", "
               progress=None) -> List[str]:
     """Write the side-by-side video (videos only) and the PNG figure for ``path`` into ``out_dir``;
     returns the files written."""
-    frames = load_frames(path, max_frames, start, short_side)
+    frames, fps = load_frames(path, max_frames, start, short_side)
     results = []
     for m in methods:
         results.append(pool_frames(frames, m, kernel, stride))
@@ -178,10 +181,8 @@ def visualize(path: str, out_dir: str, methods: Sequence[str] = ("avg", "max", "
     name = os.path.splitext(os.path.basename(path))[0]
     written = []
     if frames.shape[0] > 1:
-        from vidpool.data.decoding import probe
-
         video = os.path.join(out_dir, f"{name}_pooling.{'gif' if gif else 'mp4'}")
-        write_video(video, side_by_side(frames, results), probe(path).fps)
+        write_video(video, side_by_side(frames, results), fps)
         written.append(video)
     t = frames.shape[0]
     show = sorted({0, t // 2, t - 1}) if t > 1 else [0]
