@@ -71,7 +71,7 @@ def test_cycled_batch_shapes_and_lengths():
     # 23 indices: 4+2+1 = 7 per cycle -> 3 whole cycles (21) and a partial first batch of 2
     assert [len(x) for x in batches] == [4, 2, 1] * 3 + [2]
     assert [x[0][1].crop_size for x in batches] == [8, 12, 16] * 3 + [8]
-    assert [i for x in batches for i, _ in x] == list(range(23))
+    assert [i for x in batches for i, _, _ in x] == list(range(23))
     assert len(sampler) == 10
     sampler.drop_last = True
     assert len(sampler) == 9 and len(list(sampler)) == 9
@@ -150,13 +150,13 @@ def test_distributed_partition(synthetic_root):
     parts = []
     for rank in range(2):
         sampler = ClipBatchSampler(DistributedSampler(ds, 2, rank, shuffle=True, seed=0, drop_last=True), 3, shape)
-        parts.append([i for batch in sampler for i, s in batch])
-        assert all(s == shape for batch in sampler for _, s in batch)
+        parts.append([i for batch in sampler for i, s, _ in batch])
+        assert all(s == shape for batch in sampler for _, s, _ in batch)
     assert not set(parts[0]) & set(parts[1]) and len(parts[0]) == len(parts[1]) == len(ds) // 2
     sampler = ClipBatchSampler(DistributedSampler(ds, 2, 0, shuffle=True, seed=0), 3, shape)
-    epoch0 = [i for b in sampler for i, _ in b]
+    epoch0 = [i for b in sampler for i, _, _ in b]
     sampler.set_epoch(1)
-    assert [i for b in sampler for i, _ in b] != epoch0
+    assert [i for b in sampler for i, _, _ in b] != epoch0
 
 
 def test_build_dataset_errors(synthetic_root):

@@ -1,12 +1,17 @@
 """Batch sampling with a clip shape per batch.
 
 ``ClipBatchSampler`` wraps an index sampler (random, sequential or distributed) and yields batches
-of ``(index, ClipShape)`` pairs. ``set_shape`` changes the shape and batch size of the batches it
+of ``(index, ClipShape, seed)`` triples. ``set_shape`` changes the shape and batch size of the batches it
 yields from then on; ``set_cycle`` makes consecutive batches cycle through several (shape, batch
 size) pairs (multigrid's short cycle). The shape travels with every index to the worker that decodes
 it, so workers need no shared state and batches already queued keep the shape they were drawn with.
 Every process cycles in the same order, so under DDP all processes train the same shape at the same
 iteration.
+
+The seed is the sample's own augmentation seed (clip position, scale, crop, flip), a function of
+(sampler seed, epoch, position in the epoch) only: a run resumed at epoch e sees exactly the clips an
+uninterrupted run sees, whatever the number of loader workers. Samplers without a seed (evaluation)
+give None.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ class ClipBatchSampler(Sampler):
     def __init__(self, sampler: Sampler, batch_size: int, shape: ClipShape, drop_last: bool = False,
                  seed: Optional[int] = None):
         self.sampler, self.drop_last, self.seed = sampler, drop_last, seed
+        self.epoch = 0
         self.set_cycle([(shape, batch_size)])
 
     @property
@@ -52,12 +58,19 @@ class ClipBatchSampler(Sampler):
         elif self.seed is not None and getattr(self.sampler, "generator", None) is not None:
             self.sampler.generator.manual_seed(self.seed + epoch)
 
-    def __iter__(self) -> Iterator[List[Tuple[int, ClipShape]]]:
+    def sample_seed(self, position: int) -> Optional[int]:
+        """The augmentation seed of the ``position``-th sample of the current epoch (None without a
+        sampler seed). Unique for positions below 10**7 and epochs below 100003."""
+        if self.seed is None:
+            return None
+        return (self.seed * 100_003 + self.epoch) * 10_000_019 + position
+
+    def __iter__(self) -> Iterator[List[Tuple[int, ClipShape, Optional[int]]]]:
         turn, batch = 0, []
-        for index in self.sampler:
+        for position, index in enumerate(self.sampler):
             # read every time: set_shape / set_cycle during an epoch apply to the batches drawn after it
             shape, size = self.cycle[turn % len(self.cycle)]
-            batch.append((int(index), shape))
+            batch.append((int(index), shape, self.sample_seed(position)))
             if len(batch) >= size:
                 yield batch
                 turn, batch = turn + 1, []

@@ -8,8 +8,10 @@ and an ``IndexReport``; ``VideoClipDataset`` does the rest:
 - mode ``test``: ``num_views`` evenly spaced clips x ``num_crops`` spatial crops per record; item
   ``i`` is record ``i // (views * crops)`` and every sample says which view it is.
 
-Items are plain indices or ``(index, ClipShape)`` pairs, so a batch sampler can change the clip
-shape per batch (multigrid) without touching the dataset, safely with workers.
+Items are plain indices or ``(index, ClipShape[, seed])`` tuples, so a batch sampler can change the
+clip shape per batch (multigrid) without touching the dataset, safely with workers. A training item's
+seed makes its random choices (clip position, sampling rate, scale, crop, flip, replacement of an
+unreadable video) a function of that seed alone; without one they come from a per-process generator.
 
 Unreadable videos: in training the sample is replaced by another random record (up to
 ``max_retries`` times) and the failed paths travel with the sample (``skipped``) so the trainer can
@@ -150,7 +152,10 @@ class VideoClipDataset(torch.utils.data.Dataset):
             self._rng, self._rng_pid = random.Random(torch.initial_seed()), os.getpid()
         return self._rng
 
-    def _sample(self, rec: VideoRecord, shape: ClipShape, t_view: int, s_view: int) -> torch.Tensor:
+    def _sample(self, rec: VideoRecord, shape: ClipShape, t_view: int, s_view: int,
+                rng: Optional[random.Random] = None) -> torch.Tensor:
+        rng = rng or self._random()
+
         def choose(info):
             """The clip's frame indices, from the video's frame rate and length (one open per clip)."""
             if info.num_frames <= 0:
@@ -159,26 +164,26 @@ class VideoClipDataset(torch.utils.data.Dataset):
             if self.mode == "train":
                 rate = shape.sampling_rate
                 if shape.max_sampling_rate > rate:  # multigrid: fewer frames spanning about the same time
-                    rate = self._random().randint(rate, shape.max_sampling_rate)
+                    rate = rng.randint(rate, shape.max_sampling_rate)
                 step = clip_step(rate, info.fps, self.target_fps)
-                return random_clip(window, shape.num_frames, step, self._random(), self.short)
+                return random_clip(window, shape.num_frames, step, rng, self.short)
             step = clip_step(shape.sampling_rate, info.fps, self.target_fps)
             return uniform_clips(window, shape.num_frames, step, self.views[0], self.short)[t_view]
 
         crop = self.test_crop_size if self.mode == "test" else shape.crop_size
         if self.mode == "train":
             # the jittered scale is drawn first so that the decoder produces frames at that size
-            short = jitter_short_side(shape, self._random())
+            short = jitter_short_side(shape, rng)
             frames, _, _ = read_clip(rec.path, choose, self.decoder, short_side=short, exact=True)
-            return train_transform(frames, shape, self.mean, self.std, self._random(), self.flip, short_side=short)
+            return train_transform(frames, shape, self.mean, self.std, rng, self.flip, short_side=short)
         frames, _, _ = read_clip(rec.path, choose, self.decoder, short_side=crop, exact=True)
         crops = eval_transform(frames, crop, self.views[1], self.mean, self.std)
         return crops[s_view]
 
     def __getitem__(self, item):
-        index, shape = item if isinstance(item, tuple) else (item, self.shape)
+        index, shape, seed = (tuple(item) + (None,))[:3] if isinstance(item, tuple) else (item, self.shape, None)
         if self.mode == "train":
-            return self._train_item(index, shape)
+            return self._train_item(index, shape, None if seed is None else random.Random(seed))
         rec_index, view = divmod(index, self.views[0] * self.views[1])
         t_view, s_view = divmod(view, self.views[1])
         rec = self.records[rec_index]
@@ -192,16 +197,17 @@ class VideoClipDataset(torch.utils.data.Dataset):
             zeros = torch.zeros(3, shape.num_frames, crop, crop)
             return dict(sample, clip=zeros, valid=False, skipped=[rec.path])
 
-    def _train_item(self, index: int, shape: ClipShape):
+    def _train_item(self, index: int, shape: ClipShape, rng: Optional[random.Random] = None):
+        rng = rng or self._random()
         skipped = []
         for _ in range(self.max_retries + 1):
             rec = self.records[index]
             try:
-                clip = self._sample(rec, shape, 0, 0)
+                clip = self._sample(rec, shape, 0, 0, rng)
             except DecodeError as e:
                 _warn_once(rec.path, e)
                 skipped.append(rec.path)
-                index = self._random().randrange(len(self.records))
+                index = rng.randrange(len(self.records))
                 continue
             return {"clip": clip, "label": rec.label, "index": index, "video_id": rec.video_id,
                     "temporal_view": 0, "spatial_view": 0, "valid": True, "skipped": skipped}
