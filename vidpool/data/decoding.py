@@ -265,15 +265,30 @@ def _read_decord(path: str, choose, resize: Tuple[Optional[int], bool]):
         raise DecodeError(f"{path}: no frames")
     info = VideoInfo(float(vr.get_avg_fps()), len(vr), width, height)
     indices = _checked(choose(info))
+    # fetch each frame once, in increasing order: decord's backward seeks can land on the wrong
+    # frame (seen on AVI files); then put them in the asked order
+    idx = np.clip(np.asarray(indices, dtype=np.int64), 0, len(vr) - 1)
+    unique = np.unique(idx)
     try:
-        # fetch each frame once, in increasing order: decord's backward seeks can land on the
-        # wrong frame (seen on AVI files); then put them in the asked order
-        idx = np.clip(np.asarray(indices, dtype=np.int64), 0, len(vr) - 1)
-        unique = np.unique(idx)
         frames = vr.get_batch(unique.tolist()).asnumpy()
-        return frames[np.searchsorted(unique, idx)], info, indices
     except decord.DECORDError as e:
-        raise DecodeError(f"{path}: decoding failed ({str(e).splitlines()[0]})") from None
+        if (sw, sh) == (width, height):
+            raise DecodeError(f"{path}: decoding failed ({str(e).splitlines()[0]})") from None
+        # decord's own scaler fails at some sizes (e.g. 64x48 -> 48x36: its frames come out 48x48
+        # and the copy raises): decode at the stored size and scale here instead
+        try:
+            frames = _resized(_decord_reader(path).get_batch(unique.tolist()).asnumpy(), sw, sh)
+        except decord.DECORDError as e:
+            raise DecodeError(f"{path}: decoding failed ({str(e).splitlines()[0]})") from None
+    return frames[np.searchsorted(unique, idx)], info, indices
+
+
+def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames scaled to width x height (antialiased bilinear)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    x = TF.resize(torch.from_numpy(frames).permute(0, 3, 1, 2), [height, width], antialias=True)
+    return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 # ------------------------------------------------------------------------------------------- API

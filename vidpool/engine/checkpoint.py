@@ -8,6 +8,7 @@ stored as tensors, numbers and strings, so ``torch.load(weights_only=True)`` rea
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -72,14 +73,21 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: str, state: dict) -> None:
     """Write ``state`` to ``path`` through a temporary file and a rename: a kill mid-write leaves
-    the temporary file (ignored by ``list_checkpoints``), never a truncated checkpoint."""
+    the temporary file (ignored by ``list_checkpoints``), never a truncated checkpoint; a write that
+    fails with an exception removes it. An existing ``path`` stays intact until the rename."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # a failed write (full disk, quota, interrupt) leaves neither a partial file nor litter
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def load_checkpoint(path: str) -> dict:
