@@ -154,3 +154,40 @@ def test_zero_recursion_is_the_plain_network(name, place):
     x = torch.randn(2, 3, 8, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(srtg(x), plain(x), rtol=0, atol=0)
+
+
+class _Recorder(nn.Module):
+    """Stands in for an SR block: passes its input through unchanged and keeps a copy of it."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return x
+
+
+@pytest.mark.parametrize("name", ["srtg_r3d_18", "srtg_r2plus1d_50"])
+@pytest.mark.parametrize("place", ["start", "top", "mid", "end", "final"])
+def test_each_placement_receives_its_tensor(name, place):
+    """In a downsampling block (shortcut != input), the SR block at each place receives exactly the
+    tensor the SRTG paper's placement names, computed here from the plain block's parts."""
+    torch.manual_seed(0)
+    block = create_model(name, 4, place=place, base_width=8).layer2[0].eval()
+    body = block.body
+    assert body.downsample is not None
+    block.sr = _Recorder()
+    x = torch.randn(2, body.downsample[0].in_channels, 4, 8, 8)
+    with torch.no_grad():
+        out = block(x.clone())
+        convs = [body.conv1, body.conv2] + ([body.conv3] if hasattr(body, "conv3") else [])
+        top = convs[0](x.clone())
+        last = top
+        for conv in convs[1:]:
+            last = conv(last)
+        end = last + body.downsample(x.clone())
+        expected = {"start": x, "top": top, "mid": last, "end": end, "final": torch.relu(end)}[place]
+    assert len(block.sr.seen) == 1
+    torch.testing.assert_close(block.sr.seen[0], expected, rtol=0, atol=0)
+    torch.testing.assert_close(out, torch.relu(end), rtol=0, atol=0)  # an identity SR block: the plain block

@@ -95,6 +95,22 @@ def test_half_gradient_close_to_float64(dtype, tol):
         torch.testing.assert_close(gh.double(), gr, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 5e-3), (torch.bfloat16, 3e-2)])
+def test_half_gradient_close_to_float64_at_unit_scale(dtype, tol):
+    """Unit-scale inputs: the weights w_i are spread over the window, so the gradient
+    w_i (1 + x_i - y) is far from a max pool's one-hot routing (checked), and must still match."""
+    torch.manual_seed(1)
+    xh = torch.randn(2, 3, 4, 8, 8).to(dtype).requires_grad_()
+    x64 = xh.detach().double().requires_grad_()
+    for k, s, p in [(2, 2, 0), (3, 2, 1)]:
+        g = torch.randn(ops.soft_pool3d(x64.detach(), k, s, p).shape, dtype=torch.float64)
+        (gh,) = torch.autograd.grad(ops.soft_pool3d(xh, k, s, p), xh, g.to(dtype))
+        (gr,) = torch.autograd.grad(brute.soft_pool(x64, (k,) * 3, (s,) * 3, (p,) * 3), x64, g)
+        (gmax,) = torch.autograd.grad(torch.nn.functional.max_pool3d(x64, k, s, p), x64, g)
+        assert (gmax - gr).abs().max() > 20 * tol
+        torch.testing.assert_close(gh.double(), gr, rtol=tol, atol=tol)
+
+
 def test_gradient_with_strided_grad_output_and_channels_last():
     x = torch.randn(2, 6, 6, 8, 8, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d)
     x.requires_grad_()

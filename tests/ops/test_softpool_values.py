@@ -185,3 +185,18 @@ def test_channels_last_2d():
 def test_empty_batch():
     y = ops.soft_pool3d(torch.randn(0, 3, 4, 4, 4), 2)
     assert y.shape == (0, 3, 2, 2, 2)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)])
+def test_half_types_close_to_float64_at_unit_scale(dtype, tol):
+    """Unit-scale inputs, where the softmax weights are far from one-hot: a max (or average) pool in
+    the half path would miss the float64 SoftPool by much more than the tolerance."""
+    torch.manual_seed(0)
+    xh = torch.randn(2, 4, 5, 9, 11).to(dtype)
+    for k, s, p in [((2, 2, 2), (2, 2, 2), 0), ((3, 3, 3), (2, 2, 2), 1)]:
+        ref = brute.soft_pool(xh.double(), k, s, (p,) * 3)
+        for other in (F.max_pool3d(xh.double(), k, s, p), F.avg_pool3d(xh.double(), k, s, p, count_include_pad=False)):
+            assert (other - ref).abs().max() > 20 * tol  # the test can tell SoftPool from its neighbours
+        y = ops.soft_pool3d(xh, k, s, p)
+        assert y.dtype == dtype
+        torch.testing.assert_close(y.double(), ref, rtol=tol, atol=tol * 1e-2)
