@@ -35,6 +35,14 @@ def test_model_info_tool():
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("| r3d_10")]
     assert len(rows) == 1 and rows[0].count("|") == 7
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    from vidpool.models import create_model
+
+    model = create_model("r3d_10", 400)
+    g32, acts = flops_and_activations(model, torch.zeros(1, 3, 4, 32, 32))
+    g48, _ = flops_and_activations(model, torch.zeros(1, 3, 4, 48, 48))
+    assert cells == ["r3d_10", f"{count_parameters(model) / 1e6:.2f}", f"{g32:.2f}", f"{g48:.2f}", "—", f"{acts:.1f}"]
+    assert g48 / g32 > 2  # the two sizes were really measured (spatial cost grows ~ 2.25x)
     bad = subprocess.run([sys.executable, "tools/model_info.py", "--model", "r3d_11"], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "unknown model" in bad.stderr

@@ -48,3 +48,31 @@ def test_bad_inputs_are_clear_errors(tmp_path):
                               capture_output=True, text=True)
         assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plotted_series_are_the_stats(tmp_path, monkeypatch):
+    """Every line drawn carries exactly the values of its run's stats.jsonl."""
+    import importlib.util
+
+    import matplotlib.pyplot as plt
+
+    spec = importlib.util.spec_from_file_location("plot_stats", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    runs = [tool.load(_run_dir(tmp_path / "a", 4, True)), tool.load(_run_dir(tmp_path / "b", 3, False))]
+    tool.plot(runs, ["a", "b"], str(tmp_path / "out.png"))
+    lines = {line.get_label(): [list(line.get_xdata()), list(line.get_ydata())]
+             for ax in figures[0].axes for line in ax.get_lines()}
+    for label, epochs in (("a", 4), ("b", 3)):
+        e = list(range(1, epochs + 1))
+        assert lines[f"{label} train"] in ([e, [2.0 / k for k in e]], [e, [10.0 * k for k in e]])
+        assert lines[label] == [e, [0.1 / k for k in e]]  # learning rate
+        assert lines[f"{label} batch"] == [e, [64 // k for k in e]]
+        assert lines[f"{label} frames x crop^2 / 1000"] == [e, [4 * k * 32 ** 2 / 1e3 for k in e]]
+    loss_ax, top1_ax = figures[0].axes[:2]
+    by_axis = {ax: {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()} for ax in (loss_ax, top1_ax)}
+    assert by_axis[loss_ax]["a train"] == [2.0, 1.0, 2 / 3, 0.5] and by_axis[top1_ax]["a train"] == [10, 20, 30, 40]
+    assert by_axis[loss_ax]["a val"] == [2.5 / 2, 2.5 / 4] and by_axis[top1_ax]["a val"] == [18.0, 36.0]
+    assert "b val" not in by_axis[loss_ax]  # no validation recorded, none drawn
