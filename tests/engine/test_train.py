@@ -84,6 +84,7 @@ def test_same_seed_same_losses(synthetic_root, tmp_path):
         train(tiny_cfg(synthetic_root, tmp_path / "e", "TRAIN.BATCH_SIZE", "32"))
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(synthetic_root, tmp_path):
     """A run killed in epoch 2 and started again ends with the weights, optimizer state and RNG state
     of an uninterrupted run, after the same per-epoch losses (dropout on, so the restored RNG matters)."""
