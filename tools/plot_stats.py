@@ -27,6 +27,7 @@ def load(path: str):
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise ValueError(f"{file}:{line_no}: not JSON ({e.msg})") from None
+    rows = [r for r in rows if r.get("kind", "epoch") == "epoch"]  # test summaries are not epochs
     if not rows:
         raise ValueError(f"{file} has no epochs")
     missing = [k for k in ("epoch", "train_loss", "lr") if k not in rows[0]]

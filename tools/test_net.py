@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_net import parse  # noqa: E402
 
 from vidpool.engine import distributed, test  # noqa: E402
+from vidpool.engine.tester import format_summary  # noqa: E402
 
 
 def main(argv=None):
@@ -23,8 +24,8 @@ def main(argv=None):
         summary = test(cfg)
     finally:
         distributed.shutdown()
-    print(f"video top-1 {summary['video_top1']:.2f}%, top-5 {summary['video_top5']:.2f}% "
-          f"({summary['videos']} videos, {summary['views']} views each, {summary['unreadable_videos']} unreadable)")
+    if distributed.is_main():
+        print(format_summary(summary))
     return 0
 
 

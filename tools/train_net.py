@@ -13,6 +13,7 @@ import sys
 
 from vidpool.config import load_cfg
 from vidpool.engine import distributed, test, train
+from vidpool.engine.tester import format_summary
 
 
 def parse(argv, description):
@@ -39,8 +40,8 @@ def main(argv=None):
                 print(f"trained {stats['epoch']} epochs{val}")
         if cfg.TEST.ENABLE:
             summary = test(cfg)
-            print(f"video top-1 {summary['video_top1']:.2f}%, top-5 {summary['video_top5']:.2f}% "
-                  f"({summary['videos']} videos, {summary['views']} views each)")
+            if distributed.is_main():
+                print(format_summary(summary))
     finally:
         distributed.shutdown()
     return 0

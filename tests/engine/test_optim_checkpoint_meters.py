@@ -122,3 +122,9 @@ def test_video_aggregation_by_hand():
     torch.testing.assert_close(res["scores"][0], v0.double())
     assert res["pred"].tolist() == [1, 2, -1]
     assert res["top1"] == pytest.approx(200 / 3) and res["unreadable"] == 1 and res["videos"] == 3
+    # over the two readable videos both are right; per class (0: one wrong video, 1 and 2: right)
+    assert res["top1_readable"] == 100 and res["readable_videos"] == 2
+    assert res["mean_class_acc"] == pytest.approx(200 / 3) and res["mean_class_acc_readable"] == 100
+    torch.testing.assert_close(res["top5_scores"][0], v0.double().sort(descending=True).values)
+    part = agg.part()  # what a process sends: only the rows it saw
+    assert part["index"].tolist() == [0, 1, 2] and part["scores"].shape == (3, 3)

@@ -59,6 +59,7 @@ _C.TEST = CfgNode()
 _C.TEST.ENABLE = True             # run multi-view testing (tools/test_net.py, and after training)
 _C.TEST.CHECKPOINT_FILE_PATH = ""  # weights to test ("" = the newest checkpoint in OUTPUT_DIR)
 _C.TEST.DATASET = "kinetics"      # hacs | kinetics | ucf101 (test data)
+_C.TEST.SPLIT = "test"            # annotation split the test reads: val | test (HACS and Kinetics-700 test labels are withheld)
 _C.TEST.BATCH_SIZE = 8            # clips per test step, over all processes
 _C.TEST.NUM_ENSEMBLE_VIEWS = 10   # evenly spaced clips per test video
 _C.TEST.NUM_SPATIAL_CROPS = 3     # 1 (centre) or 3 (left, centre, right) crops per clip

@@ -2,7 +2,8 @@
 
 Splits: ``train`` (random clips, augmentation; TRAIN.DATASET), ``val`` (one centred clip per video at
 the training crop size; TRAIN.DATASET), ``test`` (TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS
-views per video; TEST.DATASET). Training drops annotated videos that are missing on disk (the
+views per video; TEST.DATASET, annotations of split TEST.SPLIT). Validation and testing need labelled
+videos: a split without any (HACS and Kinetics-700 test labels are withheld) is an error that says so. Training drops annotated videos that are missing on disk (the
 count is logged); val and test keep them, so they are counted as failures and never vanish from
 the metrics.
 """
@@ -48,6 +49,9 @@ def build_dataset(cfg, split: str) -> VideoClipDataset:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS} (TRAIN.DATASET / TEST.DATASET)")
     d = cfg.DATA
+    if cfg.TEST.SPLIT not in ("val", "test"):
+        raise ValueError(f"TEST.SPLIT must be val or test, got {cfg.TEST.SPLIT!r}")
+    source = cfg.TEST.SPLIT if split == "test" else split  # the annotation split to read
     if not d.PATH_TO_DATA_DIR:
         raise ValueError("DATA.PATH_TO_DATA_DIR is not set: point it at the folder of the annotation files")
     ann_dir, root = d.PATH_TO_DATA_DIR, d.PATH_PREFIX or d.PATH_TO_DATA_DIR
@@ -55,27 +59,31 @@ def build_dataset(cfg, split: str) -> VideoClipDataset:
     if name == "hacs":
         classes = _classes(cfg, "hacs_200")
         ann = os.path.join(ann_dir, d.ANNOTATION_FILE or "HACS_clips_v1.1.1.csv")
-        records, report = read_hacs(ann, root, split, classes, d.HACS_NEGATIVES, d.SKIP_BAD_ROWS, keep_missing)
+        records, report = read_hacs(ann, root, source, classes, d.HACS_NEGATIVES, d.SKIP_BAD_ROWS, keep_missing)
         if d.HACS_NEGATIVES == "background":
             classes = classes + ["background"]
     elif name == "kinetics":
         classes = _classes(cfg, "kinetics700")
-        records, report = read_kinetics(ann_dir, root, split, classes, d.SKIP_BAD_ROWS, keep_missing)
+        records, report = read_kinetics(ann_dir, root, source, classes, d.SKIP_BAD_ROWS, keep_missing)
     else:
-        records, report, classes = read_ucf101(ann_dir, root, split, d.UCF101_SPLIT, d.SKIP_BAD_ROWS, keep_missing)
+        records, report, classes = read_ucf101(ann_dir, root, source, d.UCF101_SPLIT, d.SKIP_BAD_ROWS, keep_missing)
         if d.CLASS_NAMES_FILE:
             log.warning("DATA.CLASS_NAMES_FILE is ignored for UCF-101: classInd.txt gives the classes")
     log.info("%s", report)
     if report.missing and split == "train":
         log.warning("%d annotated training videos are missing and left out (e.g. %s)", report.missing,
                     ", ".join(report.missing_examples))
+    if split != "train" and records and not any(r.label >= 0 for r in records):
+        hint = " (its labels are withheld: set TEST.SPLIT val)" if split == "test" and source == "test" else ""
+        raise ValueError(f"{report.source}: none of the {len(records)} videos of the {source} split has a "
+                         f"label, so there is nothing to measure accuracy on{hint}")
     if cfg.MODEL.NUM_CLASSES != len(classes):
         log.warning("MODEL.NUM_CLASSES is %d but the %s classes number %d", cfg.MODEL.NUM_CLASSES, name, len(classes))
     return VideoClipDataset(
         records, classes, split, default_shape(cfg), decoder=d.DECODER, target_fps=d.TARGET_FPS, mean=d.MEAN,
         std=d.STD, test_crop_size=d.TEST_CROP_SIZE, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
         num_crops=cfg.TEST.NUM_SPATIAL_CROPS, short=d.SHORT_CLIPS, flip=d.RANDOM_FLIP, max_retries=d.MAX_RETRIES,
-        name=f"{name} {split}")
+        name=f"{name} {source}")
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -57,13 +57,22 @@ def all_reduce_sum(values: List[float], device: torch.device) -> List[float]:
     return t.tolist()
 
 
-def all_gather_objects(obj) -> list:
-    """Every process's ``obj`` (picklable), in rank order."""
+def gather_to_main(obj) -> list:
+    """Every process's ``obj`` (picklable) in rank order on rank 0; None on the other ranks."""
     if world_size() == 1:
         return [obj]
-    out = [None] * world_size()
-    dist.all_gather_object(out, obj)
+    out = [None] * world_size() if is_main() else None
+    dist.gather_object(obj, out, dst=0)
     return out
+
+
+def broadcast_from_main(obj):
+    """Rank 0's ``obj`` (picklable) on every rank."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier() -> None:

@@ -51,23 +51,47 @@ class VideoAggregator:
         self.scores.index_add_(0, index[valid], probs[valid])
         self.views.index_add_(0, index[valid], torch.ones(int(valid.sum()), dtype=torch.long))
 
-    def merge(self, other: "VideoAggregator") -> None:
-        self.scores += other.scores
-        self.views += other.views
-        self.labels = torch.where(other.seen, other.labels, self.labels)
-        self.seen |= other.seen
+    def merge(self, other) -> None:
+        """Add another process's share: a VideoAggregator or its ``part()``."""
+        part = other.part() if isinstance(other, VideoAggregator) else other
+        index = part["index"]
+        self.scores.index_add_(0, index, part["scores"])
+        self.views.index_add_(0, index, part["views"])
+        self.labels[index] = part["labels"]
+        self.seen[index] = True
+
+    def part(self) -> dict:
+        """The rows of the videos this process saw (what it sends to rank 0: about 1/world of the
+        score matrix, instead of the whole dense matrix)."""
+        index = self.seen.nonzero().flatten()
+        return {"index": index, "scores": self.scores[index], "views": self.views[index], "labels": self.labels[index]}
 
     def results(self) -> dict:
-        """Per-video mean scores, predictions (-1: no readable view) and top-1/top-5 over labelled videos."""
+        """Per-video mean scores, predictions (-1: no readable view), and accuracies over the labelled
+        videos: over all of them (a video without a readable view counts as wrong: comparable with
+        a paper that had every video) and over the readable ones (comparable with numbers that leave
+        out videos no longer available), each as top-1, top-5 and mean class accuracy (the mean over
+        classes of per-class top-1)."""
         mean = self.scores / self.views.clamp(min=1)[:, None].double()
         readable = self.views > 0
         pred = torch.where(readable, mean.argmax(1), torch.full_like(self.views, -1))
         k = min(5, mean.shape[1])
-        top5 = mean.topk(k, dim=1).indices
+        top5_scores, top5 = mean.topk(k, dim=1)
         labelled = self.seen & (self.labels >= 0)
         hit1 = (pred == self.labels) & readable & labelled
         hit5 = (top5 == self.labels[:, None]).any(1) & readable & labelled
-        n = max(int(labelled.sum()), 1)
-        return {"scores": mean, "pred": pred, "top5": top5, "readable": readable, "labels": self.labels,
-                "top1": 100 * int(hit1.sum()) / n, "top5_acc": 100 * int(hit5.sum()) / n,
-                "videos": int(labelled.sum()), "unreadable": int((self.seen & ~readable).sum())}
+
+        def accuracies(keep):
+            n = int(keep.sum())
+            per_class = [float(hit1[keep & (self.labels == c)].double().mean())
+                         for c in range(mean.shape[1]) if (keep & (self.labels == c)).any()]
+            return (100 * int((hit1 & keep).sum()) / max(n, 1), 100 * int((hit5 & keep).sum()) / max(n, 1),
+                    100 * sum(per_class) / max(len(per_class), 1))
+
+        top1, top5_acc, mean_class = accuracies(labelled)
+        top1_r, top5_r, mean_class_r = accuracies(labelled & readable)
+        return {"scores": mean, "pred": pred, "top5": top5, "top5_scores": top5_scores, "readable": readable,
+                "labels": self.labels, "top1": top1, "top5_acc": top5_acc, "mean_class_acc": mean_class,
+                "top1_readable": top1_r, "top5_readable": top5_r, "mean_class_acc_readable": mean_class_r,
+                "videos": int(labelled.sum()), "readable_videos": int((labelled & readable).sum()),
+                "unreadable": int((self.seen & ~readable).sum())}

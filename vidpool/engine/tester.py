@@ -1,7 +1,11 @@
-"""Multi-view testing: TEST.NUM_ENSEMBLE_VIEWS clips x TEST.NUM_SPATIAL_CROPS crops per video,
-softmax scores averaged per video, video-level top-1/top-5, ``predictions.csv`` (one row per video,
-for significance tests between runs) and ``confusion_matrix.csv`` (rows: true class, columns:
-predicted; videos without any readable view are left out of the matrix but count as wrong)."""
+"""Multi-view testing on the TEST.SPLIT annotations of TEST.DATASET: TEST.NUM_ENSEMBLE_VIEWS clips x
+TEST.NUM_SPATIAL_CROPS crops per video, softmax scores averaged per video (rank 0 gathers each
+process's rows). The summary gives top-1, top-5 and mean class accuracy over all labelled videos (no
+readable view counts as wrong) and over the readable ones, with the missing and unreadable counts; it
+is logged, appended to ``stats.jsonl`` (``"kind": "test"``) and TensorBoard. ``predictions.csv``: one
+row per video with the top-5 classes and their scores (for significance tests between runs);
+``confusion_matrix.csv``: rows true class, columns predicted (videos without a readable view are
+left out of the matrix but count as wrong)."""
 from __future__ import annotations
 
 import csv
@@ -18,7 +22,7 @@ from vidpool.models import build_model
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .meters import VideoAggregator
-from .run_log import progress, setup_logging
+from .run_log import StatsWriter, progress, setup_logging
 from .trainer import autocast, seed_everything
 
 log = logging.getLogger("vidpool.engine")
@@ -39,12 +43,13 @@ def write_predictions(path: str, dataset, res: dict) -> None:
     names = dataset.classes
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["video_id", "true_label", "predicted_label", "top5_labels", "true_name", "predicted_name",
-                      "correct"])
+        out.writerow(["video_id", "true_label", "predicted_label", "top5_labels", "top5_scores", "true_name",
+                      "predicted_name", "correct"])
         for i, rec in enumerate(dataset.records):
             pred = int(res["pred"][i])
             top5 = " ".join(str(int(c)) for c in res["top5"][i]) if pred >= 0 else ""
-            out.writerow([rec.video_id, rec.label, pred, top5, names[rec.label] if rec.label >= 0 else "",
+            scores = " ".join(f"{float(p):.6f}" for p in res["top5_scores"][i]) if pred >= 0 else ""
+            out.writerow([rec.video_id, rec.label, pred, top5, scores, names[rec.label] if rec.label >= 0 else "",
                           names[pred] if pred >= 0 else "", int(pred == rec.label and pred >= 0)])
 
 
@@ -63,10 +68,12 @@ def write_confusion(path: str, dataset, res: dict) -> torch.Tensor:
 
 
 def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = None) -> dict:
-    """Test ``model`` (or the weights of TEST.CHECKPOINT_FILE_PATH, or the run's newest checkpoint)."""
+    """Test ``model`` (or the weights of TEST.CHECKPOINT_FILE_PATH, or the run's newest checkpoint) on
+    the TEST.SPLIT annotations of TEST.DATASET. Returns the summary (every process gets rank 0's)."""
     out = output_dir or cfg.OUTPUT_DIR
     device = dist.choose_device(cfg.DEVICE)
     dist.init(device)
+    epoch = None
     if model is None:
         setup_logging(out, dist.is_main())
         seed_everything(cfg.RNG_SEED)
@@ -76,22 +83,53 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
             raise FileNotFoundError(f"no checkpoint to test: set TEST.CHECKPOINT_FILE_PATH or train into {out} first")
         model = build_model(cfg)
         model.load_state_dict(state["model"])
+        epoch = state.get("epoch")
         log.info("testing %s", path or state["path"])
         model.to(device)
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset=dataset)
     agg = run_views(ckpt.unwrap(model), loader, dataset, cfg, device)
-    parts = dist.all_gather_objects(agg)
-    for other in parts[1:]:
-        parts[0].merge(other)
-    res = parts[0].results()
-    summary = {"video_top1": res["top1"], "video_top5": res["top5_acc"], "videos": res["videos"],
-               "unreadable_videos": res["unreadable"],
-               "views": cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS}
+    parts = dist.gather_to_main(agg.part())  # rank 0 alone aggregates
+    summary = None
     if dist.is_main():
-        os.makedirs(out, exist_ok=True)
-        write_predictions(os.path.join(out, "predictions.csv"), dataset, res)
-        write_confusion(os.path.join(out, "confusion_matrix.csv"), dataset, res)
-        log.info("test: video top-1 %.2f%%, top-5 %.2f%% over %d videos (%d views each; %d unreadable)",
-                 res["top1"], res["top5_acc"], res["videos"], summary["views"], res["unreadable"])
+        for part in parts[1:]:  # parts[0] is rank 0's own
+            agg.merge(part)
+        summary = _summarise(cfg, dataset, agg.results(), out, epoch)
+    return dist.broadcast_from_main(summary)
+
+
+def _summarise(cfg, dataset, res: dict, out: str, epoch: Optional[int]) -> dict:
+    labelled = [r for r in dataset.records if r.label >= 0]
+    missing = sum(not os.path.isfile(r.path) for r in labelled)
+    summary = {"video_top1": res["top1"], "video_top5": res["top5_acc"], "mean_class_accuracy": res["mean_class_acc"],
+               "video_top1_readable": res["top1_readable"], "video_top5_readable": res["top5_readable"],
+               "mean_class_accuracy_readable": res["mean_class_acc_readable"], "videos": res["videos"],
+               "readable_videos": res["readable_videos"], "missing_videos": missing,
+               "unreadable_videos": res["videos"] - res["readable_videos"] - missing,
+               "views": cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS, "split": cfg.TEST.SPLIT}
+    os.makedirs(out, exist_ok=True)
+    write_predictions(os.path.join(out, "predictions.csv"), dataset, res)
+    write_confusion(os.path.join(out, "confusion_matrix.csv"), dataset, res)
+    log.info("test on %s (%s split): %d videos, %d views each", dataset.name, cfg.TEST.SPLIT, res["videos"],
+             summary["views"])
+    log.info("  all %d videos:      top-1 %.2f%%, top-5 %.2f%%, mean class accuracy %.2f%% (no readable view: wrong)",
+             res["videos"], res["top1"], res["top5_acc"], res["mean_class_acc"])
+    log.info("  %d readable videos: top-1 %.2f%%, top-5 %.2f%%, mean class accuracy %.2f%% (%d missing, %d unreadable)",
+             res["readable_videos"], res["top1_readable"], res["top5_readable"], res["mean_class_acc_readable"],
+             missing, summary["unreadable_videos"])
+    writer = StatsWriter(out, True, cfg.TENSORBOARD.ENABLE)
+    try:
+        writer.write({"kind": "test", "epoch": epoch or 0, **{f"test_{k}": v for k, v in summary.items()}})
+    finally:
+        writer.close()
     return summary
+
+
+def format_summary(summary: dict) -> str:
+    """The test summary in two lines: all labelled videos, and the readable ones."""
+    return (f"{summary['split']} split, all {summary['videos']} videos: top-1 {summary['video_top1']:.2f}%, "
+            f"top-5 {summary['video_top5']:.2f}%, mean class accuracy {summary['mean_class_accuracy']:.2f}%\n"
+            f"{summary['readable_videos']} readable videos: top-1 {summary['video_top1_readable']:.2f}%, "
+            f"top-5 {summary['video_top5_readable']:.2f}%, mean class accuracy "
+            f"{summary['mean_class_accuracy_readable']:.2f}% ({summary['missing_videos']} missing, "
+            f"{summary['unreadable_videos']} unreadable; {summary['views']} views each)")

@@ -75,6 +75,8 @@ def _read_official(path, video_root, split, classes, skip_bad_rows, keep_missing
         if missing_cols:
             raise ValueError(f"{path}, line 1: header lacks {', '.join(missing_cols)} (got {reader.fieldnames})")
         labelled = "label" in reader.fieldnames
+        if not labelled and split == "train":
+            raise ValueError(f"{path}, line 1: no label column, but a training split needs labels")
         for line, row in enumerate(reader, start=2):
             if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
                 continue
@@ -116,6 +118,9 @@ def _read_list(path, video_root, split, num_classes, skip_bad_rows, keep_missing
             bad_row(report, path, line, f"expected 'path label', got {text!r}", skip_bad_rows)
             continue
         label = int(parts[1])
+        if label == -1 and split == "train":
+            bad_row(report, path, line, "label -1 (unlabelled) in a training split", skip_bad_rows)
+            continue
         if not -1 <= label < num_classes:
             bad_row(report, path, line, f"label {label} outside 0..{num_classes - 1}", skip_bad_rows)
             continue
