@@ -3,12 +3,12 @@
 ``build_dataset(cfg, split)`` / ``build_loader(cfg, split)`` read the config; everything below them
 takes plain arguments. See the README's "Data" section for the dataset layouts.
 """
-from .build import DATASETS, build_dataset, build_loader, default_shape
+from .build import DATASETS, build_dataset, build_loader, default_shape, iterate
 from .datasets.base import IndexReport, VideoClipDataset, VideoRecord, collate_clips
 from .decoding import DecodeError, VideoInfo, decode_frames, probe, read_clip
 from .samplers import ClipBatchSampler
 from .sampling import ClipShape
 
-__all__ = ["DATASETS", "build_dataset", "build_loader", "default_shape", "IndexReport", "VideoClipDataset",
+__all__ = ["DATASETS", "build_dataset", "build_loader", "default_shape", "iterate", "IndexReport", "VideoClipDataset",
            "VideoRecord", "collate_clips", "DecodeError", "VideoInfo", "decode_frames", "probe", "read_clip",
            "ClipBatchSampler", "ClipShape"]

@@ -120,3 +120,23 @@ def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, sh
                       pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
                       persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
                       worker_init_fn=_seed_worker, generator=generator)
+
+
+def iterate(loader: DataLoader):
+    """The loader's batches; when a worker process dies (a decoder that crashes the process), the run
+    stops with the videos the workers were reading instead of PyTorch's bare worker message."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except RuntimeError as e:
+            if "DataLoader worker" not in str(e):
+                raise
+            reading = getattr(loader.dataset, "reading", None)
+            files = reading.paths() if reading is not None else []
+            raise RuntimeError(f"{e.args[0] if e.args else e}. The videos being read when it died: "
+                               f"{', '.join(files) or 'unknown'}. Scan the split with tools/check_dataset.py and "
+                               "train on the cleaned annotation file it writes") from e
+        yield batch

@@ -1,6 +1,7 @@
 """Run logging: console + ``OUTPUT_DIR/log.txt``, ``stats.jsonl`` (one JSON object per epoch),
-TensorBoard scalars under ``OUTPUT_DIR/runs``, and progress (a tqdm bar with ETA on an interactive
-terminal, plain lines every LOG_PERIOD iterations otherwise). Only rank 0 writes."""
+TensorBoard scalars under ``OUTPUT_DIR/runs``, ``bad_videos.txt`` (every unreadable video with the
+reason), and progress (a tqdm bar with ETA on an interactive terminal, plain lines every LOG_PERIOD
+iterations otherwise). Only rank 0 writes."""
 from __future__ import annotations
 
 import json
@@ -74,3 +75,37 @@ def progress(iterable: Iterable, total: int, desc: str, period: int, main: bool)
             elapsed = time.time() - start
             eta = elapsed / i * (total - i)
             log.info("%s: %d/%d iterations, %.1f s, ETA %.0f s", desc, i, total, elapsed, eta)
+
+
+class BadVideoLog:
+    """``OUTPUT_DIR/bad_videos.txt``: one ``path<TAB>reason`` line per video that could not be used,
+    the first reason seen, over the whole run (a resumed run adds to it). ``add`` collects entries
+    from batches; ``flush`` (every process calls it) gathers them on rank 0, which appends the new ones."""
+
+    def __init__(self, output_dir: str, main: bool, gather):
+        self.path = os.path.join(output_dir, "bad_videos.txt") if main else None
+        self.gather, self.pending, self.known = gather, {}, set()
+        if self.path and os.path.isfile(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                self.known = {line.split("\t", 1)[0] for line in f if line.strip()}
+
+    def add(self, entries) -> None:
+        for path, reason in entries:
+            self.pending.setdefault(path, reason)
+
+    def flush(self) -> int:
+        """Write what every process found since the last flush; returns how many files were new."""
+        parts, self.pending = self.gather(self.pending), {}
+        if self.path is None:
+            return 0
+        new = {}
+        for part in parts:
+            for path, reason in part.items():
+                if path not in self.known and path not in new:
+                    new[path] = " ".join(reason.split())
+        if new:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.writelines(f"{path}\t{reason}\n" for path, reason in sorted(new.items()))
+            self.known.update(new)
+            log.warning("%d more unreadable video(s) listed in %s", len(new), self.path)
+        return len(new)

@@ -16,23 +16,26 @@ from typing import Optional
 import torch
 from torch import nn
 
-from vidpool.data import build_dataset, build_loader
+from vidpool.data import build_dataset, build_loader, iterate
 from vidpool.models import build_model
 
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .meters import VideoAggregator
-from .run_log import StatsWriter, progress, setup_logging
+from .run_log import BadVideoLog, StatsWriter, progress, setup_logging
 from .trainer import autocast, seed_everything
 
 log = logging.getLogger("vidpool.engine")
 
 
 @torch.no_grad()
-def run_views(model: nn.Module, loader, dataset, cfg, device) -> VideoAggregator:
+def run_views(model: nn.Module, loader, dataset, cfg, device, bad_videos: Optional[BadVideoLog] = None
+              ) -> VideoAggregator:
     model.eval()
     agg = VideoAggregator(len(dataset.records), dataset.num_classes)
-    for batch in progress(loader, len(loader), "test", cfg.LOG_PERIOD, dist.is_main()):
+    for batch in progress(iterate(loader), len(loader), "test", cfg.LOG_PERIOD, dist.is_main()):
+        if bad_videos is not None:
+            bad_videos.add(batch.get("bad", []))
         with autocast(device, cfg.TRAIN.MIXED_PRECISION):
             logits = model(batch["clip"].to(device)).float()
         agg.update(logits, batch["label"], batch["index"], batch["valid"])
@@ -88,7 +91,9 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
         model.to(device)
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset=dataset)
-    agg = run_views(ckpt.unwrap(model), loader, dataset, cfg, device)
+    bad_videos = BadVideoLog(out, dist.is_main(), dist.gather_to_main)
+    agg = run_views(ckpt.unwrap(model), loader, dataset, cfg, device, bad_videos)
+    bad_videos.flush()
     parts = dist.gather_to_main(agg.part())  # rank 0 alone aggregates
     summary = None
     if dist.is_main():

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidpool.data import build_dataset, build_loader
+from vidpool.data import build_dataset, build_loader, iterate
 from vidpool.models import build_model
 from vidpool.models.heads import classifier_name, freeze_stages, replace_classifier
 from vidpool.models.srtg import set_epoch as srtg_set_epoch
@@ -29,7 +29,7 @@ from .meters import EpochMeter
 from .multigrid import (epoch_shape, format_schedule, long_cycle_schedule, multigrid_solver, set_batchnorm_group,
                         short_cycle, use_split_batchnorm)
 from .optim import build_optimizer, lr_at, set_lr
-from .run_log import StatsWriter, progress, setup_logging
+from .run_log import BadVideoLog, StatsWriter, progress, setup_logging
 
 log = logging.getLogger("vidpool.engine")
 
@@ -93,15 +93,18 @@ def build_training_model(cfg, device: torch.device) -> nn.Module:
     return model
 
 
-def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch.device, solver=None) -> dict:
+def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch.device, solver=None,
+                bad_videos: Optional[BadVideoLog] = None) -> dict:
     """One epoch; the LR is set every iteration from the fractional epoch of ``solver`` (default
-    cfg.SOLVER; multigrid passes its own)."""
+    cfg.SOLVER; multigrid passes its own). Unreadable videos go to ``bad_videos``."""
     solver = cfg.SOLVER if solver is None else solver
     model.train()
     meter, skipped, clips = EpochMeter(), 0, 0
     n = len(loader)
     start = time.time()
-    for i, batch in enumerate(progress(loader, n, f"epoch {epoch + 1}", cfg.LOG_PERIOD, dist.is_main())):
+    for i, batch in enumerate(progress(iterate(loader), n, f"epoch {epoch + 1}", cfg.LOG_PERIOD, dist.is_main())):
+        if bad_videos is not None:
+            bad_videos.add(batch.get("bad", []))
         set_lr(optimizer, lr_at(solver, epoch + i / max(n, 1)))
         x = batch["clip"].to(device, non_blocking=True)
         y = batch["label"].to(device, non_blocking=True)
@@ -129,11 +132,13 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
 
 
 @torch.no_grad()
-def evaluate(model, loader, cfg, device: torch.device) -> dict:
+def evaluate(model, loader, cfg, device: torch.device, bad_videos: Optional[BadVideoLog] = None) -> dict:
     """Clip-level loss and top-1/top-5 (unreadable clips are counted and left out)."""
     model.eval()
     meter, unreadable = EpochMeter(), 0
-    for batch in progress(loader, len(loader), "validation", cfg.LOG_PERIOD, dist.is_main()):
+    for batch in progress(iterate(loader), len(loader), "validation", cfg.LOG_PERIOD, dist.is_main()):
+        if bad_videos is not None:
+            bad_videos.add(batch.get("bad", []))
         valid = batch["valid"]
         unreadable += int((~valid).sum())
         if not valid.any():
@@ -151,7 +156,7 @@ def _precise_bn(model, loader, cfg, device) -> None:
     from fvcore.nn.precise_bn import update_bn_stats
 
     def inputs():
-        for batch in loader:
+        for batch in iterate(loader):
             yield batch["clip"].to(device)
 
     update_bn_stats(model, inputs(), min(cfg.TRAIN.PRECISE_BN_BATCHES, len(loader)))
@@ -213,6 +218,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
         log.info("resumed from %s: %d epochs done", state["path"], start_epoch)
 
     writer = StatsWriter(out, main, cfg.TENSORBOARD.ENABLE)
+    bad_videos = BadVideoLog(out, main, dist.gather_to_main)
     stats, current = {}, None
     try:
         for epoch in range(start_epoch, solver.MAX_EPOCH):
@@ -239,7 +245,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
             train_loader.batch_sampler.set_epoch(epoch)
             srtg_set_epoch(model, epoch)
             lr = lr_at(solver, epoch)
-            tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, solver)
+            tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, solver, bad_videos)
             stats = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_top1": tr["top1"],
                      "epoch_time_s": tr["seconds"], "clips_per_s": tr["clips_per_s"],
                      "skipped_videos": tr["skipped"], "num_frames": shape.num_frames, "crop_size": shape.crop_size,
@@ -249,9 +255,10 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
             if cfg.TRAIN.PRECISE_BN and (validate or last):
                 _precise_bn(model, train_loader, cfg, device)
             if validate:
-                va = evaluate(model, val_loader, cfg, device)
+                va = evaluate(model, val_loader, cfg, device, bad_videos)
                 stats.update(val_loss=va["loss"], val_top1=va["top1"], val_top5=va["top5"],
                              val_unreadable=va["unreadable"])
+            bad_videos.flush()
             log.info("epoch %d/%d: %s", epoch + 1, solver.MAX_EPOCH,
                      ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()
                                if k != "epoch"))

@@ -13,14 +13,19 @@ clip shape per batch (multigrid) without touching the dataset, safely with worke
 seed makes its random choices (clip position, sampling rate, scale, crop, flip, replacement of an
 unreadable video) a function of that seed alone; without one they come from a per-process generator.
 
-Unreadable videos: in training the sample is replaced by another random record (up to
-``max_retries`` times) and the failed paths travel with the sample (``skipped``) so the trainer can
-count them; in val/test the sample comes back with ``valid=False`` and a zero clip, to be counted as a
-failure, never dropped. Each failing file is warned about once per process.
+Unreadable videos: any exception while reading or transforming one video (a decode error, a stream
+of size zero, a text file, a permission error, ...) makes that video unreadable. In training the
+sample is replaced by another random record (up to ``max_retries`` times) and the failed paths travel
+with the sample (``skipped``; ``bad``: (path, reason) pairs) so the trainer can count and record
+them; in val/test the sample comes back with ``valid=False`` and a zero clip, to be counted as a
+failure, never dropped. Each failing file is warned about once per process. ``reading`` tells which
+video each loader worker is decoding at the moment, to name the file when a decoder crashes its
+process.
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import random
 from dataclasses import dataclass, field
@@ -115,10 +120,48 @@ def packaged_classes(name: str) -> str:
 _warned: set = set()
 
 
-def _warn_once(path: str, error: Exception) -> None:
+def _reason(path: str, error: Exception) -> str:
+    """One line saying why the video at ``path`` could not be used, without the path (the exception
+    type when it is not a DecodeError)."""
+    text = " ".join(str(error).split()) or repr(error)
+    if text.startswith(path + ": "):
+        text = text[len(path) + 2:]
+    return text if isinstance(error, DecodeError) else f"{type(error).__name__}: {text}"
+
+
+def _warn_once(path: str, reason: str) -> None:
     if path not in _warned:
         _warned.add(path)
-        log.warning("unreadable video, %s", error)
+        log.warning("unreadable video %s: %s", path, reason)
+
+
+class ReadingNow:
+    """The video each loader worker is reading right now, in shared memory (set before a read, cleared
+    after): when a decoder crashes its worker process, these are the files to blame."""
+
+    SLOT = 1024
+
+    def __init__(self, slots: int = 256):
+        self.slots = slots
+        self.buffer = multiprocessing.RawArray("c", slots * self.SLOT)
+
+    def _slot(self) -> int:
+        info = torch.utils.data.get_worker_info()
+        return (info.id if info is not None else 0) % self.slots
+
+    def set(self, path: str) -> None:
+        data = path.encode("utf-8", "replace")[: self.SLOT - 1] + b"\0"
+        start = self._slot() * self.SLOT
+        self.buffer[start:start + len(data)] = data
+
+    def clear(self) -> None:
+        self.buffer[self._slot() * self.SLOT] = b"\0"
+
+    def paths(self) -> List[str]:
+        raw = bytes(self.buffer)
+        out = [raw[i:i + self.SLOT].split(b"\0", 1)[0].decode("utf-8", "replace")
+               for i in range(0, len(raw), self.SLOT)]
+        return [p for p in out if p]
 
 
 class VideoClipDataset(torch.utils.data.Dataset):
@@ -138,6 +181,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
             int(test_crop_size), short, flip, int(max_retries), name
         self.views = (num_views, num_crops) if mode == "test" else (1, 1)
         self._rng, self._rng_pid = None, None
+        self.reading = ReadingNow()
 
     @property
     def num_classes(self) -> int:
@@ -154,7 +198,13 @@ class VideoClipDataset(torch.utils.data.Dataset):
 
     def _sample(self, rec: VideoRecord, shape: ClipShape, t_view: int, s_view: int,
                 rng: Optional[random.Random] = None) -> torch.Tensor:
-        rng = rng or self._random()
+        self.reading.set(rec.path)
+        try:
+            return self._read(rec, shape, t_view, s_view, rng or self._random())
+        finally:
+            self.reading.clear()
+
+    def _read(self, rec: VideoRecord, shape: ClipShape, t_view: int, s_view: int, rng: random.Random) -> torch.Tensor:
 
         def choose(info):
             """The clip's frame indices, from the video's frame rate and length (one open per clip)."""
@@ -190,27 +240,30 @@ class VideoClipDataset(torch.utils.data.Dataset):
         sample = {"label": rec.label, "index": rec_index, "video_id": rec.video_id,
                   "temporal_view": t_view, "spatial_view": s_view, "skipped": []}
         try:
-            return dict(sample, clip=self._sample(rec, shape, t_view, s_view), valid=True)
-        except DecodeError as e:
-            _warn_once(rec.path, e)
+            return dict(sample, clip=self._sample(rec, shape, t_view, s_view), valid=True, bad=[])
+        except Exception as e:  # noqa: BLE001 - whatever one video does, it is that video's failure
+            reason = _reason(rec.path, e)
+            _warn_once(rec.path, reason)
             crop = self.test_crop_size if self.mode == "test" else shape.crop_size
             zeros = torch.zeros(3, shape.num_frames, crop, crop)
-            return dict(sample, clip=zeros, valid=False, skipped=[rec.path])
+            return dict(sample, clip=zeros, valid=False, skipped=[rec.path], bad=[(rec.path, reason)])
 
     def _train_item(self, index: int, shape: ClipShape, rng: Optional[random.Random] = None):
         rng = rng or self._random()
-        skipped = []
+        skipped, bad = [], []
         for _ in range(self.max_retries + 1):
             rec = self.records[index]
             try:
                 clip = self._sample(rec, shape, 0, 0, rng)
-            except DecodeError as e:
-                _warn_once(rec.path, e)
+            except Exception as e:  # noqa: BLE001 - whatever one video does, it is that video's failure
+                reason = _reason(rec.path, e)
+                _warn_once(rec.path, reason)
                 skipped.append(rec.path)
+                bad.append((rec.path, reason))
                 index = rng.randrange(len(self.records))
                 continue
             return {"clip": clip, "label": rec.label, "index": index, "video_id": rec.video_id,
-                    "temporal_view": 0, "spatial_view": 0, "valid": True, "skipped": skipped}
+                    "temporal_view": 0, "spatial_view": 0, "valid": True, "skipped": skipped, "bad": bad}
         raise RuntimeError(f"{self.name}: {len(skipped)} unreadable videos in a row ({', '.join(skipped[:3])}, ...); "
                            "check DATA.PATH_PREFIX and the video files")
 
@@ -224,5 +277,6 @@ def collate_clips(batch):
            "spatial_view": torch.tensor([b["spatial_view"] for b in batch], dtype=torch.long),
            "valid": torch.tensor([b["valid"] for b in batch], dtype=torch.bool),
            "video_id": [b["video_id"] for b in batch],
-           "skipped": [p for b in batch for p in b["skipped"]]}
+           "skipped": [p for b in batch for p in b["skipped"]],
+           "bad": [e for b in batch for e in b.get("bad", [])]}
     return out
