@@ -12,15 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import random
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
-from .datasets.base import VideoClipDataset, collate_clips, packaged_classes, read_class_names
+from .datasets.base import IndexReport, VideoClipDataset, collate_clips, packaged_classes, read_class_names
 from .datasets.hacs import read_hacs
+from .datasets.kinetics import SPLIT_FILES as KINETICS_SPLIT_FILES
+from .datasets.kinetics import annotation_file as kinetics_annotation_file
 from .datasets.kinetics import read_kinetics
+from .datasets.ucf101 import list_dir as ucf101_list_dir
 from .datasets.ucf101 import read_ucf101
 from .sampling import ClipShape
 from .samplers import ClipBatchSampler, ShardSampler, distributed
@@ -42,7 +45,19 @@ def _classes(cfg, official: str):
     return read_class_names(path)
 
 
-def build_dataset(cfg, split: str) -> VideoClipDataset:
+class Annotations(NamedTuple):
+    """What the readers found for one split: dataset name, annotation split read, records, report,
+    classes, and the annotation files of the dataset (the split's own first)."""
+    dataset: str
+    source: str
+    records: list
+    report: IndexReport
+    classes: list
+    files: list
+
+
+def read_annotations(cfg, split: str, keep_missing: bool) -> Annotations:
+    """The records of ``split`` (train, val, or test: the TEST.SPLIT annotations of TEST.DATASET)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     name = (cfg.TEST.DATASET if split == "test" else cfg.TRAIN.DATASET).lower()
@@ -55,20 +70,33 @@ def build_dataset(cfg, split: str) -> VideoClipDataset:
     if not d.PATH_TO_DATA_DIR:
         raise ValueError("DATA.PATH_TO_DATA_DIR is not set: point it at the folder of the annotation files")
     ann_dir, root = d.PATH_TO_DATA_DIR, d.PATH_PREFIX or d.PATH_TO_DATA_DIR
-    keep_missing = split != "train"
     if name == "hacs":
         classes = _classes(cfg, "hacs_200")
         ann = os.path.join(ann_dir, d.ANNOTATION_FILE or "HACS_clips_v1.1.1.csv")
         records, report = read_hacs(ann, root, source, classes, d.HACS_NEGATIVES, d.SKIP_BAD_ROWS, keep_missing)
         if d.HACS_NEGATIVES == "background":
             classes = classes + ["background"]
+        files = [ann]
     elif name == "kinetics":
         classes = _classes(cfg, "kinetics700")
         records, report = read_kinetics(ann_dir, root, source, classes, d.SKIP_BAD_ROWS, keep_missing)
+        own = kinetics_annotation_file(ann_dir, source)
+        files = [own] + [os.path.join(ann_dir, f) for fs in KINETICS_SPLIT_FILES.values() for f in fs
+                         if os.path.isfile(os.path.join(ann_dir, f)) and os.path.join(ann_dir, f) != own]
     else:
         records, report, classes = read_ucf101(ann_dir, root, source, d.UCF101_SPLIT, d.SKIP_BAD_ROWS, keep_missing)
+        lists = ucf101_list_dir(ann_dir)
+        own = os.path.join(lists, f"{'train' if source == 'train' else 'test'}list0{d.UCF101_SPLIT}.txt")
+        files = [own] + sorted(os.path.join(lists, f) for f in os.listdir(lists)
+                               if f.endswith(".txt") and os.path.join(lists, f) != own)
         if d.CLASS_NAMES_FILE:
             log.warning("DATA.CLASS_NAMES_FILE is ignored for UCF-101: classInd.txt gives the classes")
+    return Annotations(name, source, records, report, classes, files)
+
+
+def build_dataset(cfg, split: str) -> VideoClipDataset:
+    name, source, records, report, classes, _ = read_annotations(cfg, split, keep_missing=split != "train")
+    d = cfg.DATA
     log.info("%s", report)
     if report.missing and split == "train":
         log.warning("%d annotated training videos are missing and left out (e.g. %s)", report.missing,

@@ -49,6 +49,7 @@ class VideoRecord:
     video_id: str
     start: Optional[float] = None  # segment in seconds; None = from the start / to the end
     end: Optional[float] = None
+    line: int = 0  # line of the annotation file it came from (0: not line-based, e.g. JSON)
 
 
 @dataclass

@@ -88,7 +88,7 @@ def read_hacs(annotation: str, video_root: str, split: str, classes: Sequence[st
                 continue
         report.used += 1
         target = index[classname] if label == 1 else len(classes)
-        records.append(VideoRecord(path, target, f"{youtube_id}@{start:g}", start, end))
+        records.append(VideoRecord(path, target, f"{youtube_id}@{start:g}", start, end, line=line))
     return records, report
 
 

@@ -105,7 +105,7 @@ def _read_official(path, video_root, split, classes, skip_bad_rows, keep_missing
                 if not keep_missing:
                     continue
             report.used += 1
-            records.append(VideoRecord(video, label, name[:-4]))
+            records.append(VideoRecord(video, label, name[:-4], line=line))
     return records, report
 
 
@@ -130,5 +130,5 @@ def _read_list(path, video_root, split, num_classes, skip_bad_rows, keep_missing
             if not keep_missing:
                 continue
         report.used += 1
-        records.append(VideoRecord(video, label, os.path.splitext(os.path.basename(video))[0]))
+        records.append(VideoRecord(video, label, os.path.splitext(os.path.basename(video))[0], line=line))
     return records, report

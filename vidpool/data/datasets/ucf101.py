@@ -86,5 +86,5 @@ def read_ucf101(annotation_dir: str, video_root: str, split: str, split_id: int 
             if not keep_missing:
                 continue
         report.used += 1
-        records.append(VideoRecord(video, label, os.path.splitext(name)[0]))
+        records.append(VideoRecord(video, label, os.path.splitext(name)[0], line=line))
     return records, report, classes
