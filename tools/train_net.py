@@ -6,13 +6,16 @@
     torchrun --nproc_per_node 4 tools/train_net.py --cfg configs/hacs/r3d50_softpool.yaml
 
 KEY VALUE pairs after the config (or after --opts) override it; an unknown key is an error that
-names the closest valid one. The resolved config is saved as OUTPUT_DIR/config.yaml.
+names the closest valid one. The resolved config is saved as OUTPUT_DIR/config.yaml. On SIGTERM or
+SIGUSR1 (SLURM's warning before a time limit or preemption) every process finishes its step, a
+checkpoint is written and the command exits with status 75; the same command resumes from it.
 """
 import argparse
 import sys
 
 from vidpool.config import load_cfg
 from vidpool.engine import distributed, test, train
+from vidpool.engine.resume import PREEMPTED_EXIT_CODE, Preempted
 from vidpool.engine.tester import format_summary
 
 
@@ -34,7 +37,11 @@ def main(argv=None):
     cfg = parse(argv, __doc__)
     try:
         if cfg.TRAIN.ENABLE:
-            stats = train(cfg)
+            try:
+                stats = train(cfg)
+            except Preempted as e:
+                print(f"preempted: {e}", flush=True)
+                return PREEMPTED_EXIT_CODE
             if stats:
                 val = f": val top-1 {stats['val_top1']:.2f}%" if "val_top1" in stats else ""
                 print(f"trained {stats['epoch']} epochs{val}")

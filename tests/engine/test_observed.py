@@ -48,8 +48,8 @@ class InputRecorder:
         self.calls = []
         build = trainer_module.build_training_model
 
-        def wrapped(cfg, device):
-            model = build(cfg, device)
+        def wrapped(cfg, device, **kw):
+            model = build(cfg, device, **kw)
             model.register_forward_pre_hook(lambda m, args: self.calls.append((m.training, tuple(args[0].shape))))
             return model
 

@@ -43,4 +43,24 @@ def load_cfg(path: Optional[str] = None, overrides: Sequence[str] = ()) -> CfgNo
     return cfg
 
 
-__all__ = ["get_cfg", "load_cfg"]
+def load_cfg_string(text: str) -> CfgNode:
+    """A config stored as YAML text (e.g. in a checkpoint) over the defaults; keys this version does
+    not know (a file from another version) are ignored. The result is frozen."""
+    import yaml
+
+    def merge(node: CfgNode, values: dict) -> None:
+        for k, v in (values or {}).items():
+            if k not in node:
+                continue
+            if isinstance(node[k], CfgNode) and isinstance(v, dict):
+                merge(node[k], v)
+            elif not isinstance(node[k], CfgNode):
+                node[k] = v
+
+    cfg = get_cfg()
+    merge(cfg, yaml.safe_load(text))
+    cfg.freeze()
+    return cfg
+
+
+__all__ = ["get_cfg", "load_cfg", "load_cfg_string"]

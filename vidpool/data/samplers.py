@@ -65,16 +65,23 @@ class ClipBatchSampler(Sampler):
             return None
         return (self.seed * 100_003 + self.epoch) * 10_000_019 + position
 
+    def skip(self, batches: int) -> None:
+        """The next pass over this sampler leaves out its first ``batches`` batches (a run resumed in
+        the middle of an epoch); their indices are drawn but never decoded."""
+        self._skip = int(batches)
+
     def __iter__(self) -> Iterator[List[Tuple[int, ClipShape, Optional[int]]]]:
-        turn, batch = 0, []
+        turn, batch, skip = 0, [], getattr(self, "_skip", 0)
+        self._skip = 0
         for position, index in enumerate(self.sampler):
             # read every time: set_shape / set_cycle during an epoch apply to the batches drawn after it
             shape, size = self.cycle[turn % len(self.cycle)]
             batch.append((int(index), shape, self.sample_seed(position)))
             if len(batch) >= size:
-                yield batch
+                if turn >= skip:
+                    yield batch
                 turn, batch = turn + 1, []
-        if batch and not self.drop_last:
+        if batch and not self.drop_last and turn >= skip:
             yield batch
 
     def __len__(self) -> int:

@@ -21,15 +21,27 @@ from torch import nn
 
 log = logging.getLogger("vidpool.engine")
 
-PATTERN = re.compile(r"checkpoint_epoch_(\d{5})\.pyth$")
+PATTERN = re.compile(r"checkpoint_epoch_(\d{5})(?:_iter_(\d{6}))?\.pyth$")
+TEMPORARY = re.compile(r"checkpoint_epoch_\d{5}(?:_iter_\d{6})?\.pyth\.tmp\d+$")
 
 
 def checkpoint_dir(output_dir: str) -> str:
     return os.path.join(output_dir, "checkpoints")
 
 
-def checkpoint_path(output_dir: str, epoch: int) -> str:
-    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}.pyth")
+def checkpoint_path(output_dir: str, epoch: int, iteration: int = 0) -> str:
+    """After ``epoch`` completed epochs; with ``iteration`` > 0, that many iterations into epoch
+    ``epoch + 1`` (named after the epoch in progress: ``checkpoint_epoch_00003_iter_000500.pyth``)."""
+    name = f"checkpoint_epoch_{epoch + 1:05d}_iter_{iteration:06d}.pyth" if iteration else \
+        f"checkpoint_epoch_{epoch:05d}.pyth"
+    return os.path.join(checkpoint_dir(output_dir), name)
+
+
+def progress_of(path: str):
+    """(completed epochs, iterations into the next epoch) a checkpoint file name stands for."""
+    m = PATTERN.search(os.path.basename(path))
+    epoch, iteration = int(m.group(1)), int(m.group(2) or 0)
+    return (epoch - 1, iteration) if iteration else (epoch, 0)
 
 
 def list_checkpoints(output_dir: str) -> List[str]:
@@ -37,7 +49,38 @@ def list_checkpoints(output_dir: str) -> List[str]:
     folder = checkpoint_dir(output_dir)
     if not os.path.isdir(folder):
         return []
-    return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if PATTERN.match(f)]
+    return sorted((os.path.join(folder, f) for f in os.listdir(folder) if PATTERN.match(f)), key=progress_of)
+
+
+def remove_stale_temporaries(output_dir: str) -> int:
+    """Delete the temporary files of checkpoint writes that were killed; returns how many."""
+    folder, removed = checkpoint_dir(output_dir), 0
+    if os.path.isdir(folder):
+        for f in os.listdir(folder):
+            if TEMPORARY.match(f):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, f))
+                    removed += 1
+    return removed
+
+
+def prune_checkpoints(output_dir: str, keep_last: int, keep_period: int) -> List[str]:
+    """Keep the newest checkpoint, the ``keep_last`` newest end-of-epoch ones (0: all) and every
+    end-of-epoch one whose epoch is a multiple of ``keep_period`` (0: none); mid-epoch checkpoints
+    older than the newest checkpoint go. Returns the removed paths."""
+    paths = list_checkpoints(output_dir)
+    if not paths:
+        return []
+    epochs = [p for p in paths if progress_of(p)[1] == 0]
+    keep = {paths[-1]}
+    keep |= set(epochs if keep_last <= 0 else epochs[-keep_last:])
+    if keep_period > 0:
+        keep |= {p for p in epochs if progress_of(p)[0] % keep_period == 0}
+    removed = [p for p in paths if p not in keep]
+    for p in removed:
+        with contextlib.suppress(OSError):
+            os.remove(p)
+    return removed
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -115,3 +158,24 @@ def latest_checkpoint(output_dir: str) -> Optional[dict]:
         state["path"] = path
         return state
     return None
+
+
+IDENTITY = (("MODEL.ARCH", lambda c: c.MODEL.ARCH), ("MODEL.POOL", lambda c: c.MODEL.POOL),
+            ("MODEL.HEAD_POOL", lambda c: c.MODEL.HEAD_POOL), ("MODEL.NUM_CLASSES", lambda c: c.MODEL.NUM_CLASSES))
+
+
+def check_compatible(state: dict, cfg, path: str, keys=("MODEL.ARCH", "MODEL.POOL", "MODEL.HEAD_POOL",
+                                                       "MODEL.NUM_CLASSES")) -> None:
+    """Raise when the config stored in a checkpoint names another model than ``cfg`` does (a SoftPool
+    checkpoint tested as a max-pool model would give wrong numbers without any error)."""
+    stored = state.get("cfg")
+    if not stored:
+        return
+    from vidpool.config import load_cfg_string
+
+    theirs = load_cfg_string(stored)
+    differ = [f"{key} {getter(theirs)!r} in the checkpoint, {getter(cfg)!r} in this config"
+              for key, getter in IDENTITY if key in keys and getter(theirs) != getter(cfg)]
+    if differ:
+        raise ValueError(f"{path} was trained as another model: " + "; ".join(differ) +
+                         ". Use the config it was trained with (its copy is in its run's config.yaml)")

@@ -36,13 +36,15 @@ def setup_logging(output_dir: Optional[str], main: bool) -> None:
 class StatsWriter:
     """``stats.jsonl`` lines and TensorBoard scalars (rank 0 only; a no-op elsewhere)."""
 
-    def __init__(self, output_dir: str, main: bool, tensorboard: bool):
+    def __init__(self, output_dir: str, main: bool, tensorboard: bool, purge_step: Optional[int] = None):
+        """``purge_step``: a resumed run's first epoch; TensorBoard drops the events a killed run wrote
+        from there on, so no epoch shows twice."""
         self.path = os.path.join(output_dir, "stats.jsonl") if main else None
         self.tb = None
         if main and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(os.path.join(output_dir, "runs"))
+            self.tb = SummaryWriter(os.path.join(output_dir, "runs"), purge_step=purge_step)
 
     def write(self, record: dict) -> None:
         if self.path is None:

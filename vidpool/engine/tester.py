@@ -84,6 +84,7 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
         state = ckpt.load_checkpoint(path) if path else ckpt.latest_checkpoint(out)
         if state is None:
             raise FileNotFoundError(f"no checkpoint to test: set TEST.CHECKPOINT_FILE_PATH or train into {out} first")
+        ckpt.check_compatible(state, cfg, path or state["path"])
         model = build_model(cfg)
         model.load_state_dict(state["model"])
         epoch = state.get("epoch")

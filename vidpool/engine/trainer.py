@@ -25,6 +25,7 @@ from vidpool.models.srtg import set_epoch as srtg_set_epoch
 
 from . import checkpoint as ckpt
 from . import distributed as dist
+from . import resume
 from .meters import EpochMeter
 from .multigrid import (epoch_shape, format_schedule, long_cycle_schedule, multigrid_solver, set_batchnorm_group,
                         short_cycle, use_split_batchnorm)
@@ -53,9 +54,18 @@ def save_config(cfg, output_dir: str) -> None:
         f.write(cfg.dump())
 
 
-def load_finetune_weights(model: nn.Module, path: str, num_classes: int) -> None:
-    """The backbone of a checkpoint; its classifier too when the class counts agree, else a fresh one."""
-    state = ckpt.load_checkpoint(path)["model"]
+def load_finetune_weights(model: nn.Module, path: str, num_classes: int, cfg=None) -> None:
+    """The backbone of a checkpoint; its classifier too when the class counts agree, else a fresh one.
+    With ``cfg``, a checkpoint of another architecture is an error; other pooling is allowed (the
+    pooling-swap experiment) and logged."""
+    loaded = ckpt.load_checkpoint(path)
+    if cfg is not None:
+        ckpt.check_compatible(loaded, cfg, path, keys=("MODEL.ARCH",))
+        try:
+            ckpt.check_compatible(loaded, cfg, path, keys=("MODEL.POOL", "MODEL.HEAD_POOL"))
+        except ValueError as e:
+            log.warning("fine-tuning with other pooling than the checkpoint's: %s", e)
+    state = loaded["model"]
     head = classifier_name(model) + "."
     old_classes = next((v.shape[0] for k, v in state.items() if k.startswith(head) and k.endswith("weight")), None)
     if old_classes != num_classes:
@@ -73,13 +83,17 @@ def load_finetune_weights(model: nn.Module, path: str, num_classes: int) -> None
         log.info("fine-tuning from %s: backbone and classifier loaded", path)
 
 
-def build_training_model(cfg, device: torch.device) -> nn.Module:
+def build_training_model(cfg, device: torch.device, initialise: bool = True) -> nn.Module:
+    """The model to train, with TRAIN.CHECKPOINT_FILE_PATH's weights when ``initialise`` (a resumed
+    run takes its own checkpoint's instead, so that file may be gone by then)."""
     model = build_model(cfg)
     t = cfg.TRAIN
-    if t.CHECKPOINT_FILE_PATH and t.FINETUNE:
-        load_finetune_weights(model, t.CHECKPOINT_FILE_PATH, cfg.MODEL.NUM_CLASSES)
-    elif t.CHECKPOINT_FILE_PATH:
-        model.load_state_dict(ckpt.load_checkpoint(t.CHECKPOINT_FILE_PATH)["model"])
+    if initialise and t.CHECKPOINT_FILE_PATH and t.FINETUNE:
+        load_finetune_weights(model, t.CHECKPOINT_FILE_PATH, cfg.MODEL.NUM_CLASSES, cfg)
+    elif initialise and t.CHECKPOINT_FILE_PATH:
+        state = ckpt.load_checkpoint(t.CHECKPOINT_FILE_PATH)
+        ckpt.check_compatible(state, cfg, t.CHECKPOINT_FILE_PATH)
+        model.load_state_dict(state["model"])
         log.info("initialised from %s", t.CHECKPOINT_FILE_PATH)
     if cfg.MULTIGRID.LONG_CYCLE or cfg.MULTIGRID.SHORT_CYCLE:
         # multigrid multiplies the batch: keep BN statistics over MULTIGRID.BN_BASE_SIZE clips
@@ -94,21 +108,28 @@ def build_training_model(cfg, device: torch.device) -> nn.Module:
 
 
 def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch.device, solver=None,
-                bad_videos: Optional[BadVideoLog] = None) -> dict:
+                bad_videos: Optional[BadVideoLog] = None, start: int = 0, sums: Optional[dict] = None,
+                on_step=None) -> dict:
     """One epoch; the LR is set every iteration from the fractional epoch of ``solver`` (default
-    cfg.SOLVER; multigrid passes its own). Unreadable videos go to ``bad_videos``."""
+    cfg.SOLVER; multigrid passes its own). Unreadable videos go to ``bad_videos``. A resumed epoch
+    starts at iteration ``start`` with the running ``sums`` of the checkpoint (the loader must skip
+    the batches before it); ``on_step(iterations_done, sums)`` runs after every step."""
     solver = cfg.SOLVER if solver is None else solver
     model.train()
-    meter, skipped, clips = EpochMeter(), 0, 0
+    meter, extra = EpochMeter(), {"clips": 0, "skipped": 0}
+    if sums:
+        meter.loss, meter.top1, meter.top5, meter.n = sums["loss"], sums["top1"], sums["top5"], sums["n"]
+        extra = {"clips": sums["clips"], "skipped": sums["skipped"]}
     n = len(loader)
-    start = time.time()
-    for i, batch in enumerate(progress(iterate(loader), n, f"epoch {epoch + 1}", cfg.LOG_PERIOD, dist.is_main())):
+    begin = time.time()
+    batches = progress(iterate(loader), n - start, f"epoch {epoch + 1}", cfg.LOG_PERIOD, dist.is_main())
+    for i, batch in enumerate(batches, start=start):
         if bad_videos is not None:
             bad_videos.add(batch.get("bad", []))
         set_lr(optimizer, lr_at(solver, epoch + i / max(n, 1)))
         x = batch["clip"].to(device, non_blocking=True)
         y = batch["label"].to(device, non_blocking=True)
-        skipped += len(batch["skipped"])
+        extra["skipped"] += len(batch["skipped"])
         with autocast(device, cfg.TRAIN.MIXED_PRECISION):
             logits = model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.TRAIN.LABEL_SMOOTHING)
@@ -123,10 +144,12 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
         scaler.step(optimizer)
         scaler.update()
         meter.update(loss.item(), logits, y)
-        clips += y.shape[0]
+        extra["clips"] += y.shape[0]
+        if on_step is not None:
+            on_step(i + 1, {"loss": meter.loss, "top1": meter.top1, "top5": meter.top5, "n": meter.n, **extra})
     stats = meter.reduce(lambda v: dist.all_reduce_sum(v, device))
-    seconds = time.time() - start
-    total_clips, total_skipped = dist.all_reduce_sum([clips, skipped], device)
+    seconds = time.time() - begin
+    total_clips, total_skipped = dist.all_reduce_sum([extra["clips"], extra["skipped"]], device)
     stats.update(seconds=seconds, clips_per_s=total_clips / max(seconds, 1e-9), skipped=int(total_skipped))
     return stats
 
@@ -171,20 +194,54 @@ def _multigrid_state(cfg, schedule, solver) -> Optional[dict]:
             "steps": list(solver.STEPS), "lrs": list(solver.LRS), "max_epoch": int(solver.MAX_EPOCH)}
 
 
+def _use_shape(cfg, loader, schedule, solver, epoch, current):
+    """Give the loader the epoch's clip shape and batch size (long cycle, short cycle or the config's)."""
+    shape, batch_size = epoch_shape(cfg, schedule, epoch)
+    if (shape, batch_size) == current:
+        return current
+    per_process = batch_size // dist.world_size()
+    if cfg.MULTIGRID.SHORT_CYCLE:
+        cycle = short_cycle(cfg, shape, per_process)
+        loader.batch_sampler.set_cycle(cycle)
+        log.info("short cycle from epoch %d: crops %s, batches per process %s", epoch + 1,
+                 [s.crop_size for s, _ in cycle], [b for _, b in cycle])
+    else:
+        loader.batch_sampler.set_shape(shape, per_process)
+    if schedule:
+        log.info("long cycle from epoch %d: %d frames (sampling rate %d-%d), crop %d, jitter %s, batch %d, LR %.4g",
+                 epoch + 1, shape.num_frames, shape.sampling_rate, max(shape.sampling_rate, shape.max_sampling_rate),
+                 shape.crop_size, list(shape.jitter_scales), batch_size, lr_at(solver, epoch))
+    if len(loader.batch_sampler) == 0:
+        raise ValueError(f"epoch {epoch + 1}: a batch of {per_process} clips per process is more than the "
+                         f"{len(loader.batch_sampler.sampler)} training clips each process gets; lower TRAIN.BATCH_SIZE")
+    return shape, batch_size
+
+
+def _check_train_cfg(cfg) -> None:
+    t = cfg.TRAIN
+    if t.EVAL_PERIOD < 0 or t.CHECKPOINT_PERIOD < 1 or t.CHECKPOINT_ITERS < 0 or t.KEEP_CHECKPOINTS < 0 \
+            or t.KEEP_PERIOD < 0:
+        raise ValueError(f"TRAIN.EVAL_PERIOD must be >= 0 (0: no validation), TRAIN.CHECKPOINT_PERIOD >= 1 and "
+                         f"TRAIN.CHECKPOINT_ITERS, KEEP_CHECKPOINTS, KEEP_PERIOD >= 0; got {t.EVAL_PERIOD}, "
+                         f"{t.CHECKPOINT_PERIOD}, {t.CHECKPOINT_ITERS}, {t.KEEP_CHECKPOINTS}, {t.KEEP_PERIOD}")
+
+
 def train(cfg, output_dir: Optional[str] = None) -> dict:
-    """Train as the config says; returns the last epoch's statistics."""
+    """Train as the config says; returns the last epoch's statistics. Raises ``Preempted`` after
+    writing a checkpoint when SIGTERM or SIGUSR1 arrives."""
     out = output_dir or cfg.OUTPUT_DIR
-    if cfg.TRAIN.EVAL_PERIOD < 0 or cfg.TRAIN.CHECKPOINT_PERIOD < 1:
-        raise ValueError(f"TRAIN.EVAL_PERIOD must be >= 0 (0: no validation) and TRAIN.CHECKPOINT_PERIOD >= 1, got "
-                         f"{cfg.TRAIN.EVAL_PERIOD} and {cfg.TRAIN.CHECKPOINT_PERIOD}")
+    _check_train_cfg(cfg)
     device = dist.choose_device(cfg.DEVICE)
     dist.init(device)
     main = dist.is_main()
     setup_logging(out, main)
     if main:
         save_config(cfg, out)
+        if ckpt.remove_stale_temporaries(out):
+            log.info("removed temporary files of checkpoint writes that were killed")
     seed_everything(cfg.RNG_SEED + dist.rank())
     log.info("device %s, %d process(es), output %s", device, dist.world_size(), out)
+    state = ckpt.latest_checkpoint(out) if cfg.TRAIN.AUTO_RESUME else None
 
     train_set, val_set = build_dataset(cfg, "train"), build_dataset(cfg, "val")
     if train_set.num_classes != cfg.MODEL.NUM_CLASSES:
@@ -192,7 +249,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                          f"{train_set.num_classes} classes")
     train_loader = build_loader(cfg, "train", dataset=train_set)
     val_loader = build_loader(cfg, "val", dataset=val_set)
-    model = build_training_model(cfg, device)
+    model = build_training_model(cfg, device, initialise=state is None)
     solver = multigrid_solver(cfg)  # cfg.SOLVER unless multigrid changes the schedule (a copy; cfg stays as is)
     schedule = long_cycle_schedule(cfg) if cfg.MULTIGRID.LONG_CYCLE else None
     if schedule:
@@ -202,73 +259,85 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
         log.info("multigrid short cycle: %d epochs, LR steps %s", solver.MAX_EPOCH, list(solver.STEPS))
     optimizer = build_optimizer(model, solver, cfg.TRAIN.BACKBONE_LR_SCALE if cfg.TRAIN.FINETUNE else 1.0)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.TRAIN.MIXED_PRECISION and device.type == "cuda")
+    multigrid = _multigrid_state(cfg, schedule, solver)
 
-    start_epoch = 0
-    state = ckpt.latest_checkpoint(out) if cfg.TRAIN.AUTO_RESUME else None
+    start_epoch, start_iter, sums = 0, 0, None
     if state is not None:
+        ckpt.check_compatible(state, cfg, state["path"])
+        if (state.get("engine") or {}).get("multigrid") != multigrid:
+            raise ValueError(f"{state['path']} was trained with another multigrid schedule than this config gives; "
+                             "resume with the config it was trained with (its copy is in OUTPUT_DIR/config.yaml)")
         ckpt.unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
-        start_epoch = int(state["epoch"])
-        if (state.get("engine") or {}).get("multigrid") != _multigrid_state(cfg, schedule, solver):
-            raise ValueError(f"{state['path']} was trained with another multigrid schedule than this config gives; "
-                             "resume with the config it was trained with (its copy is in OUTPUT_DIR/config.yaml)")
-        log.info("resumed from %s: %d epochs done", state["path"], start_epoch)
+        resume.restore_rng(state)
+        start_epoch, start_iter, sums = int(state["epoch"]), int(state.get("iteration", 0)), state.get("sums")
+        log.info("resumed from %s: %d epochs%s done", state["path"], start_epoch,
+                 f" and {start_iter} iterations" if start_iter else "")
+        if main:
+            resume.repair_outputs(out, start_epoch, state.get("stats"))
 
-    writer = StatsWriter(out, main, cfg.TENSORBOARD.ENABLE)
+    def save(epoch_done: int, iteration: int = 0, **extra) -> str:
+        """A checkpoint after ``epoch_done`` epochs and ``iteration`` more steps (collective: every
+        process sends its RNG states)."""
+        rngs = resume.rng_states()
+        path = ckpt.checkpoint_path(out, epoch_done, iteration)
+        if main:
+            ckpt.save_checkpoint(path, {
+                "epoch": epoch_done, "iteration": iteration, "model": ckpt.unwrap(model).state_dict(),
+                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "rng": rngs[0], "rng_per_rank": rngs, "cfg": cfg.dump(), "engine": {"multigrid": multigrid}, **extra})
+            ckpt.prune_checkpoints(out, cfg.TRAIN.KEEP_CHECKPOINTS, cfg.TRAIN.KEEP_PERIOD)
+        return path
+
+    writer = StatsWriter(out, main, cfg.TENSORBOARD.ENABLE, purge_step=start_epoch + 1 if state else None)
     bad_videos = BadVideoLog(out, main, dist.gather_to_main)
     stats, current = {}, None
-    try:
-        for epoch in range(start_epoch, solver.MAX_EPOCH):
-            shape, batch_size = epoch_shape(cfg, schedule, epoch)
-            if (shape, batch_size) != current:
-                per_process = batch_size // dist.world_size()
-                if cfg.MULTIGRID.SHORT_CYCLE:
-                    cycle = short_cycle(cfg, shape, per_process)
-                    train_loader.batch_sampler.set_cycle(cycle)
-                    log.info("short cycle from epoch %d: crops %s, batches per process %s", epoch + 1,
-                             [s.crop_size for s, _ in cycle], [b for _, b in cycle])
-                else:
-                    train_loader.batch_sampler.set_shape(shape, per_process)
-                if schedule:
-                    log.info("long cycle from epoch %d: %d frames (sampling rate %d-%d), crop %d, jitter %s, "
-                             "batch %d, LR %.4g", epoch + 1, shape.num_frames, shape.sampling_rate,
-                             max(shape.sampling_rate, shape.max_sampling_rate), shape.crop_size,
-                             list(shape.jitter_scales), batch_size, lr_at(solver, epoch))
-                current = (shape, batch_size)
-                if len(train_loader.batch_sampler) == 0:
-                    raise ValueError(f"epoch {epoch + 1}: a batch of {per_process} clips per process is more than "
-                                     f"the {len(train_loader.batch_sampler.sampler)} training clips each process "
-                                     "gets; lower TRAIN.BATCH_SIZE")
-            train_loader.batch_sampler.set_epoch(epoch)
-            srtg_set_epoch(model, epoch)
-            lr = lr_at(solver, epoch)
-            tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, solver, bad_videos)
-            stats = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_top1": tr["top1"],
-                     "epoch_time_s": tr["seconds"], "clips_per_s": tr["clips_per_s"],
-                     "skipped_videos": tr["skipped"], "num_frames": shape.num_frames, "crop_size": shape.crop_size,
-                     "batch_size": batch_size}
-            last = epoch + 1 == solver.MAX_EPOCH
-            validate = cfg.TRAIN.EVAL_PERIOD > 0 and (last or (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0)
-            if cfg.TRAIN.PRECISE_BN and (validate or last):
-                _precise_bn(model, train_loader, cfg, device)
-            if validate:
-                va = evaluate(model, val_loader, cfg, device, bad_videos)
-                stats.update(val_loss=va["loss"], val_top1=va["top1"], val_top5=va["top5"],
-                             val_unreadable=va["unreadable"])
-            bad_videos.flush()
-            log.info("epoch %d/%d: %s", epoch + 1, solver.MAX_EPOCH,
-                     ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()
-                               if k != "epoch"))
-            if main and (last or (epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0):
-                ckpt.save_checkpoint(ckpt.checkpoint_path(out, epoch + 1), {
-                    "epoch": epoch + 1, "model": ckpt.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": ckpt.rng_state(),
-                    "cfg": cfg.dump(), "engine": {"multigrid": _multigrid_state(cfg, schedule, solver)}})
-            writer.write(stats)
-            dist.barrier()
-    finally:
-        writer.close()
+    with resume.StopRequests() as stop:
+        try:
+            for epoch in range(start_epoch, solver.MAX_EPOCH):
+                current = _use_shape(cfg, train_loader, schedule, solver, epoch, current)
+                shape, batch_size = current
+                first = start_iter if epoch == start_epoch else 0
+                train_loader.batch_sampler.set_epoch(epoch)
+                train_loader.batch_sampler.skip(first)
+                srtg_set_epoch(model, epoch)
+
+                def on_step(done: int, running: dict, epoch=epoch) -> None:
+                    signum = stop.requested(device)
+                    every = cfg.TRAIN.CHECKPOINT_ITERS
+                    if signum or (every and done % every == 0 and done < len(train_loader)):
+                        bad_videos.flush()
+                        path = save(epoch, done, sums=running)
+                        if signum:
+                            raise resume.Preempted(path, signum)
+
+                tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, solver, bad_videos,
+                                 start=first, sums=sums if first else None, on_step=on_step)
+                stats = {"epoch": epoch + 1, "lr": lr_at(solver, epoch), "train_loss": tr["loss"],
+                         "train_top1": tr["top1"], "epoch_time_s": tr["seconds"], "clips_per_s": tr["clips_per_s"],
+                         "skipped_videos": tr["skipped"], "num_frames": shape.num_frames,
+                         "crop_size": shape.crop_size, "batch_size": batch_size}
+                last = epoch + 1 == solver.MAX_EPOCH
+                validate = cfg.TRAIN.EVAL_PERIOD > 0 and (last or (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0)
+                if cfg.TRAIN.PRECISE_BN and (validate or last):
+                    _precise_bn(model, train_loader, cfg, device)
+                if validate:
+                    va = evaluate(model, val_loader, cfg, device, bad_videos)
+                    stats.update(val_loss=va["loss"], val_top1=va["top1"], val_top5=va["top5"],
+                                 val_unreadable=va["unreadable"])
+                bad_videos.flush()
+                log.info("epoch %d/%d: %s", epoch + 1, solver.MAX_EPOCH,
+                         ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                   for k, v in stats.items() if k != "epoch"))
+                signum = stop.requested(device)
+                if last or signum or (epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0:
+                    path = save(epoch + 1, stats=stats)
+                writer.write(stats)
+                dist.barrier()
+                if signum and not last:
+                    raise resume.Preempted(path, signum)
+        finally:
+            writer.close()
     return stats

@@ -1,0 +1,109 @@
+"""Interruptions that lose at most minutes: checkpoints inside an epoch, a checkpoint on SIGTERM /
+SIGUSR1 (what SLURM sends before a time limit or preemption), per-process RNG states, and run
+outputs (stats.jsonl, TensorBoard) without duplicated epochs after a resume.
+
+A checkpoint records how far training got: ``epoch`` completed epochs plus ``iteration`` steps of
+the next one, the epoch's running sums (loss, correct, clips, skipped) and every process's RNG
+states. The batch order and each sample's augmentation are functions of (seed, epoch, position), so
+a run resumed at step k of an epoch trains on exactly the batches an uninterrupted run trains on
+from step k, and ends with the same weights.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from typing import Optional
+
+import torch
+
+from . import checkpoint as ckpt
+from . import distributed as dist
+
+log = logging.getLogger("vidpool.engine")
+
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: stopped on request after writing a checkpoint; start again to resume
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+
+class Preempted(Exception):
+    """Training stopped on SIGTERM/SIGUSR1 after writing ``path``."""
+
+    def __init__(self, path: str, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} after writing {path}; start the same command "
+                         "again to resume from it")
+        self.path = path
+
+
+class StopRequests:
+    """While active, SIGTERM and SIGUSR1 only set a flag; ``requested`` tells every process whether
+    any of them got one (so all stop after the same step). A no-op outside the main thread."""
+
+    def __init__(self):
+        self.signum = 0
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if not self.signum:
+            log.warning("%s received: finishing this step, then writing a checkpoint", signal.Signals(signum).name)
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def requested(self, device: torch.device) -> int:
+        """The signal number any process received (0: none); a collective call under DDP."""
+        if dist.world_size() == 1:
+            return self.signum
+        flag = torch.tensor([self.signum], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return int(flag.item())
+
+
+def rng_states() -> Optional[list]:
+    """Every process's RNG states on rank 0 (None elsewhere); a collective call."""
+    return dist.gather_to_main(ckpt.rng_state())
+
+
+def restore_rng(state: dict) -> None:
+    """This process's RNG states from a checkpoint: its own entry when the checkpoint has one per
+    process for the same number of processes, else rank 0's (with a warning)."""
+    per_rank = state.get("rng_per_rank") or []
+    if len(per_rank) == dist.world_size():
+        ckpt.set_rng_state(per_rank[dist.rank()])
+        return
+    if per_rank:
+        log.warning("%s was written by %d process(es), this run has %d: RNG streams restart from rank 0's",
+                    state.get("path"), len(per_rank), dist.world_size())
+    ckpt.set_rng_state(state["rng"])
+
+
+def repair_outputs(output_dir: str, done_epochs: int, last_record: Optional[dict]) -> None:
+    """Before a resumed run writes anything: stats.jsonl keeps the epoch records up to ``done_epochs``
+    (records of epochs that are being trained again go; the checkpoint's own record is put back if
+    the kill came before it was written) and every other record."""
+    path = os.path.join(output_dir, "stats.jsonl")
+    if not os.path.isfile(path):
+        rows = []
+    else:
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    kept = [r for r in rows if r.get("kind", "epoch") != "epoch" or r.get("epoch", 0) <= done_epochs]
+    if last_record and not any(r.get("kind", "epoch") == "epoch" and r.get("epoch") == last_record["epoch"]
+                               for r in kept):
+        kept.append(last_record)
+    if kept != rows:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        os.replace(tmp, path)
