@@ -139,8 +139,12 @@ def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, sh
         sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=cfg.RNG_SEED, drop_last=True)
     elif world > 1:  # evaluation: each sample exactly once over all processes
         sampler = ShardSampler(len(dataset), rank, world)
+    elif train:
+        # its own generator: the DataLoader draws worker seeds from its generator when it starts
+        # workers (once with persistent workers), which would shift the order of a resumed run
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.RNG_SEED + rank))
     else:
-        sampler = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+        sampler = SequentialSampler(dataset)
     batches = ClipBatchSampler(sampler, total // world, shape or default_shape(cfg), drop_last=train,
                                seed=cfg.RNG_SEED + rank)
     workers = cfg.DATA_LOADER.NUM_WORKERS

@@ -75,17 +75,23 @@ def rng_states() -> Optional[list]:
     return dist.gather_to_main(ckpt.rng_state())
 
 
+def own_entry(state: dict, key: str):
+    """This process's entry of a per-process list in a checkpoint (None when the checkpoint was
+    written by another number of processes)."""
+    entries = state.get(key) or []
+    if len(entries) != dist.world_size():
+        if entries:
+            log.warning("%s: %s written by %d process(es), this run has %d", state.get("path"), key, len(entries),
+                        dist.world_size())
+        return None
+    return entries[dist.rank()]
+
+
 def restore_rng(state: dict) -> None:
     """This process's RNG states from a checkpoint: its own entry when the checkpoint has one per
     process for the same number of processes, else rank 0's (with a warning)."""
-    per_rank = state.get("rng_per_rank") or []
-    if len(per_rank) == dist.world_size():
-        ckpt.set_rng_state(per_rank[dist.rank()])
-        return
-    if per_rank:
-        log.warning("%s was written by %d process(es), this run has %d: RNG streams restart from rank 0's",
-                    state.get("path"), len(per_rank), dist.world_size())
-    ckpt.set_rng_state(state["rng"])
+    own = own_entry(state, "rng_per_rank")
+    ckpt.set_rng_state(own if own is not None else state["rng"])
 
 
 def repair_outputs(output_dir: str, done_epochs: int, last_record: Optional[dict]) -> None:

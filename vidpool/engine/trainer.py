@@ -272,7 +272,8 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         resume.restore_rng(state)
-        start_epoch, start_iter, sums = int(state["epoch"]), int(state.get("iteration", 0)), state.get("sums")
+        start_epoch, start_iter = int(state["epoch"]), int(state.get("iteration", 0))
+        sums = resume.own_entry(state, "sums_per_rank")
         log.info("resumed from %s: %d epochs%s done", state["path"], start_epoch,
                  f" and {start_iter} iterations" if start_iter else "")
         if main:
@@ -309,7 +310,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                     every = cfg.TRAIN.CHECKPOINT_ITERS
                     if signum or (every and done % every == 0 and done < len(train_loader)):
                         bad_videos.flush()
-                        path = save(epoch, done, sums=running)
+                        path = save(epoch, done, sums_per_rank=dist.gather_to_main(running))
                         if signum:
                             raise resume.Preempted(path, signum)
 

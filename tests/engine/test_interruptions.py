@@ -1,0 +1,154 @@
+"""Interruptions lose at most minutes: a kill -9 or a SIGTERM in the middle of an epoch (loader
+workers on, and under torchrun) resumes to exactly the weights and stats of an uninterrupted run;
+checkpoint retention, stale temporary files, fine-tuning resumes, checkpoints of another model."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from vidpool.engine import checkpoint as ckpt
+from vidpool.engine import test as run_test
+from vidpool.engine import train
+from vidpool.engine.resume import PREEMPTED_EXIT_CODE
+
+from .test_train import ROOT, TINY, _free_port, _stats, tiny_cfg
+
+# 26 training clips in batches of 2: 13 steps per epoch, a checkpoint every 4 steps; dropout on
+RUN = ["SOLVER.MAX_EPOCH", "3", "SOLVER.STEPS", "[0, 2]", "TEST.ENABLE", "False", "TENSORBOARD.ENABLE", "False",
+       "MODEL.DROPOUT_RATE", "0.5", "TRAIN.BATCH_SIZE", "2", "TRAIN.CHECKPOINT_ITERS", "4",
+       "DATA_LOADER.NUM_WORKERS", "2"]
+
+
+def _command(root, out, torchrun=False):
+    head = [sys.executable]
+    if torchrun:
+        head += ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
+    return head + [os.path.join(ROOT, "tools", "train_net.py")] + TINY + [
+        "DATA.PATH_TO_DATA_DIR", os.path.join(root, "ucf101"), "OUTPUT_DIR", str(out)] + RUN + \
+        (["TRAIN.BATCH_SIZE", "4"] if torchrun else [])
+
+
+def _wait_for(path, proc, seconds=180):
+    deadline = time.time() + seconds
+    while not os.path.exists(path) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert os.path.exists(path), f"{path} never appeared (exit {proc.poll()})"
+
+
+def _assert_same_run(a, b):
+    """The final weights, optimizer state and every epoch record's numbers of two runs."""
+    x, y = (ckpt.load_checkpoint(ckpt.checkpoint_path(str(o), 3)) for o in (a, b))
+    for k in x["model"]:
+        assert torch.equal(x["model"][k], y["model"][k]), k
+    sx, sy = x["optimizer"]["state"], y["optimizer"]["state"]
+    assert all(torch.equal(sx[i]["momentum_buffer"], sy[i]["momentum_buffer"]) for i in sx)
+    keys = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "skipped_videos")
+    assert [{k: s.get(k) for k in keys} for s in _stats(a)] == [{k: s.get(k) for k in keys} for s in _stats(b)]
+    assert [s["epoch"] for s in _stats(b)] == [1, 2, 3]  # no epoch twice after the resume
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    done = subprocess.run(_command(synthetic_root, out), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupted):
+    proc = subprocess.Popen(_command(synthetic_root, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(ckpt.checkpoint_path(str(tmp_path), 1, 8), proc)  # 8 steps into epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not os.path.exists(ckpt.checkpoint_path(str(tmp_path), 2))
+    done = subprocess.run(_command(synthetic_root, tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "resumed from" in done.stdout and "iterations done" in done.stdout
+    _assert_same_run(uninterrupted, tmp_path)
+
+
+@pytest.mark.slow
+def test_sigterm_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupted):
+    proc = subprocess.Popen(_command(synthetic_root, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    _wait_for(ckpt.checkpoint_path(str(tmp_path), 1, 4), proc)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == PREEMPTED_EXIT_CODE, output[-3000:]
+    newest = ckpt.list_checkpoints(str(tmp_path))[-1]
+    done_epochs, steps = ckpt.progress_of(newest)
+    assert done_epochs == 1 and 4 <= steps < 13 and "preempted" in output
+    assert ckpt.load_checkpoint(newest)["iteration"] == steps
+    done = subprocess.run(_command(synthetic_root, tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _assert_same_run(uninterrupted, tmp_path)
+
+
+@pytest.mark.slow
+def test_sigusr1_to_one_torchrun_process(synthetic_root, tmp_path):
+    """SIGUSR1 reaches rank 1 only: both ranks stop after the same step, one checkpoint holds both
+    ranks' RNG states, and the resumed 2-process run ends as an uninterrupted one."""
+    whole = tmp_path / "whole"
+    done = subprocess.run(_command(synthetic_root, whole, torchrun=True), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen(_command(synthetic_root, out, torchrun=True), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)  # 6-7 steps per epoch per process at batch 2 each
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    ranks = {}
+    for pid in children:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        ranks[int(env[b"RANK"])] = int(pid)
+    os.kill(ranks[1], signal.SIGUSR1)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode != 0 and output.count("preempted") == 2, output[-3000:]
+    newest = ckpt.load_checkpoint(ckpt.list_checkpoints(str(out))[-1])
+    assert newest["epoch"] == 1 and newest["iteration"] >= 4 and len(newest["rng_per_rank"]) == 2
+    assert not torch.equal(newest["rng_per_rank"][0]["torch"], newest["rng_per_rank"][1]["torch"])
+    done = subprocess.run(_command(synthetic_root, out, torchrun=True), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _assert_same_run(whole, out)
+
+
+def test_retention_ordering_and_stale_temporaries(tmp_path):
+    out = str(tmp_path)
+    for epoch, it in [(1, 0), (1, 5), (2, 0), (3, 0), (3, 4), (4, 0), (5, 0), (5, 7)]:
+        ckpt.save_checkpoint(ckpt.checkpoint_path(out, epoch, it), {"model": {}, "epoch": epoch, "iteration": it})
+    assert [ckpt.progress_of(p) for p in ckpt.list_checkpoints(out)] == [
+        (1, 0), (1, 5), (2, 0), (3, 0), (3, 4), (4, 0), (5, 0), (5, 7)]
+    assert os.path.basename(ckpt.checkpoint_path(out, 5, 7)) == "checkpoint_epoch_00006_iter_000007.pyth"
+    ckpt.prune_checkpoints(out, keep_last=2, keep_period=2)
+    # newest (5 + 7 steps), the last two epoch ends (4, 5) and the even epochs (2, 4)
+    assert [ckpt.progress_of(p) for p in ckpt.list_checkpoints(out)] == [(2, 0), (4, 0), (5, 0), (5, 7)]
+    ckpt.prune_checkpoints(out, keep_last=0, keep_period=0)  # all epoch ends; only the newest mid-epoch one
+    assert len(ckpt.list_checkpoints(out)) == 4
+    stale = ckpt.checkpoint_path(out, 6) + ".tmp4242"
+    open(stale, "wb").write(b"half")
+    assert ckpt.remove_stale_temporaries(out) == 1 and not os.path.exists(stale)
+
+
+def test_finetuning_resumes_without_its_source_and_checkpoints_name_their_model(synthetic_root, tmp_path):
+    quiet = ["TEST.ENABLE", "False", "TENSORBOARD.ENABLE", "False", "TRAIN.EVAL_PERIOD", "0"]
+    train(tiny_cfg(synthetic_root, tmp_path / "src", *quiet, "SOLVER.MAX_EPOCH", "1"))
+    source = ckpt.checkpoint_path(str(tmp_path / "src"), 1)
+    ft = ["TRAIN.FINETUNE", "True", "TRAIN.CHECKPOINT_FILE_PATH", source, "SOLVER.STEPS", "[0]", "SOLVER.LRS", "[1]"]
+    train(tiny_cfg(synthetic_root, tmp_path / "ft", *quiet, *ft, "SOLVER.MAX_EPOCH", "1"))
+    os.remove(source)  # cleaned up, moved, or on a disk that is gone
+    stats = train(tiny_cfg(synthetic_root, tmp_path / "ft", *quiet, *ft, "SOLVER.MAX_EPOCH", "2"))
+    assert stats["epoch"] == 2
+    # a SoftPool checkpoint tested, resumed or fine-tuned as another model
+    mine = ckpt.checkpoint_path(str(tmp_path / "ft"), 2)
+    with pytest.raises(ValueError, match="MODEL.POOL 'softpool' in the checkpoint, 'max' in this config"):
+        run_test(tiny_cfg(synthetic_root, tmp_path / "t", "TEST.CHECKPOINT_FILE_PATH", mine, "MODEL.POOL", "max"))
+    with pytest.raises(ValueError, match="MODEL.ARCH 'r3d_10' in the checkpoint, 'r2plus1d_10' in this config"):
+        train(tiny_cfg(synthetic_root, tmp_path / "ft", *quiet, *ft, "SOLVER.MAX_EPOCH", "3", "MODEL.ARCH",
+                       "r2plus1d_10"))
+    with pytest.raises(ValueError, match="MODEL.NUM_CLASSES 5 in the checkpoint, 7 in this config"):
+        run_test(tiny_cfg(synthetic_root, tmp_path / "t", "TEST.CHECKPOINT_FILE_PATH", mine, "MODEL.NUM_CLASSES", "7"))
