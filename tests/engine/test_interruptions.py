@@ -152,3 +152,29 @@ def test_finetuning_resumes_without_its_source_and_checkpoints_name_their_model(
                        "r2plus1d_10"))
     with pytest.raises(ValueError, match="MODEL.NUM_CLASSES 5 in the checkpoint, 7 in this config"):
         run_test(tiny_cfg(synthetic_root, tmp_path / "t", "TEST.CHECKPOINT_FILE_PATH", mine, "MODEL.NUM_CLASSES", "7"))
+
+
+def test_a_gpu_run_without_cuda_kernels_is_never_silent(monkeypatch):
+    """Checked with a CUDA device object (no GPU needed): the extension reports no CUDA kernels."""
+    import logging
+
+    from vidpool import ops
+    from vidpool.config import load_cfg
+    from vidpool.engine.distributed import check_softpool_backend
+
+    monkeypatch.setattr(ops, "backend", lambda device: "reference" if torch.device(device).type == "cuda" else "cpp")
+    cuda = torch.device("cuda", 0)
+    with pytest.raises(RuntimeError, match="no CUDA kernels.*pip install --no-build-isolation"):
+        check_softpool_backend(load_cfg(None, ["DEVICE", "cuda", "MODEL.POOL", "softpool"]), cuda)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("vidpool.engine")
+    logger.addHandler(handler)  # the run logger does not propagate to pytest's
+    try:
+        check_softpool_backend(load_cfg(None, ["DEVICE", "auto", "MODEL.HEAD_POOL", "softpool"]), cuda)
+    finally:
+        logger.removeHandler(handler)
+    assert any("slow pure-PyTorch SoftPool" in r.getMessage() and r.levelno == logging.WARNING for r in records)
+    check_softpool_backend(load_cfg(None, ["DEVICE", "cuda", "MODEL.POOL", "max"]), cuda)  # no SoftPool: fine
+    check_softpool_backend(load_cfg(None, ["DEVICE", "cpu", "MODEL.POOL", "softpool"]), torch.device("cpu"))

@@ -23,6 +23,27 @@ def choose_device(preference: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def check_softpool_backend(cfg, device: torch.device) -> None:
+    """A SoftPool model on a GPU needs the extension's CUDA kernels: with ``DEVICE cuda`` their absence
+    is an error, with ``DEVICE auto`` a loud warning (the pure-PyTorch fallback is several times
+    slower and uses more memory); both say what to rebuild."""
+    if device.type != "cuda" or "softpool" not in (cfg.MODEL.POOL, cfg.MODEL.HEAD_POOL):
+        return
+    from vidpool import ops
+
+    if ops.backend(device) == "cuda":
+        return
+    message = ("this SoftPool model runs on CUDA but vidpool._C has no CUDA kernels (built without nvcc, with "
+               "VIDPOOL_CUDA=0, or for a torch without CUDA); rebuild on a machine with the CUDA toolkit that matches "
+               "torch.version.cuda: `pip install --no-build-isolation -e .` (README: Install)")
+    if cfg.DEVICE == "cuda":
+        raise RuntimeError(message)
+    import logging
+
+    logging.getLogger("vidpool.engine").warning("%s. Training goes on with the slow pure-PyTorch SoftPool "
+                                                "(DEVICE cuda makes this an error).", message)
+
+
 def init(device: torch.device) -> None:
     """Join the process group torchrun describes (no-op for a single process)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():

@@ -76,6 +76,7 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
     out = output_dir or cfg.OUTPUT_DIR
     device = dist.choose_device(cfg.DEVICE)
     dist.init(device)
+    dist.check_softpool_backend(cfg, device)
     epoch = None
     if model is None:
         setup_logging(out, dist.is_main())

@@ -241,6 +241,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
             log.info("removed temporary files of checkpoint writes that were killed")
     seed_everything(cfg.RNG_SEED + dist.rank())
     log.info("device %s, %d process(es), output %s", device, dist.world_size(), out)
+    dist.check_softpool_backend(cfg, device)
     state = ckpt.latest_checkpoint(out) if cfg.TRAIN.AUTO_RESUME else None
 
     train_set, val_set = build_dataset(cfg, "train"), build_dataset(cfg, "val")
