@@ -178,3 +178,19 @@ def test_a_gpu_run_without_cuda_kernels_is_never_silent(monkeypatch):
     assert any("slow pure-PyTorch SoftPool" in r.getMessage() and r.levelno == logging.WARNING for r in records)
     check_softpool_backend(load_cfg(None, ["DEVICE", "cuda", "MODEL.POOL", "max"]), cuda)  # no SoftPool: fine
     check_softpool_backend(load_cfg(None, ["DEVICE", "cpu", "MODEL.POOL", "softpool"]), torch.device("cpu"))
+
+
+def test_sync_bn_settings_that_cannot_work_are_errors(monkeypatch):
+    from vidpool.config import load_cfg
+    from vidpool.engine import distributed
+    from vidpool.engine.trainer import build_training_model
+
+    cfg = load_cfg(None, ["MODEL.ARCH", "r3d_10", "MODEL.BASE_WIDTH", "4", "MODEL.NUM_CLASSES", "3",
+                          "MODEL.SYNC_BN", "True"])
+    assert build_training_model(cfg, torch.device("cpu")) is not None  # one process: nothing to synchronise
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    with pytest.raises(ValueError, match="MODEL.SYNC_BN needs GPUs"):
+        build_training_model(cfg, torch.device("cpu"))
+    with pytest.raises(ValueError, match="MODEL.SYNC_BN and multigrid do not combine"):
+        build_training_model(load_cfg(None, ["MODEL.ARCH", "r3d_10", "MODEL.BASE_WIDTH", "4", "MODEL.SYNC_BN", "True",
+                                             "MULTIGRID.SHORT_CYCLE", "True"]), torch.device("cpu"))

@@ -95,7 +95,17 @@ def build_training_model(cfg, device: torch.device, initialise: bool = True) -> 
         ckpt.check_compatible(state, cfg, t.CHECKPOINT_FILE_PATH)
         model.load_state_dict(state["model"])
         log.info("initialised from %s", t.CHECKPOINT_FILE_PATH)
-    if cfg.MULTIGRID.LONG_CYCLE or cfg.MULTIGRID.SHORT_CYCLE:
+    multigrid = cfg.MULTIGRID.LONG_CYCLE or cfg.MULTIGRID.SHORT_CYCLE
+    if cfg.MODEL.SYNC_BN and multigrid:
+        raise ValueError("MODEL.SYNC_BN and multigrid do not combine: multigrid's batch norm already keeps its "
+                         "statistics over MULTIGRID.BN_BASE_SIZE clips as the batch grows; turn one off")
+    if cfg.MODEL.SYNC_BN and dist.world_size() > 1:
+        if device.type != "cuda":
+            raise ValueError("MODEL.SYNC_BN needs GPUs (torch's SyncBatchNorm has no CPU implementation); "
+                             "set MODEL.SYNC_BN False for CPU runs")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        log.info("batch norm synchronised over %d processes", dist.world_size())
+    if multigrid:
         # multigrid multiplies the batch: keep BN statistics over MULTIGRID.BN_BASE_SIZE clips
         use_split_batchnorm(model)
         set_batchnorm_group(model, cfg.MULTIGRID.BN_BASE_SIZE)
