@@ -20,7 +20,7 @@ from .test_train import ROOT, TINY, _free_port, _stats, tiny_cfg
 # 26 training clips in batches of 2: 13 steps per epoch, a checkpoint every 4 steps; dropout on
 RUN = ["SOLVER.MAX_EPOCH", "3", "SOLVER.STEPS", "[0, 2]", "TEST.ENABLE", "False", "TENSORBOARD.ENABLE", "False",
        "MODEL.DROPOUT_RATE", "0.5", "TRAIN.BATCH_SIZE", "2", "TRAIN.CHECKPOINT_ITERS", "4",
-       "DATA_LOADER.NUM_WORKERS", "2"]
+       "DATA_LOADER.NUM_WORKERS", "2", "LOG_PERIOD", "5"]
 
 
 def _command(root, out, torchrun=False):
@@ -49,6 +49,9 @@ def _assert_same_run(a, b):
     keys = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "skipped_videos")
     assert [{k: s.get(k) for k in keys} for s in _stats(a)] == [{k: s.get(k) for k in keys} for s in _stats(b)]
     assert [s["epoch"] for s in _stats(b)] == [1, 2, 3]  # no epoch twice after the resume
+    # iteration records (every 5 of 13 steps per epoch, and the last), none twice, the same numbers
+    its = [(r["epoch"], r["iteration"], r["step"], r["loss"], r["lr"]) for r in _stats(b, "iteration")]
+    assert its == [(r["epoch"], r["iteration"], r["step"], r["loss"], r["lr"]) for r in _stats(a, "iteration")]
 
 
 @pytest.fixture(scope="module")

@@ -291,3 +291,27 @@ def test_mixed_precision_losses_follow_fp32():
     assert dtypes == [torch.float32] * 3 + [torch.bfloat16] * 3
     assert losses[True] == pytest.approx(losses[False], rel=0.02)
     assert losses[True] != losses[False]
+
+
+def test_iteration_records_follow_the_steps(synthetic_root, tmp_path, monkeypatch):
+    """Every LOG_PERIOD steps a record with the mean loss of those steps and the LR the optimizer held;
+    their losses average to the epoch's loss (13 equal batches); TensorBoard gets them by step."""
+    steps = StepRecorder(monkeypatch)
+    train(tiny_cfg(synthetic_root, tmp_path, *QUIET, "TRAIN.BATCH_SIZE", "2", "LOG_PERIOD", "5",
+                   "TENSORBOARD.ENABLE", "True"))
+    records = _stats(tmp_path, "iteration")
+    assert [(r["epoch"], r["iteration"], r["step"]) for r in records] == [
+        (1, 5, 5), (1, 10, 10), (1, 13, 13), (2, 5, 18), (2, 10, 23), (2, 13, 26)]
+    held = [lrs[0] for lrs in steps.lrs]
+    assert [r["lr"] for r in records] == pytest.approx([held[r["step"] - 1] for r in records])
+    for epoch, record in zip((1, 2), _stats(tmp_path)):
+        mine = [r for r in records if r["epoch"] == epoch]
+        assert (5 * mine[0]["loss"] + 5 * mine[1]["loss"] + 3 * mine[2]["loss"]) / 13 == pytest.approx(
+            record["train_loss"], rel=1e-9)
+        assert all(r["data_time_s"] >= 0 and r["step_time_s"] > 0 and r["clips_per_s"] > 0 for r in mine)
+    assert records[2]["eta_s"] == 0 and records[0]["eta_s"] > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "runs" / "iterations"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss")] == [5, 10, 13, 18, 23, 26]

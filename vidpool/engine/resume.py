@@ -94,17 +94,24 @@ def restore_rng(state: dict) -> None:
     ckpt.set_rng_state(own if own is not None else state["rng"])
 
 
-def repair_outputs(output_dir: str, done_epochs: int, last_record: Optional[dict]) -> None:
+def repair_outputs(output_dir: str, done_epochs: int, last_record: Optional[dict], done_steps: int = 0) -> None:
     """Before a resumed run writes anything: stats.jsonl keeps the epoch records up to ``done_epochs``
-    (records of epochs that are being trained again go; the checkpoint's own record is put back if
-    the kill came before it was written) and every other record."""
+    and the iteration records up to step ``done_steps`` (those of steps trained again go; the
+    checkpoint's own epoch record is put back if the kill came before it was written) and every
+    other record."""
     path = os.path.join(output_dir, "stats.jsonl")
     if not os.path.isfile(path):
         rows = []
     else:
         with open(path) as f:
             rows = [json.loads(line) for line in f if line.strip()]
-    kept = [r for r in rows if r.get("kind", "epoch") != "epoch" or r.get("epoch", 0) <= done_epochs]
+    def keep(r):
+        kind = r.get("kind", "epoch")
+        if kind == "epoch":
+            return r.get("epoch", 0) <= done_epochs
+        return kind != "iteration" or r.get("step", 0) <= done_steps
+
+    kept = [r for r in rows if keep(r)]
     if last_record and not any(r.get("kind", "epoch") == "epoch" and r.get("epoch") == last_record["epoch"]
                                for r in kept):
         kept.append(last_record)

@@ -40,7 +40,7 @@ class StatsWriter:
         """``purge_step``: a resumed run's first epoch; TensorBoard drops the events a killed run wrote
         from there on, so no epoch shows twice."""
         self.path = os.path.join(output_dir, "stats.jsonl") if main else None
-        self.tb = None
+        self.tb = self.tb_iterations = None
         if main and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -58,9 +58,26 @@ class StatsWriter:
                     self.tb.add_scalar(key, value, step)
             self.tb.flush()
 
-    def close(self) -> None:
+    def write_iteration(self, record: dict, purge_step: Optional[int] = None) -> None:
+        """An iteration record (``"kind": "iteration"``, ``step``: iterations since the run began):
+        stats.jsonl, and TensorBoard scalars in ``runs/iterations`` (its own run, stepped by iteration)."""
+        if self.path is None:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(dict(record, kind="iteration")) + "\n")
         if self.tb is not None:
-            self.tb.close()
+            if self.tb_iterations is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb_iterations = SummaryWriter(os.path.join(self.tb.log_dir, "iterations"), purge_step=purge_step)
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "iteration", "step"):
+                    self.tb_iterations.add_scalar(key, value, record["step"])
+
+    def close(self) -> None:
+        for tb in (self.tb, self.tb_iterations):
+            if tb is not None:
+                tb.close()
 
 
 def progress(iterable: Iterable, total: int, desc: str, period: int, main: bool):
@@ -111,3 +128,50 @@ class BadVideoLog:
             self.known.update(new)
             log.warning("%d more unreadable video(s) listed in %s", len(new), self.path)
         return len(new)
+
+
+class IterationLog:
+    """Progress of a training epoch: loss, LR, data and step time, clips/s and ETA, as a tqdm bar on
+    an interactive terminal (else a log line) and a ``stats.jsonl``/TensorBoard record, every
+    ``period`` iterations (0: none). Values are means over the iterations since the last record."""
+
+    def __init__(self, desc: str, total: int, period: int, main: bool, writer: Optional[StatsWriter] = None,
+                 first_step: int = 0, purge_step: Optional[int] = None, window=None):
+        """``window``: the steps since the last record when a run resumes in the middle of an epoch."""
+        self.desc, self.total, self.period, self.main, self.writer = desc, total, period, main, writer
+        self.step, self.purge_step, self.window = first_step, purge_step, [tuple(w) for w in window or []]
+        self.bar = None
+        if main and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, dynamic_ncols=True, leave=False)
+
+    def update(self, done: int, epoch: int, loss: float, lr: float, clips: int, data_time: float,
+               step_time: float) -> None:
+        """After the step that completed ``done`` of ``total`` iterations."""
+        self.step += 1
+        self.window.append((loss, clips, data_time, step_time))
+        if self.bar is not None:
+            self.bar.n = done
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
+            self.bar.refresh()
+        if not (self.main and self.period > 0 and (done % self.period == 0 or done == self.total)):
+            return
+        n = len(self.window)
+        seconds = sum(d + s for _, _, d, s in self.window)
+        record = {"epoch": epoch + 1, "iteration": done, "step": self.step, "loss": sum(w[0] for w in self.window) / n,
+                  "lr": lr, "data_time_s": sum(w[2] for w in self.window) / n,
+                  "step_time_s": sum(w[3] for w in self.window) / n,
+                  "clips_per_s": sum(w[1] for w in self.window) / max(seconds, 1e-9),
+                  "eta_s": (self.total - done) * seconds / n}
+        self.window = []
+        if self.bar is None:
+            log.info("%s [%d/%d] loss %.4f, lr %.4g, data %.3f s, step %.3f s, %.1f clips/s, ETA %.0f s", self.desc,
+                     done, self.total, record["loss"], lr, record["data_time_s"], record["step_time_s"],
+                     record["clips_per_s"], record["eta_s"])
+        if self.writer is not None:
+            self.writer.write_iteration(record, self.purge_step)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

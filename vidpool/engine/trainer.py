@@ -30,7 +30,7 @@ from .meters import EpochMeter
 from .multigrid import (epoch_shape, format_schedule, long_cycle_schedule, multigrid_solver, set_batchnorm_group,
                         short_cycle, use_split_batchnorm)
 from .optim import build_optimizer, lr_at, set_lr
-from .run_log import BadVideoLog, StatsWriter, progress, setup_logging
+from .run_log import BadVideoLog, IterationLog, StatsWriter, progress, setup_logging
 
 log = logging.getLogger("vidpool.engine")
 
@@ -119,11 +119,13 @@ def build_training_model(cfg, device: torch.device, initialise: bool = True) -> 
 
 def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch.device, solver=None,
                 bad_videos: Optional[BadVideoLog] = None, start: int = 0, sums: Optional[dict] = None,
-                on_step=None) -> dict:
+                on_step=None, writer: Optional[StatsWriter] = None, step: int = 0, resumed: bool = False) -> dict:
     """One epoch; the LR is set every iteration from the fractional epoch of ``solver`` (default
     cfg.SOLVER; multigrid passes its own). Unreadable videos go to ``bad_videos``. A resumed epoch
     starts at iteration ``start`` with the running ``sums`` of the checkpoint (the loader must skip
-    the batches before it); ``on_step(iterations_done, sums)`` runs after every step."""
+    the batches before it); ``on_step(iterations_done, sums)`` runs after every step. Every
+    LOG_PERIOD iterations the progress (loss, LR, data and step time, clips/s, ETA) is logged and,
+    with ``writer``, recorded; ``step`` counts the run's iterations before this call."""
     solver = cfg.SOLVER if solver is None else solver
     model.train()
     meter, extra = EpochMeter(), {"clips": 0, "skipped": 0}
@@ -132,8 +134,11 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
         extra = {"clips": sums["clips"], "skipped": sums["skipped"]}
     n = len(loader)
     begin = time.time()
-    batches = progress(iterate(loader), n - start, f"epoch {epoch + 1}", cfg.LOG_PERIOD, dist.is_main())
-    for i, batch in enumerate(batches, start=start):
+    progress_log = IterationLog(f"epoch {epoch + 1}", n, cfg.LOG_PERIOD, dist.is_main(), writer, step,
+                                purge_step=step + 1 if resumed else None, window=(sums or {}).get("window"))
+    ready = time.time()
+    for i, batch in enumerate(iterate(loader), start=start):
+        arrived = time.time()
         if bad_videos is not None:
             bad_videos.add(batch.get("bad", []))
         set_lr(optimizer, lr_at(solver, epoch + i / max(n, 1)))
@@ -155,8 +160,14 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
         scaler.update()
         meter.update(loss.item(), logits, y)
         extra["clips"] += y.shape[0]
+        done = time.time()
+        progress_log.update(i + 1, epoch, loss.item(), optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get(
+            "lr_scale", 1.0), y.shape[0], arrived - ready, done - arrived)
+        ready = done
         if on_step is not None:
-            on_step(i + 1, {"loss": meter.loss, "top1": meter.top1, "top5": meter.top5, "n": meter.n, **extra})
+            on_step(i + 1, {"loss": meter.loss, "top1": meter.top1, "top5": meter.top5, "n": meter.n, **extra,
+                            "window": list(progress_log.window)})
+    progress_log.close()
     stats = meter.reduce(lambda v: dist.all_reduce_sum(v, device))
     seconds = time.time() - begin
     total_clips, total_skipped = dist.all_reduce_sum([extra["clips"], extra["skipped"]], device)
@@ -272,7 +283,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.TRAIN.MIXED_PRECISION and device.type == "cuda")
     multigrid = _multigrid_state(cfg, schedule, solver)
 
-    start_epoch, start_iter, sums = 0, 0, None
+    start_epoch, start_iter, sums, steps_done = 0, 0, None, 0
     if state is not None:
         ckpt.check_compatible(state, cfg, state["path"])
         if (state.get("engine") or {}).get("multigrid") != multigrid:
@@ -285,10 +296,11 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
         resume.restore_rng(state)
         start_epoch, start_iter = int(state["epoch"]), int(state.get("iteration", 0))
         sums = resume.own_entry(state, "sums_per_rank")
+        steps_done = int(state.get("step", 0))
         log.info("resumed from %s: %d epochs%s done", state["path"], start_epoch,
                  f" and {start_iter} iterations" if start_iter else "")
         if main:
-            resume.repair_outputs(out, start_epoch, state.get("stats"))
+            resume.repair_outputs(out, start_epoch, state.get("stats"), steps_done)
 
     def save(epoch_done: int, iteration: int = 0, **extra) -> str:
         """A checkpoint after ``epoch_done`` epochs and ``iteration`` more steps (collective: every
@@ -321,12 +333,15 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                     every = cfg.TRAIN.CHECKPOINT_ITERS
                     if signum or (every and done % every == 0 and done < len(train_loader)):
                         bad_videos.flush()
-                        path = save(epoch, done, sums_per_rank=dist.gather_to_main(running))
+                        path = save(epoch, done, sums_per_rank=dist.gather_to_main(running),
+                                    step=steps_done + done - first)
                         if signum:
                             raise resume.Preempted(path, signum)
 
                 tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, solver, bad_videos,
-                                 start=first, sums=sums if first else None, on_step=on_step)
+                                 start=first, sums=sums if first else None, on_step=on_step, writer=writer,
+                                 step=steps_done, resumed=state is not None and epoch == start_epoch)
+                steps_done += len(train_loader) - first
                 stats = {"epoch": epoch + 1, "lr": lr_at(solver, epoch), "train_loss": tr["loss"],
                          "train_top1": tr["top1"], "epoch_time_s": tr["seconds"], "clips_per_s": tr["clips_per_s"],
                          "skipped_videos": tr["skipped"], "num_frames": shape.num_frames,
@@ -345,7 +360,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                                    for k, v in stats.items() if k != "epoch"))
                 signum = stop.requested(device)
                 if last or signum or (epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0:
-                    path = save(epoch + 1, stats=stats)
+                    path = save(epoch + 1, stats=stats, step=steps_done)
                 writer.write(stats)
                 dist.barrier()
                 if signum and not last:
