@@ -1,4 +1,5 @@
-# make install  - create .venv (unless a virtualenv is active), install pinned torch and the
+# make install  - create .venv (unless a virtualenv is active), install pinned torch (an active
+#                 virtualenv keeps a supported torch/torchvision pair it has: tools/torch_pair.py) and the
 #                 dependencies, and build vidpool._C in place (pip install -e).
 # make test     - install if needed, then run the test suite.
 # make demo     - install if needed, generate the synthetic demo data once (data/demo), train and test
@@ -25,7 +26,8 @@ install: $(STAMP)
 $(STAMP): $(BUILD_INPUTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet $(TORCH_PINS)
+	@if [ -n "$(VIRTUAL_ENV)" ] && $(PY) tools/torch_pair.py; then :; else \
+		echo "$(PY) -m pip install --quiet $(TORCH_PINS)"; $(PY) -m pip install --quiet $(TORCH_PINS); fi
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --no-build-isolation -e .
 	$(PY) -c "import vidpool.ops as o; print('vidpool installed; SoftPool backend on CPU:', o.backend('cpu'))"
