@@ -4,7 +4,8 @@
 # make test     - install if needed, then run the test suite.
 # make demo     - install if needed, generate the synthetic demo data once (data/demo), train and test
 #                 the SoftPool demo model and print its video top-1; make demo-max: the max-pool baseline.
-# make bench    - run the pooling, model and data benchmarks; make bench-multigrid: the multigrid experiment.
+# make bench    - run the pooling, model and data benchmarks; make bench-multigrid: the multigrid experiment;
+#                 make bench-robustness: the chaos benchmark (broken files, DDP, interruptions).
 PYTHON ?= python3
 ifdef VIRTUAL_ENV
 VENV := $(VIRTUAL_ENV)
@@ -19,7 +20,7 @@ DEMO_DATA := data/demo
 DEMO_STAMP := $(DEMO_DATA)/.complete
 DEMO_DATA_ARGS := --videos 3000 --frames 32 --size 48x64 --clutter 0.3
 
-.PHONY: install test demo demo-max bench bench-multigrid clean
+.PHONY: install test demo demo-max bench bench-multigrid bench-robustness clean
 
 install: $(STAMP)
 
@@ -52,6 +53,10 @@ demo-max: install $(DEMO_STAMP)
 # Demo model with and without multigrid (about 6 minutes): wall time and video top-1 of both.
 bench-multigrid: install $(DEMO_STAMP)
 	$(PY) tools/benchmark_multigrid.py
+
+# Broken files, 2-process DDP and a SIGTERM mid-epoch in every dataset layout (about 5 minutes).
+bench-robustness: install
+	$(PY) tools/benchmark_robustness.py
 
 bench: install
 	$(PY) tools/benchmark_pooling.py

@@ -5,44 +5,22 @@ import os
 import shutil
 import signal
 
-import av
-import numpy as np
 import pytest
 
 from vidpool.data.datasets import base
+from vidpool.data.datasets.synthetic import BROKEN_KINDS, break_video
 from vidpool.engine import test as run_test
 from vidpool.engine import train
 
 from .test_train import _stats, tiny_cfg
 
 
-def _audio_only(path):
-    with av.open(path, "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-
-
 def _break(root, rel, kind, good):
     path = os.path.join(root, "UCF-101", rel)
-    os.remove(path)
-    if kind == "empty":
-        open(path, "wb").close()
-    elif kind == "text":
-        with open(path, "w") as f:
-            f.write("this is not a video\n" * 40)
-    elif kind == "truncated":
-        with open(good, "rb") as f, open(path, "wb") as g:
-            g.write(f.read()[:400])
-    elif kind == "audio":
-        tmp = path + ".mkv"
-        _audio_only(tmp)
-        os.replace(tmp, path)
+    if kind in BROKEN_KINDS:
+        break_video(path, kind, good)
     else:  # a file that is fine on disk; the patched reader raises for it
+        os.remove(path)
         shutil.copy(good, path)
     return path
 

@@ -179,6 +179,36 @@ def _link(src: str, dst: str) -> None:
         shutil.copyfile(src, dst)
 
 
+BROKEN_KINDS = ("missing", "empty", "text", "truncated", "audio")
+
+
+def break_video(path: str, kind: str, good: str) -> None:
+    """Replace the video at ``path`` (a link to a shared master file is unlinked, never written
+    through) by a broken file of ``kind``: gone, 0 bytes, a text file, the first 400 bytes of the
+    video ``good``, or a file with an audio stream only. For tests and the robustness benchmark."""
+    import av
+
+    if kind not in BROKEN_KINDS:
+        raise ValueError(f"kind must be one of {BROKEN_KINDS}, got {kind!r}")
+    if os.path.lexists(path):
+        os.remove(path)
+    if kind == "empty":
+        open(path, "wb").close()
+    elif kind == "text":
+        with open(path, "w") as f:
+            f.write("this is not a video\n" * 40)
+    elif kind == "truncated":
+        with open(good, "rb") as f, open(path, "wb") as g:
+            g.write(f.read()[:400])
+    elif kind == "audio":
+        with av.open(path, "w", format="matroska") as out:
+            stream = out.add_stream("pcm_s16le", rate=8000)
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+            frame.sample_rate = 8000
+            for packet in list(stream.encode(frame)) + list(stream.encode()):
+                out.mux(packet)
+
+
 def _video_id(i: int) -> str:
     return f"syn{i:08d}"  # 11 characters, like a YouTube id
 
