@@ -1,0 +1,51 @@
+"""tools/submit.py with submitit's local executor: a 2-task job trains and tests; SIGUSR1 to one
+task stops both after a checkpoint, and the requeued job resumes there and finishes."""
+import importlib.util
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from vidpool.engine import checkpoint as ckpt
+
+from ..engine.test_train import TINY
+
+TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "submit.py")
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("submit_tool", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_local_job_trains_is_preempted_requeued_and_finishes(synthetic_root, tmp_path):
+    tool = _tool()
+    import submitit
+
+    out = tmp_path / "run"
+    overrides = TINY + ["DATA.PATH_TO_DATA_DIR", os.path.join(synthetic_root, "ucf101"), "OUTPUT_DIR", str(out),
+                        "SOLVER.MAX_EPOCH", "3", "SOLVER.STEPS", "[0, 2]", "TRAIN.BATCH_SIZE", "4",
+                        "TRAIN.CHECKPOINT_ITERS", "2", "TENSORBOARD.ENABLE", "False", "DEVICE", "cpu"]
+    executor = submitit.AutoExecutor(folder=str(tmp_path / "jobs"), cluster="local")
+    executor.update_parameters(timeout_min=10, tasks_per_node=2, gpus_per_node=0)
+    job = executor.submit(tool.TrainJob(None, overrides))
+    deadline = time.time() + 240
+    target = ckpt.checkpoint_path(str(out), 1, 2)  # 2 steps into epoch 2
+    while not os.path.exists(target) and time.time() < deadline and not job.done():
+        time.sleep(0.05)
+    assert os.path.exists(target), job.stderr()
+    tasks = subprocess.run(["pgrep", "-f", "submitit.core._submit"], capture_output=True, text=True).stdout.split()
+    rank1 = [int(p) for p in tasks if b"SUBMITIT_LOCAL_GLOBALID=1\0" in open(f"/proc/{p}/environ", "rb").read()]
+    assert len(rank1) == 1
+    os.kill(rank1[0], signal.SIGUSR1)
+    result = job.results()[0]
+    assert result["videos"] == 14  # the requeued job resumed, finished training and tested
+    log = open(out / "log.txt").read()
+    assert "resumed from" in log and "iterations done" in log
+    assert [s["epoch"] for s in map(__import__("json").loads, open(out / "stats.jsonl"))
+            if s.get("kind", "epoch") == "epoch"] == [1, 2, 3]

@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Submit a training (then test) run to SLURM with submitit: one task per GPU, the distributed
+environment taken from SLURM's variables, and requeued on preemption or time limit, resuming from the
+run's newest checkpoint.
+
+    python tools/submit.py --cfg configs/hacs/r3d50_softpool.yaml --nodes 2 --gpus-per-node 8 \\
+        --partition gpu --time 4320 [KEY VALUE ...]
+    python tools/submit.py --cfg configs/demo/r3d10_softpool.yaml --local --gpus-per-node 0 --tasks 2
+
+SLURM sends SIGUSR1 --signal-delay seconds before the time limit (and on preemption); every task then
+finishes its step, the run writes a checkpoint (vidpool's own SIGUSR1 handling) and rank 0 requeues
+the job, which resumes exactly there. Set TRAIN.CHECKPOINT_ITERS as well so a hard kill loses only
+minutes. --local runs the same job with submitit's local executor (tests, a workstation). Job logs
+go to --job-dir (default OUTPUT_DIR/slurm).
+"""
+import argparse
+import os
+import signal
+import sys
+
+# the signal submitit asks SLURM for and hands to the job's checkpoint/requeue handler; it must be
+# set before submitit is imported (the job process inherits it)
+os.environ.setdefault("SUBMITIT_PREEMPT_SIGNAL", "USR1")
+
+from vidpool.config import load_cfg  # noqa: E402
+
+
+class TrainJob:
+    """The job submitit pickles: train (and test) as the config says, in every task."""
+
+    def __init__(self, cfg_path, overrides):
+        self.cfg_path, self.overrides = cfg_path, list(overrides)
+
+    def __call__(self):
+        import submitit
+
+        from vidpool.engine import distributed, test, train
+        from vidpool.engine.resume import Preempted
+
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        cfg = load_cfg(self.cfg_path, self.overrides)
+        try:
+            if cfg.TRAIN.ENABLE:
+                try:
+                    train(cfg)
+                except Preempted as e:
+                    print(f"preempted: {e}", flush=True)
+                    handler = signal.getsignal(signal.SIGUSR1)
+                    if callable(handler):  # submitit's: rank 0 calls checkpoint() and requeues the job
+                        handler(signal.SIGUSR1, None)
+                    return {"preempted": e.path}
+            return test(cfg) if cfg.TEST.ENABLE else {}
+        finally:
+            distributed.shutdown()
+
+    def checkpoint(self):
+        """What a requeued job runs: the same job; AUTO_RESUME picks up the newest checkpoint."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(TrainJob(self.cfg_path, self.overrides))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cfg", required=True, help="YAML config")
+    ap.add_argument("--nodes", type=int, default=1)
+    ap.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node (one task each)")
+    ap.add_argument("--tasks", type=int, help="tasks per node (default: --gpus-per-node, at least 1)")
+    ap.add_argument("--cpus-per-task", type=int, default=10, help="CPU cores per task (data loading)")
+    ap.add_argument("--partition", help="SLURM partition")
+    ap.add_argument("--time", type=int, default=4320, help="time limit per job in minutes (it requeues itself)")
+    ap.add_argument("--mem", help="memory per node, e.g. 480G")
+    ap.add_argument("--signal-delay", type=int, default=120, help="seconds before the limit that SIGUSR1 arrives")
+    ap.add_argument("--name", help="job name (default: the config's file name)")
+    ap.add_argument("--job-dir", help="submitit's logs and pickles (default OUTPUT_DIR/slurm)")
+    ap.add_argument("--local", action="store_true", help="run with submitit's local executor instead of SLURM")
+    ap.add_argument("--wait", action="store_true", help="wait for the job and print its result")
+    args, overrides = ap.parse_known_args(argv)
+    unknown = [a for a in overrides if a.startswith("--")]
+    if unknown:
+        ap.error(f"unknown option {unknown[0]} (config overrides are KEY VALUE pairs)")
+    try:
+        cfg = load_cfg(args.cfg, overrides)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        ap.error(str(e).strip('"'))
+    import submitit
+
+    tasks = args.tasks or max(1, args.gpus_per_node)
+    if args.local and args.nodes != 1:
+        ap.error("--local runs on this machine: --nodes 1")
+    job_dir = args.job_dir or os.path.join(cfg.OUTPUT_DIR, "slurm")
+    executor = submitit.AutoExecutor(folder=job_dir, cluster="local" if args.local else None)
+    params = {"timeout_min": args.time, "tasks_per_node": tasks, "gpus_per_node": args.gpus_per_node,
+              "name": args.name or os.path.splitext(os.path.basename(args.cfg))[0]}
+    if not args.local:
+        params.update(nodes=args.nodes, cpus_per_task=args.cpus_per_task, slurm_signal_delay_s=args.signal_delay)
+        if args.partition:
+            params["slurm_partition"] = args.partition
+        if args.mem:
+            params["slurm_mem"] = args.mem
+    executor.update_parameters(**params)
+    job = executor.submit(TrainJob(args.cfg, overrides))
+    print(f"submitted job {job.job_id}: {args.nodes} node(s) x {tasks} task(s), output {cfg.OUTPUT_DIR}, "
+          f"logs {job_dir}")
+    if args.wait:
+        print(job.results()[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
