@@ -19,7 +19,7 @@ import os
 import sys
 from collections import Counter
 
-from vidpool.config import load_cfg
+from vidpool.config import parse_config_args
 from vidpool.data.build import read_annotations
 from vidpool.data.check import PROBLEMS, histograms, progress_printer, records_report, scan_videos, write_cleaned
 
@@ -32,15 +32,7 @@ def parse(argv):
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="checking processes")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds one file may take before it counts as hung")
     ap.add_argument("--out", help="output folder (default OUTPUT_DIR/dataset_check_SPLIT)")
-    args, rest = ap.parse_known_args(argv)
-    unknown = [a for a in rest if a.startswith("--")]
-    if unknown:
-        ap.error(f"unknown option {unknown[0]} (overrides are KEY VALUE pairs, e.g. DATA.PATH_PREFIX /data)")
-    try:
-        cfg = load_cfg(args.cfg, rest)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        ap.error(str(e).strip('"'))
-    return args, cfg
+    return parse_config_args(ap, argv)
 
 
 def main(argv=None):

@@ -22,7 +22,7 @@ import sys
 # set before submitit is imported (the job process inherits it)
 os.environ.setdefault("SUBMITIT_PREEMPT_SIGNAL", "USR1")
 
-from vidpool.config import load_cfg  # noqa: E402
+from vidpool.config import load_cfg, parse_config_args  # noqa: E402
 
 
 class TrainJob:
@@ -75,14 +75,8 @@ def main(argv=None):
     ap.add_argument("--job-dir", help="submitit's logs and pickles (default OUTPUT_DIR/slurm)")
     ap.add_argument("--local", action="store_true", help="run with submitit's local executor instead of SLURM")
     ap.add_argument("--wait", action="store_true", help="wait for the job and print its result")
-    args, overrides = ap.parse_known_args(argv)
-    unknown = [a for a in overrides if a.startswith("--")]
-    if unknown:
-        ap.error(f"unknown option {unknown[0]} (config overrides are KEY VALUE pairs)")
-    try:
-        cfg = load_cfg(args.cfg, overrides)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        ap.error(str(e).strip('"'))
+    args, cfg = parse_config_args(ap, argv)
+    overrides = ap.parse_known_args(argv)[1]
     import submitit
 
     tasks = args.tasks or max(1, args.gpus_per_node)

@@ -13,7 +13,7 @@ checkpoint is written and the command exits with status 75; the same command res
 import argparse
 import sys
 
-from vidpool.config import load_cfg
+from vidpool.config import parse_config_args
 from vidpool.engine import distributed, test, train
 from vidpool.engine.resume import PREEMPTED_EXIT_CODE, Preempted
 from vidpool.engine.tester import format_summary
@@ -23,14 +23,8 @@ def parse(argv, description):
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cfg", help="YAML config (defaults: vidpool/config/defaults.py)")
     ap.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
-    args, rest = ap.parse_known_args(argv)
-    unknown = [a for a in rest if a.startswith("--")]
-    if unknown:
-        ap.error(f"unknown option {unknown[0]} (overrides are KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.01)")
-    try:
-        return load_cfg(args.cfg, rest + args.opts)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        ap.error(str(e).strip('"'))
+    args, _ = ap.parse_known_args(argv)
+    return parse_config_args(ap, argv, args.opts)[1]
 
 
 def main(argv=None):

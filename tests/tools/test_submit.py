@@ -1,6 +1,5 @@
 """tools/submit.py with submitit's local executor: a 2-task job trains and tests; SIGUSR1 to one
 task stops both after a checkpoint, and the requeued job resumes there and finishes."""
-import importlib.util
 import os
 import signal
 import subprocess
@@ -11,20 +10,12 @@ import pytest
 from vidpool.engine import checkpoint as ckpt
 
 from ..engine.test_train import TINY
-
-TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "submit.py")
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("submit_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from . import load_tool
 
 
 @pytest.mark.slow
 def test_local_job_trains_is_preempted_requeued_and_finishes(synthetic_root, tmp_path):
-    tool = _tool()
+    tool = load_tool("submit")
     import submitit
 
     out = tmp_path / "run"

@@ -1,21 +1,15 @@
 """tools/torch_pair.py: which torch/torchvision pairs `make install` keeps in an active environment."""
-import importlib.util
 import os
 import subprocess
 import sys
 
+from . import load_tool
+
 TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "torch_pair.py")
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("torch_pair", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_supported_pairs():
-    supported = _tool().supported
+    supported = load_tool("torch_pair").supported
     assert supported("2.14.1", "0.29.1") == "" and supported("2.4.0+cu118", "0.19.0+cu118") == ""
     assert supported("2.9.1", "0.24.1") == ""
     assert "outside the supported 2.4-2.14" in supported("2.3.1", "0.18.1")

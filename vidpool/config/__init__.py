@@ -63,4 +63,17 @@ def load_cfg_string(text: str) -> CfgNode:
     return cfg
 
 
-__all__ = ["get_cfg", "load_cfg", "load_cfg_string"]
+def parse_config_args(parser, argv=None, extra_overrides: Sequence[str] = ()):
+    """For command-line tools: ``parser``'s own options, then KEY VALUE config overrides. Returns
+    (options, config); an unknown ``--option``, a bad key or a missing file is the parser's error."""
+    args, rest = parser.parse_known_args(argv)
+    unknown = [a for a in rest if a.startswith("--")]
+    if unknown:
+        parser.error(f"unknown option {unknown[0]} (config overrides are KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.01)")
+    try:
+        return args, load_cfg(getattr(args, "cfg", None), list(rest) + list(extra_overrides))
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        parser.error(str(e).strip('"'))
+
+
+__all__ = ["get_cfg", "load_cfg", "load_cfg_string", "parse_config_args"]
