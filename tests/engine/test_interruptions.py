@@ -92,32 +92,44 @@ def test_sigterm_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupt
     _assert_same_run(uninterrupted, tmp_path)
 
 
-@pytest.mark.slow
-def test_sigusr1_to_one_torchrun_process(synthetic_root, tmp_path):
-    """SIGUSR1 reaches rank 1 only: both ranks stop after the same step, one checkpoint holds both
-    ranks' RNG states, and the resumed 2-process run ends as an uninterrupted one."""
-    whole = tmp_path / "whole"
-    done = subprocess.run(_command(synthetic_root, whole, torchrun=True), capture_output=True, text=True)
+@pytest.fixture(scope="module")
+def uninterrupted_ddp(synthetic_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted_ddp")
+    done = subprocess.run(_command(synthetic_root, out, torchrun=True), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGUSR1 to rank 1", "SIGTERM to rank 1", "kill -9 of every process"])
+def test_interrupted_torchrun_run(synthetic_root, tmp_path, uninterrupted_ddp, how):
+    """A signal that reaches one rank stops both after the same step with one checkpoint holding both
+    ranks' RNG states; a kill -9 of everything falls back to the last mid-epoch checkpoint. Either
+    way the resumed 2-process run ends as an uninterrupted one."""
     out = tmp_path / "stopped"
     proc = subprocess.Popen(_command(synthetic_root, out, torchrun=True), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)  # 6-7 steps per epoch per process at batch 2 each
+    _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)  # 6 steps per epoch per process at batch 2 each
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     ranks = {}
     for pid in children:
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
         ranks[int(env[b"RANK"])] = int(pid)
-    os.kill(ranks[1], signal.SIGUSR1)
-    output, _ = proc.communicate(timeout=180)
-    assert proc.returncode != 0 and output.count("preempted") == 2, output[-3000:]
-    newest = ckpt.load_checkpoint(ckpt.list_checkpoints(str(out))[-1])
-    assert newest["epoch"] == 1 and newest["iteration"] >= 4 and len(newest["rng_per_rank"]) == 2
-    assert not torch.equal(newest["rng_per_rank"][0]["torch"], newest["rng_per_rank"][1]["torch"])
+    if how.startswith("kill"):
+        for pid in list(ranks.values()) + [proc.pid]:
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    else:
+        os.kill(ranks[1], signal.SIGUSR1 if "USR1" in how else signal.SIGTERM)
+        output, _ = proc.communicate(timeout=180)
+        assert proc.returncode != 0 and output.count("preempted") == 2, output[-3000:]
+        newest = ckpt.load_checkpoint(ckpt.list_checkpoints(str(out))[-1])
+        assert newest["epoch"] == 1 and newest["iteration"] >= 4 and len(newest["rng_per_rank"]) == 2
+        assert not torch.equal(newest["rng_per_rank"][0]["torch"], newest["rng_per_rank"][1]["torch"])
     done = subprocess.run(_command(synthetic_root, out, torchrun=True), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    _assert_same_run(whole, out)
+    _assert_same_run(uninterrupted_ddp, out)
 
 
 def test_retention_ordering_and_stale_temporaries(tmp_path):
