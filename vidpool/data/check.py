@@ -67,6 +67,8 @@ def scan_videos(paths: Sequence[str], workers: int = 4, backend: str = "pyav", t
     seconds on a file is killed and the file marked ``timeout``."""
     from multiprocessing.connection import wait
 
+    if not paths:
+        return []
     ctx = multiprocessing.get_context("spawn")
     out: List[Optional[dict]] = [None] * len(paths)
     pending = collections.deque(enumerate(paths))
@@ -80,12 +82,21 @@ def scan_videos(paths: Sequence[str], workers: int = 4, backend: str = "pyav", t
                 on_result(index, result)
 
     def give(slot):
-        if pending:
-            index, path = pending.popleft()
-            live[slot][1].send((index, path))
-            busy[slot] = (index, time.time())
-        else:
+        if not pending:
             busy.pop(slot, None)
+            return
+        index, path = pending.popleft()
+        try:
+            live[slot][1].send((index, path))
+        except OSError:  # the worker died after its last answer: not this file's doing
+            pending.appendleft((index, path))
+            busy.pop(slot, None)
+            p, conn = live.pop(slot)
+            p.join()
+            conn.close()
+            start(slot)
+            return
+        busy[slot] = (index, time.time())
 
     def start(slot):
         parent, child = ctx.Pipe()
@@ -93,7 +104,11 @@ def scan_videos(paths: Sequence[str], workers: int = 4, backend: str = "pyav", t
         p.start()
         child.close()
         # a worker that cannot even start is this machine's problem, not a video's
-        if not parent.poll(120) or parent.recv() != "ready":
+        try:
+            started = parent.poll(120) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            started = False
+        if not started:
             p.join(timeout=5)
             raise RuntimeError(f"a video-checking worker process did not start ({_exit_reason(p.exitcode)})")
         live[slot] = (p, parent)
