@@ -3,9 +3,9 @@
 Splits: ``train`` (random clips, augmentation; TRAIN.DATASET), ``val`` (one centred clip per video at
 the training crop size; TRAIN.DATASET), ``test`` (TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS
 views per video; TEST.DATASET, annotations of split TEST.SPLIT). Validation and testing need labelled
-videos: a split without any (HACS and Kinetics-700 test labels are withheld) is an error that says so. Training drops annotated videos that are missing on disk (the
-count is logged); val and test keep them, so they are counted as failures and never vanish from
-the metrics.
+videos: a split without any (HACS and Kinetics-700 test labels are withheld) is an error that says
+so. Training drops annotated videos that are missing on disk (the count is logged); val and test keep
+them, so they are counted as failures and never vanish from the metrics.
 """
 from __future__ import annotations
 

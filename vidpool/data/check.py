@@ -20,6 +20,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
+from .datasets.base import unreadable_reason
 from .decoding import decode_frames, probe
 
 log = logging.getLogger("vidpool.data")
@@ -39,9 +40,7 @@ def check_video(path: str, backend: str = "pyav") -> dict:
         if frame.shape[0] != 1 or min(frame.shape[1:3]) <= 0:
             raise ValueError(f"first frame decoded as {tuple(frame.shape)}")
     except Exception as e:  # noqa: BLE001 - any failure is this video's
-        text = " ".join(str(e).split())
-        text = text[len(path) + 2:] if text.startswith(path + ": ") else text
-        return {"status": "unreadable", "reason": f"{type(e).__name__}: {text}"}
+        return {"status": "unreadable", "reason": unreadable_reason(path, e)}
     return {"status": "ok", "fps": info.fps, "frames": info.num_frames, "width": info.width, "height": info.height}
 
 

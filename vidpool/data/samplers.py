@@ -27,7 +27,7 @@ class ClipBatchSampler(Sampler):
     def __init__(self, sampler: Sampler, batch_size: int, shape: ClipShape, drop_last: bool = False,
                  seed: Optional[int] = None):
         self.sampler, self.drop_last, self.seed = sampler, drop_last, seed
-        self.epoch = 0
+        self.epoch, self._skip = 0, 0
         self.set_cycle([(shape, batch_size)])
 
     @property
@@ -71,7 +71,7 @@ class ClipBatchSampler(Sampler):
         self._skip = int(batches)
 
     def __iter__(self) -> Iterator[List[Tuple[int, ClipShape, Optional[int]]]]:
-        turn, batch, skip = 0, [], getattr(self, "_skip", 0)
+        turn, batch, skip = 0, [], self._skip
         self._skip = 0
         for position, index in enumerate(self.sampler):
             # read every time: set_shape / set_cycle during an epoch apply to the batches drawn after it

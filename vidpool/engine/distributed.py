@@ -5,6 +5,7 @@ rendezvous address; without them there is one process and no process group.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import List
 
@@ -38,8 +39,6 @@ def check_softpool_backend(cfg, device: torch.device) -> None:
                "torch.version.cuda: `pip install --no-build-isolation -e .` (README: Install)")
     if cfg.DEVICE == "cuda":
         raise RuntimeError(message)
-    import logging
-
     logging.getLogger("vidpool.engine").warning("%s. Training goes on with the slow pure-PyTorch SoftPool "
                                                 "(DEVICE cuda makes this an error).", message)
 

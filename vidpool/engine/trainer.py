@@ -141,7 +141,8 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
         arrived = time.time()
         if bad_videos is not None:
             bad_videos.add(batch.get("bad", []))
-        set_lr(optimizer, lr_at(solver, epoch + i / max(n, 1)))
+        lr = lr_at(solver, epoch + i / max(n, 1))
+        set_lr(optimizer, lr)
         x = batch["clip"].to(device, non_blocking=True)
         y = batch["label"].to(device, non_blocking=True)
         extra["skipped"] += len(batch["skipped"])
@@ -158,11 +159,11 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
             nn.utils.clip_grad_norm_(model.parameters(), cfg.TRAIN.CLIP_GRAD_NORM)
         scaler.step(optimizer)
         scaler.update()
-        meter.update(loss.item(), logits, y)
+        loss_value = loss.item()  # one device sync per step
+        meter.update(loss_value, logits, y)
         extra["clips"] += y.shape[0]
         done = time.time()
-        progress_log.update(i + 1, epoch, loss.item(), optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get(
-            "lr_scale", 1.0), y.shape[0], arrived - ready, done - arrived)
+        progress_log.update(i + 1, epoch, loss_value, lr, y.shape[0], arrived - ready, done - arrived)
         ready = done
         if on_step is not None:
             on_step(i + 1, {"loss": meter.loss, "top1": meter.top1, "top5": meter.top5, "n": meter.n, **extra,

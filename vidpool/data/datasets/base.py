@@ -121,7 +121,7 @@ def packaged_classes(name: str) -> str:
 _warned: set = set()
 
 
-def _reason(path: str, error: Exception) -> str:
+def unreadable_reason(path: str, error: Exception) -> str:
     """One line saying why the video at ``path`` could not be used, without the path (the exception
     type when it is not a DecodeError)."""
     text = " ".join(str(error).split()) or repr(error)
@@ -243,7 +243,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         try:
             return dict(sample, clip=self._sample(rec, shape, t_view, s_view), valid=True, bad=[])
         except Exception as e:  # noqa: BLE001 - whatever one video does, it is that video's failure
-            reason = _reason(rec.path, e)
+            reason = unreadable_reason(rec.path, e)
             _warn_once(rec.path, reason)
             crop = self.test_crop_size if self.mode == "test" else shape.crop_size
             zeros = torch.zeros(3, shape.num_frames, crop, crop)
@@ -257,7 +257,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
             try:
                 clip = self._sample(rec, shape, 0, 0, rng)
             except Exception as e:  # noqa: BLE001 - whatever one video does, it is that video's failure
-                reason = _reason(rec.path, e)
+                reason = unreadable_reason(rec.path, e)
                 _warn_once(rec.path, reason)
                 skipped.append(rec.path)
                 bad.append((rec.path, reason))
