@@ -27,7 +27,9 @@ def create_model(name: str, num_classes: int, pool: str = "max", **kw) -> nn.Mod
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
     if not isinstance(num_classes, int) or num_classes <= 0:
         raise ValueError(f"create_model: num_classes must be a positive int, got {num_classes!r}")
-    return _MODELS[name](num_classes=num_classes, pool=pool, **kw)
+    model = _MODELS[name](num_classes=num_classes, pool=pool, **kw)
+    model.model_name = name  # for messages (load_weights names the model a file does not fit)
+    return model
 
 
 def build_model(cfg) -> nn.Module:
@@ -40,6 +42,10 @@ def build_model(cfg) -> nn.Module:
         if not m.ARCH.startswith(("r3d_", "r2plus1d_", "srtg_")) or m.ARCH.endswith("_tv"):
             raise ValueError(f"MODEL.BASE_WIDTH applies to the r3d, r(2+1)d and SRTG families, not {m.ARCH}")
         kw["base_width"] = m.BASE_WIDTH
+    if m.I3D_TF_SAME:
+        if m.ARCH != "i3d":
+            raise ValueError(f"MODEL.I3D_TF_SAME applies to i3d, not {m.ARCH}")
+        kw["tf_same"] = True
     if m.ARCH.startswith("srtg_"):
         kw.update(place=m.SRTG_PLACE, gate=m.SRTG_GATE, gate_from_epoch=m.SRTG_GATE_FROM_EPOCH,
                   sr_hidden=m.SRTG_HIDDEN)

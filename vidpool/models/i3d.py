@@ -5,12 +5,21 @@ Stem 7x7x7 stride-2 conv; max pools (1,3,3)/(1,2,2) after the stem and after Con
 whose fourth branch is a 3x3x3 stride-1 max pool; global average pool, dropout and 1x1x1 conv
 logits. All 13 pools are built by ``vidpool.ops.build_pool(pool, ...)``. Convolutions use
 symmetric "same" padding; the head pools globally, so any clip size works.
+
+``tf_same=True`` computes what pytorch-i3d (and DeepMind's TensorFlow I3D it was converted from)
+computes, for its weights: TensorFlow's SAME padding, worked out from each input size, where an odd
+amount of padding puts the extra cell at the end; pools padded with zeros (not -inf) the same way;
+and its head, a 2x7x7 stride-1 average pool whose per-position logits are averaged (an edge frame
+then counts half as much as an inner one). Spatial windows shrink to the feature map below 224x224
+inputs, where pytorch-i3d itself fails. ``load_weights`` turns it on when it loads a pytorch-i3d file;
+``set_tf_same(model, flag)`` switches it on a built model.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vidpool.ops import build_pool
@@ -19,13 +28,35 @@ from ._registry import register_model
 from .resnet3d import head_pool_module
 
 
+def tf_same_pad(x: torch.Tensor, kernel, stride) -> torch.Tensor:
+    """``x`` zero-padded as TensorFlow's SAME padding pads it: ceil(size / stride) outputs per axis,
+    the padding split in two with the odd cell at the end."""
+    pads = []
+    for size, k, s in zip(reversed(x.shape[2:]), reversed(kernel), reversed(stride)):
+        total = max(k - s, 0) if size % s == 0 else max(k - size % s, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads)
+
+
+def _triple(v):
+    return (v,) * 3 if isinstance(v, int) else tuple(v)
+
+
 class Unit3d(nn.Sequential):
-    """Conv3d (no bias) + BN + ReLU, "same" padding for odd kernels."""
+    """Conv3d (no bias) + BN + ReLU, "same" padding for odd kernels (TensorFlow's with ``tf_same``)."""
+
+    tf_same = False
 
     def __init__(self, n_in: int, n_out: int, kernel=1, stride=1):
-        kernel = (kernel,) * 3 if isinstance(kernel, int) else tuple(kernel)
+        kernel = _triple(kernel)
         super().__init__(nn.Conv3d(n_in, n_out, kernel, stride, tuple(k // 2 for k in kernel), bias=False),
                          nn.BatchNorm3d(n_out, eps=1e-3, momentum=0.01), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        conv = self[0]
+        if self.tf_same:
+            x = tf_same_pad(x, conv.kernel_size, conv.stride)
+        return super().forward(x)
 
 
 class InceptionBlock(nn.Module):
@@ -39,9 +70,12 @@ class InceptionBlock(nn.Module):
         self.branch2 = nn.Sequential(Unit3d(n_in, b2a), Unit3d(b2a, b2b, 3))
         self.branch3 = nn.Sequential(build_pool(pool, 3, 3, 1, 1, channels=n_in, **pool_kw), Unit3d(n_in, b3))
         self.out_channels = b0 + b1b + b2b + b3
+        self.tf_same = False
 
     def forward(self, x):
-        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
+        pooled = tf_same_pad(x, (3, 3, 3), (1, 1, 1)) if self.tf_same else x
+        b3 = self.branch3[1](self.branch3[0](pooled))
+        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), b3], 1)
 
 
 # (name, input channels, branch widths) of the Inception modules, by stage
@@ -54,9 +88,14 @@ _MIXED = {
 }
 
 
+# kernel and stride of the stand-alone pools (the symmetric layout pads each kernel // 2, 0 for 5a)
+_POOLS = {"MaxPool3d_2a_3x3": ((1, 3, 3), (1, 2, 2)), "MaxPool3d_3a_3x3": ((1, 3, 3), (1, 2, 2)),
+          "MaxPool3d_4a_3x3": ((3, 3, 3), (2, 2, 2)), "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2))}
+
+
 class I3D(nn.Module):
     def __init__(self, num_classes: int = 400, pool: str = "max", head_pool: str = "avg", dropout: float = 0.5,
-                 **pool_kw):
+                 tf_same: bool = False, **pool_kw):
         super().__init__()
 
         def make_pool(kernel, stride, padding, channels):
@@ -81,14 +120,54 @@ class I3D(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.logits = nn.Conv3d(1024, num_classes, 1)  # with bias, no BN or activation
         self.num_features = 1024
+        self.head_pool_name = head_pool
+        self.tf_same = False
+        if tf_same:
+            set_tf_same(self, True)
 
     def forward_features(self, x):
         if x.dim() != 5 or x.shape[1] != 3:
             raise ValueError(f"I3D: expected clips of shape (N, 3, T, H, W), got {tuple(x.shape)}")
-        return self.features(x)
+        if not self.tf_same:
+            return self.features(x)
+        for name, module in self.features.named_children():
+            x = module(tf_same_pad(x, *_POOLS[name]) if name in _POOLS else x)
+        return x
 
     def forward(self, x):
-        return self.logits(self.dropout(self.head_pool(self.forward_features(x)))).flatten(1)
+        x = self.forward_features(x)
+        if self.tf_same and self.head_pool_name == "avg":
+            # pytorch-i3d's head: 2x7x7 windows, logits averaged over the window positions
+            kernel = [min(k, n) for k, n in zip((2, 7, 7), x.shape[2:])]
+            x = F.avg_pool3d(x, kernel, 1).mean((2, 3, 4), keepdim=True)
+        else:
+            x = self.head_pool(x)
+        return self.logits(self.dropout(x)).flatten(1)
+
+
+def set_tf_same(model: I3D, flag: bool) -> None:
+    """Switch ``model`` between symmetric padding and pytorch-i3d's TensorFlow SAME padding (see the
+    module docstring). The pools' explicit padding goes to 0 and back: TF SAME pads them with zeros
+    before pooling instead."""
+    if not isinstance(model, I3D):
+        raise TypeError(f"set_tf_same applies to I3D models, not {type(model).__name__}")
+    for module in model.modules():
+        if isinstance(module, Unit3d):
+            module.tf_same = flag
+            conv = module[0]
+            conv.padding = (0, 0, 0) if flag else tuple(k // 2 for k in conv.kernel_size)
+        elif isinstance(module, InceptionBlock):
+            module.tf_same = flag
+            _set_pool_padding(module.branch3[0], 0 if flag else 1)
+    for name, (kernel, _) in _POOLS.items():
+        _set_pool_padding(getattr(model.features, name), 0 if flag else tuple(k // 2 if k > 2 else 0 for k in kernel))
+    model.tf_same = flag
+
+
+def _set_pool_padding(pool: nn.Module, padding) -> None:
+    if not hasattr(pool, "padding"):
+        raise ValueError(f"{type(pool).__name__} has no padding to change; build the I3D with tf_same instead")
+    pool.padding = _triple(padding)
 
 
 @register_model

@@ -5,7 +5,7 @@ share one skeleton and differ only in the convolution builder.
   stride (1, 2, 2), BN, ReLU, a 3x3x3 stride-2 pool (the pool ``pool=`` replaces), basic blocks up
   to 34 layers and bottlenecks (expansion 4) from 50, shortcut type B (1x1x1 conv + BN when the
   shape changes), global pool, dropout, fc.
-- ``r2plus1d_{10,...,152}``: Tran et al. 2018 (2+1)D convolutions, mid channels
+- ``r2plus1d_{10,...,200}``: Tran et al. 2018 (2+1)D convolutions, mid channels
   floor(t d^2 N_in N_out / (d^2 N_in + t N_out)); the 7x7x7 stem is factorised the same way.
 - ``r3d_18_tv`` / ``r2plus1d_18_tv``: torchvision's stems and no stem pool, with torchvision's module
   names, so ``load_state_dict(torchvision.models.video.r3d_18(...).state_dict())`` works as is.
@@ -176,7 +176,7 @@ def _register_family(prefix, conv, stem, depths):
 
 
 _register_family("r3d", conv3x3x3, _r3d_stem, (10, 18, 34, 50, 101, 152, 200))
-_register_family("r2plus1d", conv2plus1d, _r2plus1d_stem, (10, 18, 34, 50, 101, 152))
+_register_family("r2plus1d", conv2plus1d, _r2plus1d_stem, (10, 18, 34, 50, 101, 152, 200))
 
 
 def _tv_2plus1d_conv(n_in, n_out, stride=1, block_in=0):

@@ -28,6 +28,11 @@ def _pool_dim(module) -> Optional[int]:
     return _FIXED.get(type(module))
 
 
+def is_pooling_layer(module: nn.Module) -> bool:
+    """A pooling layer: a torch max/avg pool (fixed or adaptive), a zoo pool or SoftPool."""
+    return _pool_dim(module) is not None or type(module) in _ADAPTIVE
+
+
 def _geometry(name, module):
     dilation = getattr(module, "dilation", 1)
     if dilation not in (1, (1,), (1, 1), (1, 1, 1)):

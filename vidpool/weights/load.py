@@ -1,0 +1,212 @@
+"""``load_weights(model, path)``: any supported checkpoint file into a vidpool model, all or nothing."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from . import formats
+
+log = logging.getLogger("vidpool.weights")
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What ``load_weights`` did."""
+    path: str
+    source: str                 # vidpool | pyslowfast | hara | pytorch_i3d | torchvision
+    layout: str                 # module names the tensors came in
+    tensors_loaded: int
+    keys_renamed: int
+    classifier: str             # "kept", "dropped (...)" or "none"
+    options: Dict[str, object] = dataclasses.field(default_factory=dict)  # behaviour set on the model
+    kept_initial: List[str] = dataclasses.field(default_factory=list)     # model tensors not in the file
+    dropped: List[str] = dataclasses.field(default_factory=list)          # file tensors not used
+    meta: Dict[str, object] = dataclasses.field(default_factory=dict)     # e.g. the file's 'arch', 'epoch'
+
+    def __str__(self) -> str:
+        parts = [f"{self.path}: {self.source} file ({self.layout} layout)", f"{self.tensors_loaded} tensors loaded",
+                 f"{self.keys_renamed} keys renamed", f"classifier {self.classifier}"]
+        if self.options:
+            parts.append("options " + ", ".join(f"{k}={v}" for k, v in self.options.items()))
+        if self.kept_initial:
+            parts.append(f"{len(self.kept_initial)} model tensors not in the file kept their initial values "
+                         f"({', '.join(self.kept_initial[:3])}{', ...' if len(self.kept_initial) > 3 else ''})")
+        if self.dropped:
+            parts.append(f"{len(self.dropped)} file tensors unused ({', '.join(self.dropped[:3])}"
+                         f"{', ...' if len(self.dropped) > 3 else ''})")
+        return "; ".join(parts)
+
+
+def _pool_prefixes(model: nn.Module) -> List[str]:
+    from vidpool.ops.swap import is_pooling_layer
+
+    return [name + "." for name, m in model.named_modules() if name and is_pooling_layer(m)]
+
+
+def _classifier_prefix(model: nn.Module) -> Optional[str]:
+    from vidpool.models.heads import classifier_name
+
+    try:
+        return classifier_name(model) + "."
+    except ValueError:
+        return None
+
+
+def load_weights(model: nn.Module, path: str, source: str = "auto", *, finetune: bool = False,
+                 trusted: bool = False, cfg_check=None) -> LoadReport:
+    """Load the checkpoint file ``path`` into ``model`` and report what was done.
+
+    ``source``: ``auto`` (detected from the file's layout) or one of ``formats.SOURCES``.
+    ``finetune``: the file's classifier is loaded only when its shape fits (else the model keeps its
+    fresh one); without it a classifier of another class count is an error.
+    ``trusted``: allow files that need full unpickling (can run code from the file).
+    Pooling layers may differ between file and model (max-pool weights into a SoftPool model is the
+    pooling-swap experiment): parameters of the model's pools that the file lacks keep their initial
+    values and the file's pool parameters the model has no place for are dropped; both are reported.
+    Anything else that does not fit raises, naming what the file holds, and leaves ``model`` untouched.
+    Behaviour a source needs (pytorch-i3d's TensorFlow SAME padding) is set on the model and listed in
+    ``report.options``."""
+    if source != "auto" and source not in formats.SOURCES:
+        raise ValueError(f"source must be 'auto' or one of {formats.SOURCES}, got {source!r}")
+    obj = formats.read_file(path, trusted)
+    kind, state, meta = formats.unpack(obj, path)
+    layout = formats.layout_of(state)
+    detected = formats.source_of(kind, layout)
+    if source != "auto":
+        allowed = formats.expected_layouts(source)
+        if detected != source and not (allowed and layout in allowed and kind in ("raw", "state_dict")):
+            raise ValueError(f"{path} was read as a {source} file but holds a {detected} checkpoint "
+                             f"({layout} layout); use source='auto' or {detected!r}")
+        detected = source
+    converted, renamed, options = formats.convert(layout, state)
+    if kind == "vidpool" and isinstance(obj.get("cfg"), str):
+        options.update(_options_from_cfg(obj["cfg"]))
+        if cfg_check is not None:
+            cfg_check(obj)
+    report = LoadReport(path, detected, layout, 0, renamed, "none", options, meta=meta)
+    _check_options(model, options, path)
+    to_load = _match(model, converted, report, finetune)
+    missing, unexpected = model.load_state_dict(to_load, strict=False)
+    assert not unexpected, unexpected  # _match kept only the model's own keys
+    report.tensors_loaded = len(to_load)
+    _apply_options(model, options)
+    return report
+
+
+def _options_from_cfg(cfg_yaml: str) -> Dict[str, object]:
+    """Behaviour options a vidpool checkpoint's stored config records."""
+    from vidpool.config import load_cfg_string
+
+    try:
+        cfg = load_cfg_string(cfg_yaml)
+    except Exception:  # a config of another vidpool version: the weights still load
+        return {}
+    return {"tf_same": True} if cfg.MODEL.get("I3D_TF_SAME", False) else {}
+
+
+def _check_options(model: nn.Module, options: dict, path: str) -> None:
+    from vidpool.models.i3d import I3D
+
+    if options.get("tf_same") and not isinstance(model, I3D):
+        raise ValueError(f"{path} holds an I3D (pytorch-i3d) network; build the model as 'i3d' to load it "
+                         f"(got {getattr(model, 'model_name', type(model).__name__)})")
+
+
+def _apply_options(model: nn.Module, options: dict) -> None:
+    if options.get("tf_same"):
+        from vidpool.models.i3d import set_tf_same
+
+        set_tf_same(model, True)
+
+
+def _match(model: nn.Module, state: dict, report: LoadReport, finetune: bool) -> dict:
+    """The subset of ``state`` to load; raises on anything that does not fit."""
+    own = model.state_dict()
+    pools = _pool_prefixes(model)
+    head = _classifier_prefix(model)
+    in_pool = lambda k: any(k.startswith(p) for p in pools)  # noqa: E731
+    in_head = lambda k: head is not None and k.startswith(head)  # noqa: E731
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    wrong_head = [k for k in wrong if in_head(k)]
+    report.classifier = "kept" if head and any(in_head(k) for k in state) else "none"
+    if wrong_head:
+        k = wrong_head[0]
+        file_classes, model_classes = state[k].shape[0], own[k].shape[0]
+        if not finetune:
+            raise ValueError(f"{report.path}: the file's classifier has {file_classes} outputs, the model "
+                             f"{model_classes}. Build the model with {file_classes} classes to keep it, or "
+                             "load the backbone only with finetune=True (TRAIN.FINETUNE True)")
+        report.classifier = f"dropped (file {file_classes} classes, model {model_classes}; fresh classifier)"
+    problems = [k for k in wrong if not in_head(k)]
+    problems += [k for k in missing if not in_pool(k) and not (in_head(k) and finetune)]
+    problems += [k for k in unexpected if not in_pool(k)]
+    if problems:
+        raise ValueError(_mismatch_message(model, state, own, missing, unexpected, problems, report))
+    report.kept_initial = [k for k in missing] + [k for k in wrong_head]
+    report.dropped = list(unexpected) + [k for k in wrong_head]
+    if head and finetune and any(in_head(k) for k in missing):
+        report.classifier = "not in the file (fresh classifier)"
+    return {k: v for k, v in state.items() if k in own and k not in wrong_head}
+
+
+def _shape(t) -> str:
+    return "x".join(map(str, t.shape)) or "scalar"
+
+
+def _mismatch_message(model, state, own, missing, unexpected, problems, report) -> str:
+    name = getattr(model, "model_name", type(model).__name__)
+    lines = []
+    for k in problems[:4]:
+        if k in own and k in state:
+            lines.append(f"{k}: {name} has {_shape(own[k])}, the file {_shape(state[k])}")
+        elif k in own:
+            lines.append(f"{k} ({_shape(own[k])}) is not in the file")
+        else:
+            lines.append(f"the file's {k} ({_shape(state[k])}) has no place in {name}")
+    fits = identify(state)
+    holds = f"holds {' / '.join(fits)} weights" if fits else "holds weights of no registered model"
+    arch = report.meta.get("arch")
+    return (f"{report.path} ({report.source} file{', arch ' + repr(arch) if arch else ''}) {holds}, which do not "
+            f"fit {name}: {len(problems)} tensors differ ({len(missing)} missing, {len(unexpected)} unexpected "
+            "in all), e.g. " + "; ".join(lines) + ". The model is unchanged")
+
+
+_SIGNATURES: Dict[str, Dict[str, tuple]] = {}
+
+
+def _signature(name: str) -> Dict[str, tuple]:
+    """Shapes of a registered model's backbone tensors (classifier and pools left out), built on the
+    meta device so no memory is spent."""
+    if name not in _SIGNATURES:
+        from vidpool.models import create_model
+
+        with torch.device("meta"):
+            model = create_model(name, 10)
+        skip = _pool_prefixes(model) + [p for p in [_classifier_prefix(model)] if p]
+        _SIGNATURES[name] = {k: tuple(v.shape) for k, v in model.state_dict().items()
+                             if not any(k.startswith(p) for p in skip)}
+    return _SIGNATURES[name]
+
+
+def identify(state: dict) -> List[str]:
+    """Registered models whose backbone tensors are exactly those of ``state`` (in vidpool names)."""
+    from vidpool.models import list_models
+
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    found = []
+    for name in list_models():
+        sig = _signature(name)
+        if all(shapes.get(k) == s for k, s in sig.items()) and all(
+                k in sig or not _backbone_key(k) for k in shapes):
+            found.append(name)
+    return found
+
+
+def _backbone_key(key: str) -> bool:
+    return not key.startswith(("fc.", "logits.")) and ".pool." not in key and not key.startswith("pool.")

@@ -1,0 +1,46 @@
+"""vidpool checkpoints written from weights of any supported source (``tools/convert_weights.py``)."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import formats
+from .load import LoadReport, load_weights
+
+
+def classes_in_file(path: str, source: str = "auto", trusted: bool = False) -> Optional[int]:
+    """The classifier's output count of a checkpoint file (None when it has no classifier)."""
+    kind, state, _ = formats.unpack(formats.read_file(path, trusted), path)
+    state, _, _ = formats.convert(formats.layout_of(state), state)
+    for key in ("fc.weight", "logits.weight"):
+        if key in state:
+            return int(state[key].shape[0])
+    return None
+
+
+def save_converted(src: str, dst: str, arch: str, *, num_classes: Optional[int] = None, pool: str = "max",
+                   head_pool: str = "avg", source: str = "auto", trusted: bool = False) -> LoadReport:
+    """Load ``src`` into a fresh ``arch`` model and write it to ``dst`` as a vidpool checkpoint
+    (``{'model', 'cfg', 'epoch': 0, 'converted_from'}``) that every vidpool tool reads with
+    ``weights_only=True``. ``num_classes`` defaults to the file's classifier; another count keeps
+    the backbone only (a fresh classifier)."""
+    from vidpool.config import get_cfg
+    from vidpool.models import create_model
+
+    file_classes = classes_in_file(src, source, trusted)
+    classes = num_classes or file_classes
+    if classes is None:
+        raise ValueError(f"{src} has no classifier; pass num_classes (--num-classes)")
+    model: nn.Module = create_model(arch, classes, pool=pool, head_pool=head_pool)
+    report = load_weights(model, src, source, finetune=classes != file_classes, trusted=trusted)
+    cfg = get_cfg()
+    cfg.MODEL.ARCH, cfg.MODEL.NUM_CLASSES, cfg.MODEL.POOL, cfg.MODEL.HEAD_POOL = arch, classes, pool, head_pool
+    cfg.MODEL.I3D_TF_SAME = bool(report.options.get("tf_same", False))
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    state = {"model": model.state_dict(), "cfg": cfg.dump(), "epoch": 0,
+             "converted_from": {"path": os.path.abspath(src), "source": report.source, "layout": report.layout}}
+    torch.save(state, dst)
+    return report
