@@ -18,7 +18,7 @@ from vidpool.data.datasets.synthetic import make_synthetic_dataset
 from vidpool.engine import test as run_test
 from vidpool.engine import train
 from vidpool.engine.checkpoint import checkpoint_path, load_checkpoint
-from vidpool.engine.trainer import load_finetune_weights, train_epoch
+from vidpool.engine.trainer import load_initial_weights, train_epoch
 from vidpool.models import create_model
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -128,7 +128,8 @@ def test_finetune_to_another_class_count(synthetic_root, tmp_path):
     make_synthetic_dataset(str(three), num_videos=15, num_classes=3, frames=24, fps=8, size=(48, 64), workers=1,
                            progress=False)
     model = create_model("r3d_10", 3, pool="softpool", base_width=8)
-    load_finetune_weights(model, source, 3)
+    load_initial_weights(model, source, tiny_cfg(str(three), tmp_path / "x", "MODEL.NUM_CLASSES", "3",
+                                                  "MODEL.POOL", "softpool"), finetune=True)
     src = load_checkpoint(source)["model"]
     assert torch.equal(model.layer4[0].conv1[0].weight, src["layer4.0.conv1.0.weight"])
     assert model.fc.out_features == 3

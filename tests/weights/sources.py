@@ -69,18 +69,19 @@ class HaraBlock(nn.Module):
 class HaraResNet(nn.Module):
     """3D-ResNets-PyTorch's ResNet (``factorised``: resnet2p1d), shortcut B, conv1_t_size 7, stride 1."""
 
-    def __init__(self, depth, factorised=False, n_classes=700):
+    def __init__(self, depth, factorised=False, n_classes=700, widen_factor=1.0):
         super().__init__()
         self.factorised = factorised
+        widths = [int(w * widen_factor) for w in (64, 128, 256, 512)]
+        cin = widths[0]
         if factorised:
-            mid = 3 * 64 * 7 * 49 // (3 * 49 + 7 * 64)
+            mid = 3 * cin * 7 * 49 // (3 * 49 + 7 * cin)
             self.conv1_s, self.bn1_s = _conv(3, mid, (1, 7, 7), (1, 2, 2), (0, 3, 3)), nn.BatchNorm3d(mid)
-            self.conv1_t, self.bn1_t = _conv(mid, 64, (7, 1, 1), 1, (3, 0, 0)), nn.BatchNorm3d(64)
+            self.conv1_t, self.bn1_t = _conv(mid, cin, (7, 1, 1), 1, (3, 0, 0)), nn.BatchNorm3d(cin)
         else:
-            self.conv1, self.bn1 = _conv(3, 64, 7, (1, 2, 2), 3), nn.BatchNorm3d(64)
+            self.conv1, self.bn1 = _conv(3, cin, 7, (1, 2, 2), 3), nn.BatchNorm3d(cin)
         bottleneck = depth >= 50
-        cin = 64
-        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), HARA_LAYERS[depth])):
+        for i, (planes, n) in enumerate(zip(widths, HARA_LAYERS[depth])):
             blocks = []
             for j in range(n):
                 blocks.append(HaraBlock(cin, planes, 2 if i and not j else 1, factorised, bottleneck))

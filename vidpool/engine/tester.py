@@ -18,6 +18,7 @@ from torch import nn
 
 from vidpool.data import build_dataset, build_loader, iterate
 from vidpool.models import build_model
+from vidpool.weights import load_weights
 
 from . import checkpoint as ckpt
 from . import distributed as dist
@@ -82,14 +83,20 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
         setup_logging(out, dist.is_main())
         seed_everything(cfg.RNG_SEED)
         path = cfg.TEST.CHECKPOINT_FILE_PATH
-        state = ckpt.load_checkpoint(path) if path else ckpt.latest_checkpoint(out)
-        if state is None:
-            raise FileNotFoundError(f"no checkpoint to test: set TEST.CHECKPOINT_FILE_PATH or train into {out} first")
-        ckpt.check_compatible(state, cfg, path or state["path"])
         model = build_model(cfg)
-        model.load_state_dict(state["model"])
-        epoch = state.get("epoch")
-        log.info("testing %s", path or state["path"])
+        if path:  # any format load_weights reads; a vidpool checkpoint must be of this config's model
+            report = load_weights(model, path, cfg.TRAIN.CHECKPOINT_TYPE, trusted=cfg.TRAIN.CHECKPOINT_TRUSTED,
+                                  cfg_check=lambda state: ckpt.check_compatible(state, cfg, path))
+            epoch = report.meta.get("epoch")
+            log.info("testing %s", report)
+        else:
+            state = ckpt.latest_checkpoint(out)
+            if state is None:
+                raise FileNotFoundError(f"no checkpoint to test: set TEST.CHECKPOINT_FILE_PATH or train into {out} first")
+            ckpt.check_compatible(state, cfg, state["path"])
+            model.load_state_dict(state["model"])
+            epoch = state.get("epoch")
+            log.info("testing %s", state["path"])
         model.to(device)
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset=dataset)

@@ -20,8 +20,9 @@ from torch import nn
 
 from vidpool.data import build_dataset, build_loader, iterate
 from vidpool.models import build_model
-from vidpool.models.heads import classifier_name, freeze_stages, replace_classifier
+from vidpool.models.heads import freeze_stages
 from vidpool.models.srtg import set_epoch as srtg_set_epoch
+from vidpool.weights import load_weights
 
 from . import checkpoint as ckpt
 from . import distributed as dist
@@ -54,33 +55,22 @@ def save_config(cfg, output_dir: str) -> None:
         f.write(cfg.dump())
 
 
-def load_finetune_weights(model: nn.Module, path: str, num_classes: int, cfg=None) -> None:
-    """The backbone of a checkpoint; its classifier too when the class counts agree, else a fresh one.
-    With ``cfg``, a checkpoint of another architecture is an error; other pooling is allowed (the
-    pooling-swap experiment) and logged."""
-    loaded = ckpt.load_checkpoint(path)
-    if cfg is not None:
-        ckpt.check_compatible(loaded, cfg, path, keys=("MODEL.ARCH",))
+def load_initial_weights(model: nn.Module, path: str, cfg, finetune: bool):
+    """TRAIN.CHECKPOINT_FILE_PATH's weights, in any format ``load_weights`` reads (TRAIN.CHECKPOINT_TYPE).
+    A vidpool checkpoint of another architecture is an error; other pooling is allowed (the
+    pooling-swap experiment) and logged. With ``finetune`` the file's classifier is used only when its
+    class count is the model's."""
+    def same_model(state):
+        ckpt.check_compatible(state, cfg, path, keys=("MODEL.ARCH",))
         try:
-            ckpt.check_compatible(loaded, cfg, path, keys=("MODEL.POOL", "MODEL.HEAD_POOL"))
+            ckpt.check_compatible(state, cfg, path, keys=("MODEL.POOL", "MODEL.HEAD_POOL"))
         except ValueError as e:
-            log.warning("fine-tuning with other pooling than the checkpoint's: %s", e)
-    state = loaded["model"]
-    head = classifier_name(model) + "."
-    old_classes = next((v.shape[0] for k, v in state.items() if k.startswith(head) and k.endswith("weight")), None)
-    if old_classes != num_classes:
-        state = {k: v for k, v in state.items() if not k.startswith(head)}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith(head)]
-    if missing or unexpected:
-        raise RuntimeError(f"{path} does not fit {type(model).__name__}: missing {missing[:5]}, "
-                           f"unexpected {unexpected[:5]} (is MODEL.ARCH the checkpoint's architecture?)")
-    if old_classes != num_classes:
-        replace_classifier(model, num_classes)
-        log.info("fine-tuning from %s: backbone loaded, new classifier for %d classes (was %s)", path,
-                 num_classes, old_classes)
-    else:
-        log.info("fine-tuning from %s: backbone and classifier loaded", path)
+            log.warning("starting from weights trained with other pooling: %s", e)
+
+    report = load_weights(model, path, cfg.TRAIN.CHECKPOINT_TYPE, finetune=finetune,
+                          trusted=cfg.TRAIN.CHECKPOINT_TRUSTED, cfg_check=same_model)
+    log.info("%s from %s", "fine-tuning" if finetune else "initialised", report)
+    return report
 
 
 def build_training_model(cfg, device: torch.device, initialise: bool = True) -> nn.Module:
@@ -88,13 +78,8 @@ def build_training_model(cfg, device: torch.device, initialise: bool = True) -> 
     run takes its own checkpoint's instead, so that file may be gone by then)."""
     model = build_model(cfg)
     t = cfg.TRAIN
-    if initialise and t.CHECKPOINT_FILE_PATH and t.FINETUNE:
-        load_finetune_weights(model, t.CHECKPOINT_FILE_PATH, cfg.MODEL.NUM_CLASSES, cfg)
-    elif initialise and t.CHECKPOINT_FILE_PATH:
-        state = ckpt.load_checkpoint(t.CHECKPOINT_FILE_PATH)
-        ckpt.check_compatible(state, cfg, t.CHECKPOINT_FILE_PATH)
-        model.load_state_dict(state["model"])
-        log.info("initialised from %s", t.CHECKPOINT_FILE_PATH)
+    if initialise and t.CHECKPOINT_FILE_PATH:
+        load_initial_weights(model, t.CHECKPOINT_FILE_PATH, cfg, t.FINETUNE)
     multigrid = cfg.MULTIGRID.LONG_CYCLE or cfg.MULTIGRID.SHORT_CYCLE
     if cfg.MODEL.SYNC_BN and multigrid:
         raise ValueError("MODEL.SYNC_BN and multigrid do not combine: multigrid's batch norm already keeps its "

@@ -12,7 +12,8 @@ amount of padding puts the extra cell at the end; pools padded with zeros (not -
 and its head, a 2x7x7 stride-1 average pool whose per-position logits are averaged (an edge frame
 then counts half as much as an inner one). Spatial windows shrink to the feature map below 224x224
 inputs, where pytorch-i3d itself fails. ``load_weights`` turns it on when it loads a pytorch-i3d file;
-``set_tf_same(model, flag)`` switches it on a built model.
+``set_tf_same(model, flag)`` switches it on a built model; the state_dict records it (``_extra_state``),
+so a checkpoint of such a model restores it wherever it is loaded.
 """
 from __future__ import annotations
 
@@ -124,6 +125,19 @@ class I3D(nn.Module):
         self.tf_same = False
         if tf_same:
             set_tf_same(self, True)
+
+    # the padding mode travels with the weights: state_dict()["_extra_state"] = {"tf_same": ...}
+    def get_extra_state(self):
+        return {"tf_same": bool(self.tf_same)}
+
+    def set_extra_state(self, state):
+        set_tf_same(self, bool(state.get("tf_same", False)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
+        # files without the entry (pytorch-i3d's, vidpool's before it existed) are symmetric until
+        # load_weights says otherwise
+        state_dict.setdefault(prefix + "_extra_state", {"tf_same": False})
+        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
     def forward_features(self, x):
         if x.dim() != 5 or x.shape[1] != 3:

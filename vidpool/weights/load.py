@@ -83,29 +83,15 @@ def load_weights(model: nn.Module, path: str, source: str = "auto", *, finetune:
                              f"({layout} layout); use source='auto' or {detected!r}")
         detected = source
     converted, renamed, options = formats.convert(layout, state)
-    if kind == "vidpool" and isinstance(obj.get("cfg"), str):
-        options.update(_options_from_cfg(obj["cfg"]))
-        if cfg_check is not None:
-            cfg_check(obj)
+    if kind == "vidpool" and cfg_check is not None:
+        cfg_check(obj)
     report = LoadReport(path, detected, layout, 0, renamed, "none", options, meta=meta)
     _check_options(model, options, path)
     to_load = _match(model, converted, report, finetune)
-    missing, unexpected = model.load_state_dict(to_load, strict=False)
-    assert not unexpected, unexpected  # _match kept only the model's own keys
-    report.tensors_loaded = len(to_load)
+    model.load_state_dict(to_load, strict=False)
+    report.tensors_loaded = sum(torch.is_tensor(v) for v in to_load.values())
     _apply_options(model, options)
     return report
-
-
-def _options_from_cfg(cfg_yaml: str) -> Dict[str, object]:
-    """Behaviour options a vidpool checkpoint's stored config records."""
-    from vidpool.config import load_cfg_string
-
-    try:
-        cfg = load_cfg_string(cfg_yaml)
-    except Exception:  # a config of another vidpool version: the weights still load
-        return {}
-    return {"tf_same": True} if cfg.MODEL.get("I3D_TF_SAME", False) else {}
 
 
 def _check_options(model: nn.Module, options: dict, path: str) -> None:
@@ -125,7 +111,9 @@ def _apply_options(model: nn.Module, options: dict) -> None:
 
 def _match(model: nn.Module, state: dict, report: LoadReport, finetune: bool) -> dict:
     """The subset of ``state`` to load; raises on anything that does not fit."""
-    own = model.state_dict()
+    own = {k: v for k, v in model.state_dict().items() if torch.is_tensor(v)}
+    extra = {k: v for k, v in state.items() if not torch.is_tensor(v) and k.endswith("_extra_state")}
+    state = {k: v for k, v in state.items() if torch.is_tensor(v)}
     pools = _pool_prefixes(model)
     head = _classifier_prefix(model)
     in_pool = lambda k: any(k.startswith(p) for p in pools)  # noqa: E731
@@ -133,7 +121,12 @@ def _match(model: nn.Module, state: dict, report: LoadReport, finetune: bool) ->
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    wrong_head = [k for k in wrong if in_head(k)]
+    problems = [k for k in wrong if not in_head(k) or own[k].shape[1:] != state[k].shape[1:]]
+    problems += [k for k in missing if not in_pool(k) and not (in_head(k) and finetune)]
+    problems += [k for k in unexpected if not in_pool(k)]
+    if problems:
+        raise ValueError(_mismatch_message(model, state, own, missing, unexpected, problems, report))
+    wrong_head = [k for k in wrong if in_head(k)]  # only the class count differs
     report.classifier = "kept" if head and any(in_head(k) for k in state) else "none"
     if wrong_head:
         k = wrong_head[0]
@@ -143,16 +136,12 @@ def _match(model: nn.Module, state: dict, report: LoadReport, finetune: bool) ->
                              f"{model_classes}. Build the model with {file_classes} classes to keep it, or "
                              "load the backbone only with finetune=True (TRAIN.FINETUNE True)")
         report.classifier = f"dropped (file {file_classes} classes, model {model_classes}; fresh classifier)"
-    problems = [k for k in wrong if not in_head(k)]
-    problems += [k for k in missing if not in_pool(k) and not (in_head(k) and finetune)]
-    problems += [k for k in unexpected if not in_pool(k)]
-    if problems:
-        raise ValueError(_mismatch_message(model, state, own, missing, unexpected, problems, report))
     report.kept_initial = [k for k in missing] + [k for k in wrong_head]
     report.dropped = list(unexpected) + [k for k in wrong_head]
     if head and finetune and any(in_head(k) for k in missing):
         report.classifier = "not in the file (fresh classifier)"
-    return {k: v for k, v in state.items() if k in own and k not in wrong_head}
+    loaded = {k: v for k, v in state.items() if k in own and k not in wrong_head}
+    return {**loaded, **extra}
 
 
 def _shape(t) -> str:
@@ -190,23 +179,24 @@ def _signature(name: str) -> Dict[str, tuple]:
             model = create_model(name, 10)
         skip = _pool_prefixes(model) + [p for p in [_classifier_prefix(model)] if p]
         _SIGNATURES[name] = {k: tuple(v.shape) for k, v in model.state_dict().items()
-                             if not any(k.startswith(p) for p in skip)}
+                             if torch.is_tensor(v) and not any(k.startswith(p) for p in skip)}
     return _SIGNATURES[name]
 
 
 def identify(state: dict) -> List[str]:
-    """Registered models whose backbone tensors are exactly those of ``state`` (in vidpool names)."""
+    """Registered models whose backbone tensors are exactly those of ``state`` (in vidpool names);
+    failing that, those with the same tensors at other shapes (another base width)."""
     from vidpool.models import list_models
 
-    shapes = {k: tuple(v.shape) for k, v in state.items()}
-    found = []
+    shapes = {k: tuple(v.shape) for k, v in state.items() if torch.is_tensor(v)}
+    exact, other_width = [], []
     for name in list_models():
         sig = _signature(name)
-        if all(shapes.get(k) == s for k, s in sig.items()) and all(
-                k in sig or not _backbone_key(k) for k in shapes):
-            found.append(name)
-    return found
+        if set(sig) == {k for k in shapes if _backbone_key(k)}:
+            (exact if all(shapes[k] == s for k, s in sig.items()) else other_width).append(name)
+    return exact or [f"{name} (of another width)" for name in other_width]
 
 
 def _backbone_key(key: str) -> bool:
-    return not key.startswith(("fc.", "logits.")) and ".pool." not in key and not key.startswith("pool.")
+    """Not a classifier or (learned) pooling tensor, by vidpool's module names."""
+    return not key.startswith(("fc.", "logits.", "pool.")) and ".branch3.0." not in key
