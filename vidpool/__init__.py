@@ -2,3 +2,10 @@
 import torch  # noqa: F401  (must be imported before the compiled extension)
 
 __version__ = "0.1.0"
+
+
+def predict(cfg, weights, videos, **kw):
+    """Top-k classes of video files; see ``vidpool.deploy.predict.predict`` (imported on first use)."""
+    from vidpool.deploy.predict import predict as run
+
+    return run(cfg, weights, videos, **kw)

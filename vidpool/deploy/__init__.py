@@ -1,0 +1,1 @@
+"""Weights out: ``predict`` on video files, and exporting models (ONNX, TorchScript, torch.export)."""
