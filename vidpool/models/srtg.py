@@ -37,14 +37,67 @@ from .resnet3d import (_LAYERS, BasicBlock, Bottleneck, ResNet3d, _r2plus1d_stem
                        conv3x3x3, stage_widths)
 
 
+def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N, T, T) squared Euclidean distances between the frames of a and b (N, T, C); written out
+    rather than torch.cdist, which has no ONNX translation."""
+    return (a[:, :, None] - b[:, None]).pow(2).sum(-1)
+
+
 def cycle_consistent(u: torch.Tensor, v: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """(N,) bool: for every frame i of u (N, T, C), the soft nearest neighbour of u_i in v has u_i as
     its nearest neighbour in u. Frames are compared as temporally centred, unit-length vectors."""
     u = F.normalize(u - u.mean(1, keepdim=True), dim=-1)
     v = F.normalize(v - v.mean(1, keepdim=True), dim=-1)
-    soft = torch.softmax(-torch.cdist(u, v).pow(2) / temperature, dim=-1) @ v
-    back = torch.cdist(soft, u).argmin(-1)
+    soft = torch.softmax(-_squared_distances(u, v) / temperature, dim=-1) @ v
+    back = _squared_distances(soft, u).argmin(-1)
     return (back == torch.arange(u.shape[1], device=u.device)).all(-1)
+
+
+class LSTM(nn.Module):
+    """The SR block's LSTM: batch-first, unidirectional, zero initial state, no dropout or projection.
+    Parameters and initialisation are nn.LSTM's, under nn.LSTM's names (``weight_ih_l0``, ...), so
+    state_dicts are interchangeable with nn.LSTM's. Runs torch's fused LSTM kernel, except under
+    torch.compile, which cannot trace LSTMs: there the same equations run one time step at a time
+    (gates i, f, g, o in PyTorch's order). ``forward`` returns (h of every step, None)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 2):
+        super().__init__()
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        bound = hidden_size ** -0.5
+        for layer in range(num_layers):
+            n_in = input_size if layer == 0 else hidden_size
+            for name, shape in ((f"weight_ih_l{layer}", (4 * hidden_size, n_in)),
+                                (f"weight_hh_l{layer}", (4 * hidden_size, hidden_size)),
+                                (f"bias_ih_l{layer}", (4 * hidden_size,)), (f"bias_hh_l{layer}", (4 * hidden_size,))):
+                self.register_parameter(name, nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, batch_first=True"
+
+    def _weights(self, layer: int):
+        return [getattr(self, f"{kind}_l{layer}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+    def forward(self, seq: torch.Tensor):
+        if torch.compiler.is_compiling():
+            return self._steps(seq), None
+        zeros = seq.new_zeros(self.num_layers, seq.shape[0], self.hidden_size)
+        flat = [w for layer in range(self.num_layers) for w in self._weights(layer)]
+        return torch._VF.lstm(seq, (zeros, zeros), flat, True, self.num_layers, 0.0, self.training, False, True)[0], None
+
+    def _steps(self, seq: torch.Tensor) -> torch.Tensor:
+        out = seq
+        for layer in range(self.num_layers):
+            w_ih, w_hh, b_ih, b_hh = self._weights(layer)
+            inputs = out @ w_ih.t() + (b_ih + b_hh)
+            h = c = seq.new_zeros(seq.shape[0], self.hidden_size)
+            steps = []
+            for t in range(seq.shape[1]):
+                i, f, g, o = (inputs[:, t] + h @ w_hh.t()).chunk(4, dim=1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                steps.append(h)
+            out = torch.stack(steps, 1)
+        return out
 
 
 class SqueezeRecursion(nn.Module):
@@ -59,7 +112,7 @@ class SqueezeRecursion(nn.Module):
         hidden = channels if hidden is None else int(hidden)
         if hidden <= 0:
             raise ValueError(f"SqueezeRecursion: hidden size must be positive, got {hidden}")
-        self.lstm = nn.LSTM(channels, hidden, layers, batch_first=True)
+        self.lstm = LSTM(channels, hidden, layers)
         self.proj = nn.Linear(hidden, channels) if hidden != channels else None
         self.gate, self.gate_from_epoch, self.temperature = gate, int(gate_from_epoch), float(temperature)
         self.epoch = 0

@@ -13,7 +13,9 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from . import _reference
+import contextlib
+
+from . import _decomposed, _reference
 from ._reference import pool_output_size
 
 try:
@@ -32,6 +34,19 @@ __all__ = [
 
 IntOrTuple = Union[int, Sequence[int]]
 _warned_fallback = False
+_decompose = False
+
+
+@contextlib.contextmanager
+def decomposed():
+    """Within this block SoftPool runs as standard tensor operations (``_decomposed``) instead of the
+    compiled op: what exporters trace, so the exported graph runs without vidpool."""
+    global _decompose
+    before, _decompose = _decompose, True
+    try:
+        yield
+    finally:
+        _decompose = before
 
 
 def _has_kernel(dispatch_key: str) -> bool:
@@ -114,7 +129,9 @@ def _soft_pool(x, dim, kernel_size, stride, padding, ceil_mode, fname):
             raise ValueError(f"{fname}: input of shape {tuple(x.shape)} is too small for kernel_size={k}, "
                              f"stride={s}, padding={p}: spatial axis {axis} would have no output")
     xb = x.unsqueeze(0) if unbatched else x
-    if backend(x.device) == "reference":
+    if _decompose:
+        y = _decomposed.soft_pool(xb, k, s, p, bool(ceil_mode))
+    elif backend(x.device) == "reference":
         _warn_fallback(x.device)
         y = _reference.soft_pool(xb, k, s, p, bool(ceil_mode)).contiguous(memory_format=_memory_format(xb))
     else:
@@ -130,7 +147,11 @@ def _adaptive_soft_pool(x, dim, output_size, fname):
     if any(o <= 0 for o in out):
         raise ValueError(f"{fname}: output_size must be positive, got {out}")
     xb = x.unsqueeze(0) if unbatched else x
-    if backend(x.device) == "reference":
+    if _decompose and all(o == 1 for o in out):
+        y = _decomposed.global_soft_pool(xb, dim)
+    elif _decompose:  # windows that depend on the input size: the reference's gather (static shapes)
+        y = _reference.adaptive_soft_pool(xb, out)
+    elif backend(x.device) == "reference":
         _warn_fallback(x.device)
         y = _reference.adaptive_soft_pool(xb, out).contiguous(memory_format=_memory_format(xb))
     else:
