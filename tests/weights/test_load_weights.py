@@ -20,8 +20,10 @@ def _rel(a, b):
 def _published_hara(path, src, depth, factorised, prefix="module."):
     """A file as 3D-ResNets-PyTorch's training script saves it (DataParallel, arch, optimizer)."""
     arch = f"resnet{'2p1d' if factorised else ''}-{depth}"
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(torch.optim.SGD([torch.zeros(1)], lr=0.1), [50, 100])
     torch.save({"epoch": 200, "arch": arch, "state_dict": {prefix + k: v for k, v in src.state_dict().items()},
-                "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]}}, path)
+                "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]},
+                "scheduler": scheduler.state_dict()}, path)  # its milestones are a collections.Counter
     return path
 
 
