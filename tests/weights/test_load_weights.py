@@ -140,6 +140,10 @@ def test_file_of_another_depth_or_family_names_both_and_leaves_the_model(tmp_pat
         load_weights(create_model("r2plus1d_50", 7, base_width=16), path)
     with pytest.raises(ValueError, match="read as a pytorch_i3d file but holds a hara checkpoint"):
         load_weights(model, path, source="pytorch_i3d")
+    shortcut_a = {k: v for k, v in src.state_dict().items() if ".downsample." not in k}
+    torch.save(shortcut_a, path)
+    with pytest.raises(ValueError, match="shortcut type A"):
+        load_weights(model, path)
     with pytest.raises(ValueError, match="build the model as 'i3d'"):
         torch.save(randomise(TFInceptionI3d(7)).state_dict(), path)
         load_weights(model, path)

@@ -150,6 +150,10 @@ def convert(layout: str, state: dict) -> Tuple[dict, int, Dict[str, object]]:
         raise ValueError("the file holds one of PySlowFast's own networks (SlowFast, Slow, C2D/I3D-ResNet, X3D: "
                          "keys 's1.pathway0_stem...'), which vidpool does not implement; vidpool reads "
                          "PySlowFast-format files that hold a vidpool, 3D-ResNets-PyTorch or pytorch-i3d network")
+    if layout == "hara" and not any(".downsample." in k for k in state):
+        raise ValueError("the file holds a 3D-ResNets-PyTorch network with shortcut type A (parameter-free "
+                         "zero-padding shortcuts, the 2017 releases), which vidpool does not build; its "
+                         "shortcut-B files (the 2020 releases, e.g. r3d50_K_200ep.pth) load")
     if layout not in converters:
         raise ValueError(f"unknown tensor layout (first keys: {list(state)[:4]}); supported sources: "
                          f"{', '.join(SOURCES)}")
