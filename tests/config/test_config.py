@@ -70,7 +70,10 @@ def test_every_dataset_has_its_configs():
     paper = {"r3d50", "r3d50_softpool", "r3d101_softpool", "r2plus1d50_softpool", "i3d", "i3d_softpool",
              "srtg_r3d50_softpool", "srtg_r2plus1d50_softpool", "srtg_r3d101_softpool"}
     assert names["hacs"] == {f"{n}.yaml" for n in paper}
-    assert names["kinetics700"] == names["ucf101"] == {f"{n}_ft.yaml" for n in paper}
+    assert names["kinetics700"] == {f"{n}_ft.yaml" for n in paper}
+    # plus the pooling swap on 3D-ResNets-PyTorch's published Kinetics-700 r3d-50, max and SoftPool
+    assert names["ucf101"] == {f"{n}_ft.yaml" for n in paper} | {"r3d50_from_k700_hara.yaml",
+                                                                "r3d50_softpool_from_k700_hara.yaml"}
     assert names["demo"] == {"r3d10_softpool.yaml", "r3d10_max.yaml", "r3d10_softpool_steps.yaml",
                              "r3d10_softpool_multigrid.yaml"}
 
@@ -89,6 +92,9 @@ def test_shipped_config_loads_and_builds(name):
     stem = name.split(os.sep)[1].replace("_ft.yaml", "").replace(".yaml", "")
     wants_softpool = "softpool" in stem
     assert (cfg.MODEL.POOL == "softpool") == wants_softpool, cfg.MODEL.POOL
+    if "_from_k700_hara" in name:  # published weights, as that code base trained them
+        assert (cfg.TRAIN.CHECKPOINT_FILE_PATH, cfg.TRAIN.CHECKPOINT_TYPE) == ("weights/r3d50_K_200ep.pth", "hara")
+        assert cfg.TRAIN.FINETUNE and cfg.MODEL.ARCH == "r3d_50" and cfg.DATA.TRAIN_CROP_SIZE == 112
     if name.endswith("_ft.yaml"):
         # fine-tuning starts from the last checkpoint of the HACS run with the same model
         base = load_cfg(os.path.join(CONFIGS, "hacs", stem + ".yaml"))

@@ -190,3 +190,80 @@ def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
             else:
                 t.copy_(0.1 * torch.randn(t.shape, generator=g))
     return model.eval()
+
+
+class SRTGSqueezeRecursion(nn.Module):
+    """The official SR block: LSTM(C, C, 2) over time (sequence first), x * h."""
+
+    def __init__(self, planes):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size=planes, hidden_size=planes, num_layers=2)
+
+    def forward(self, x):
+        h, _ = self.lstm(F.avg_pool3d(x, (1,) + tuple(x.shape[3:])).flatten(2).permute(2, 0, 1))
+        return x * h.permute(1, 2, 0)[..., None, None]
+
+
+def _srtg_conv(kind, cin, cout, mid, stride=1):
+    if kind == "r3d":
+        return nn.Sequential(nn.Conv3d(cin, cout, 3, stride, 1, bias=False))
+    return nn.Sequential(nn.Conv3d(cin, mid, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False),
+                         nn.BatchNorm3d(mid), nn.ReLU(inplace=True),
+                         nn.Conv3d(mid, cout, (3, 1, 1), (stride, 1, 1), (1, 0, 0), bias=False))
+
+
+class SRTGBlock(nn.Module):
+    def __init__(self, kind, cin, planes, stride, bottleneck, recursion):
+        super().__init__()
+        mid = cin * planes * 27 // (cin * 9 + 3 * planes)
+        if bottleneck:
+            self.conv1 = nn.Sequential(_conv(cin, planes, 1), nn.BatchNorm3d(planes), nn.ReLU(inplace=True))
+            self.conv2 = nn.Sequential(_srtg_conv(kind, planes, planes, mid, stride), nn.BatchNorm3d(planes),
+                                       nn.ReLU(inplace=True))
+            self.conv3 = nn.Sequential(_conv(planes, planes, 1), nn.BatchNorm3d(planes))
+        else:
+            self.conv1 = nn.Sequential(_srtg_conv(kind, cin, planes, mid, stride), nn.BatchNorm3d(planes),
+                                       nn.ReLU(inplace=True))
+            self.conv2 = nn.Sequential(_srtg_conv(kind, planes, planes, mid), nn.BatchNorm3d(planes))
+        self.downsample = None
+        if stride != 1 or cin != planes:
+            self.downsample = nn.Sequential(_conv(cin, planes, 1, stride), nn.BatchNorm3d(planes))
+        if recursion:
+            self.sar = SRTGSqueezeRecursion(planes)
+
+    def forward(self, x):
+        y = self.conv2(self.conv1(x))
+        if hasattr(self, "conv3"):
+            y = self.conv3(y)
+        y = F.relu(y + (x if self.downsample is None else self.downsample(x)))
+        return self.sar(y) if hasattr(self, "sar") else y
+
+
+class SRTGVideoResNet(nn.Module):
+    """The official SRTG code's VideoResNet (released configuration: recursion on, no gate), with the
+    3x3x3 stride-2 max pool after the stem."""
+
+    def __init__(self, kind, depth, recursion=True, n_classes=400):
+        super().__init__()
+        if kind == "r3d":
+            self.stem = nn.Sequential(nn.Conv3d(3, 64, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False),
+                                      nn.BatchNorm3d(64), nn.ReLU(inplace=True))
+        else:
+            self.stem = nn.Sequential(nn.Conv3d(3, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
+                                      nn.BatchNorm3d(45), nn.ReLU(inplace=True),
+                                      nn.Conv3d(45, 64, (3, 1, 1), 1, (1, 0, 0), bias=False),
+                                      nn.BatchNorm3d(64), nn.ReLU(inplace=True))
+        cin = 64
+        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), HARA_LAYERS[depth])):
+            blocks = []
+            for j in range(n):
+                blocks.append(SRTGBlock(kind, cin, planes, 2 if i and not j else 1, depth >= 50, recursion))
+                cin = planes
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(512, n_classes)
+
+    def forward(self, x):
+        x = F.max_pool3d(self.stem(x), 3, 2, 1)
+        for i in range(1, 5):
+            x = getattr(self, f"layer{i}")(x)
+        return self.fc(x.mean((2, 3, 4)))

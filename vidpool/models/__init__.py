@@ -1,5 +1,5 @@
 """Video backbones behind one registry: ``list_models()``, ``create_model(name, num_classes, pool=...)``."""
-from . import i3d, resnet3d, srtg  # noqa: F401  (register the model families)
+from . import i3d, resnet3d, srtg, srtg_official  # noqa: F401  (register the model families)
 from ._registry import build_model, create_model, list_models, register_model
 from .heads import freeze_stages, replace_classifier, stage_names
 

@@ -9,6 +9,8 @@ Layouts (``source=`` names):
   ``{'arch': 'resnet-50', 'state_dict', 'optimizer', ...}`` as published, or a bare state_dict.
 - ``pytorch_i3d``: pytorch-i3d's ``InceptionI3d`` state_dict (``rgb_imagenet.pt``, ``rgb_charades.pt``).
 - ``torchvision``: ``torchvision.models.video.r3d_18`` / ``r2plus1d_18`` state_dicts.
+- ``srtg``: the official SRTG code's ``{'epoch', 'state_dict'[, 'optimizer']}`` of a DataParallel
+  network, with SR blocks (``...sar.lstm...``) or, as its training script often wrote them, without.
 DataParallel/DDP ``module.`` prefixes are removed everywhere.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
-SOURCES = ("vidpool", "pyslowfast", "hara", "pytorch_i3d", "torchvision")
+SOURCES = ("vidpool", "pyslowfast", "hara", "pytorch_i3d", "torchvision", "srtg")
 
 
 class UntrustedCheckpointError(RuntimeError):
@@ -86,12 +88,24 @@ def layout_of(state: dict) -> str:
         return "hara"
     if any(k.startswith(("s1.pathway0_stem", "s1.pathway1_stem")) for k in state):
         return "pyslowfast_native"
+    # official SRTG: SR blocks named "sar", r3d convs one level deeper than torchvision's, or
+    # expansion-1 bottlenecks (conv3 as wide as conv1) behind a torchvision stem
+    if any(".sar.lstm." in k for k in state) or "layer1.0.conv1.0.0.weight" in state and \
+            state["layer1.0.conv1.0.0.weight"].shape[2:] == (3, 3, 3) or _expansion_one(state):
+        return "srtg_official"
     stem = state.get("stem.0.weight")
     if stem is not None and stem.dim() == 5 and tuple(stem.shape[2:]) in ((3, 7, 7), (1, 7, 7)):
         return "torchvision"  # vidpool's own stems are 7x7x7 or (2+1)D Sequentials
     if any(k.startswith(("stem.", "features.", "layer1.")) for k in state):
         return "vidpool"
     return "unknown"
+
+
+def _expansion_one(state: dict) -> bool:
+    conv1, conv3 = state.get("layer1.0.conv1.0.weight"), state.get("layer1.0.conv3.0.weight")
+    stem = state.get("stem.0.weight")
+    return conv1 is not None and conv3 is not None and stem is not None and stem.shape[2:] != (7, 7, 7) \
+        and conv3.shape[0] == conv1.shape[0]
 
 
 def _rename(state: dict, rules) -> Tuple[dict, int]:
@@ -143,6 +157,7 @@ def convert(layout: str, state: dict) -> Tuple[dict, int, Dict[str, object]]:
     converters: Dict[str, Callable[[dict], Tuple[dict, int, dict]]] = {
         "vidpool": lambda s: (s, 0, {}),
         "torchvision": lambda s: (s, 0, {}),
+        "srtg_official": lambda s: (s, 0, {}),  # vidpool's official models use its names
         "hara": lambda s: _rename(s, _HARA_RULES) + ({},),
         "pytorch_i3d": _convert_i3d,
     }
@@ -174,10 +189,13 @@ def source_of(kind: str, layout: str) -> str:
         return "vidpool"
     if kind == "hara" or layout == "hara":
         return "hara"
+    if layout == "srtg_official":
+        return "srtg"
     return layout if layout in SOURCES else "vidpool"
 
 
 def expected_layouts(source: str) -> Optional[Tuple[str, ...]]:
     """Tensor layouts a file declared as ``source`` may hold (None: any)."""
     return {"vidpool": ("vidpool", "torchvision"), "pyslowfast": None, "hara": ("hara",),
-            "pytorch_i3d": ("pytorch_i3d",), "torchvision": ("torchvision", "vidpool")}[source]
+            "pytorch_i3d": ("pytorch_i3d",), "torchvision": ("torchvision", "vidpool"),
+            "srtg": ("srtg_official", "torchvision")}[source]

@@ -125,6 +125,7 @@ def _match(model: nn.Module, state: dict, report: LoadReport, finetune: bool) ->
     problems += [k for k in missing if not in_pool(k) and not (in_head(k) and finetune)]
     problems += [k for k in unexpected if not in_pool(k)]
     if problems:
+        _plain_srtg_file(model, state, missing, report)
         raise ValueError(_mismatch_message(model, state, own, missing, unexpected, problems, report))
     wrong_head = [k for k in wrong if in_head(k)]  # only the class count differs
     report.classifier = "kept" if head and any(in_head(k) for k in state) else "none"
@@ -142,6 +143,20 @@ def _match(model: nn.Module, state: dict, report: LoadReport, finetune: bool) ->
         report.classifier = "not in the file (fresh classifier)"
     loaded = {k: v for k, v in state.items() if k in own and k not in wrong_head}
     return {**loaded, **extra}
+
+
+def _plain_srtg_file(model, state, missing, report) -> None:
+    """A file of the official SRTG code without SR blocks, loaded into an official SRTG model: say what
+    it is instead of listing LSTM tensors."""
+    name = getattr(model, "model_name", "")
+    if not (name.startswith("srtg_") and name.endswith("_official")) or any(".sar." in k for k in state):
+        return
+    plain = name[len("srtg_"):]
+    if missing and all(".sar." in k for k in missing):
+        raise ValueError(
+            f"{report.path} holds the plain {plain[:-len('_official')]} network of the official SRTG code: it has no SR-block "
+            "tensors (the official training script builds the plain network for every srtg_* name, so its "
+            f"'srtg' files often are). Load it into {plain}, the same network without SR blocks")
 
 
 def _shape(t) -> str:
