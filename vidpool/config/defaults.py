@@ -19,6 +19,8 @@ _C.MODEL.SRTG_PLACE = "final"     # SRTG models: where the SR block sits (start|
 _C.MODEL.SRTG_GATE = "cycle"      # SRTG models: temporal gate (none|cycle)
 _C.MODEL.SRTG_GATE_FROM_EPOCH = 0  # SRTG models: first epoch with the gate on
 _C.MODEL.SRTG_HIDDEN = "width"    # SRTG models: LSTM hidden size capped at the block width | "channels" (uncapped)
+_C.MODEL.SRTG_RECALIB = "residual"  # vidpool's SRTG: x * (1 + h) (residual) | x * h (original, as published)
+_C.MODEL.SRTG_GATE_COMPARE = "recalibrated"  # cycle check of the squeezed frames against s * scale | h (as published)
 
 _C.RNG_SEED = 0                   # seeds python, numpy, torch and the data loader workers
 _C.OUTPUT_DIR = "./output"        # run folder: config.yaml, log.txt, stats.jsonl, checkpoints/, runs/, predictions.csv

@@ -18,6 +18,7 @@ from torch import nn
 
 from vidpool.data import build_dataset, build_loader, iterate
 from vidpool.models import build_model
+from vidpool.models.srtg import set_epoch as srtg_set_epoch
 from vidpool.weights import load_weights
 
 from . import checkpoint as ckpt
@@ -97,6 +98,8 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
             model.load_state_dict(state["model"])
             epoch = state.get("epoch")
             log.info("testing %s", state["path"])
+        # SRTG gates as validation had them after the checkpoint's last epoch (files without an epoch: on)
+        srtg_set_epoch(model, int(epoch) - 1 if epoch else 10 ** 9)
         model.to(device)
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset=dataset)

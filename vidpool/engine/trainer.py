@@ -21,6 +21,7 @@ from torch import nn
 from vidpool.data import build_dataset, build_loader, iterate
 from vidpool.models import build_model
 from vidpool.models.heads import freeze_stages
+from vidpool.models.srtg import gate_pass_rate
 from vidpool.models.srtg import set_epoch as srtg_set_epoch
 from vidpool.weights import load_weights
 
@@ -313,6 +314,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                 train_loader.batch_sampler.set_epoch(epoch)
                 train_loader.batch_sampler.skip(first)
                 srtg_set_epoch(model, epoch)
+                gate_pass_rate(model, reset=True)
 
                 def on_step(done: int, running: dict, epoch=epoch) -> None:
                     signum = stop.requested(device)
@@ -332,6 +334,9 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                          "train_top1": tr["top1"], "epoch_time_s": tr["seconds"], "clips_per_s": tr["clips_per_s"],
                          "skipped_videos": tr["skipped"], "num_frames": shape.num_frames,
                          "crop_size": shape.crop_size, "batch_size": batch_size}
+                tested, passed = dist.all_reduce_sum(list(gate_pass_rate(model)), device)
+                if tested:  # SRTG temporal gates: share of training samples they let through this epoch
+                    stats["srtg_gate_pass_rate"] = passed / tested
                 last = epoch + 1 == solver.MAX_EPOCH
                 validate = cfg.TRAIN.EVAL_PERIOD > 0 and (last or (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0)
                 if cfg.TRAIN.PRECISE_BN and (validate or last):

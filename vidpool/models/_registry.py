@@ -39,14 +39,14 @@ def build_model(cfg) -> nn.Module:
     m = cfg.MODEL
     kw = {"head_pool": m.HEAD_POOL, "dropout": m.DROPOUT_RATE}
     if m.BASE_WIDTH != 64:
-        if not m.ARCH.startswith(("r3d_", "r2plus1d_", "srtg_")) or m.ARCH.endswith("_tv"):
+        if not m.ARCH.startswith(("r3d_", "r2plus1d_", "srtg_")) or m.ARCH.endswith(("_tv", "_official")):
             raise ValueError(f"MODEL.BASE_WIDTH applies to the r3d, r(2+1)d and SRTG families, not {m.ARCH}")
         kw["base_width"] = m.BASE_WIDTH
     if m.I3D_TF_SAME:
         if m.ARCH != "i3d":
             raise ValueError(f"MODEL.I3D_TF_SAME applies to i3d, not {m.ARCH}")
         kw["tf_same"] = True
-    if m.ARCH.startswith("srtg_"):
+    if m.ARCH.startswith("srtg_") and not m.ARCH.endswith("_official"):
         kw.update(place=m.SRTG_PLACE, gate=m.SRTG_GATE, gate_from_epoch=m.SRTG_GATE_FROM_EPOCH,
-                  sr_hidden=m.SRTG_HIDDEN)
+                  sr_hidden=m.SRTG_HIDDEN, recalib=m.SRTG_RECALIB, gate_compare=m.SRTG_GATE_COMPARE)
     return create_model(m.ARCH, m.NUM_CLASSES, pool=m.POOL, **kw)

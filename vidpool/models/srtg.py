@@ -45,12 +45,15 @@ def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def cycle_consistent(u: torch.Tensor, v: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """(N,) bool: for every frame i of u (N, T, C), the soft nearest neighbour of u_i in v has u_i as
-    its nearest neighbour in u. Frames are compared as temporally centred, unit-length vectors."""
+    a nearest neighbour in u. Frames are compared as temporally centred, unit-length vectors. "A
+    nearest" and not "the argmin": identical frames (a video's repeated last frame, a static shot) tie,
+    and every frame of a tie counts as its own nearest neighbour."""
     u = F.normalize(u - u.mean(1, keepdim=True), dim=-1)
     v = F.normalize(v - v.mean(1, keepdim=True), dim=-1)
     soft = torch.softmax(-_squared_distances(u, v) / temperature, dim=-1) @ v
-    back = _squared_distances(soft, u).argmin(-1)
-    return (back == torch.arange(u.shape[1], device=u.device)).all(-1)
+    d = _squared_distances(soft, u)  # d[n, i, j]: soft neighbour of u_i to u_j
+    own = d.diagonal(dim1=1, dim2=2)
+    return (own <= d.amin(-1) * (1 + 1e-6) + 1e-12).all(-1)
 
 
 class LSTM(nn.Module):
@@ -104,11 +107,19 @@ class SqueezeRecursion(nn.Module):
     """SR block on C channels; ``hidden`` (default C) is the LSTM width, mapped back to C by a linear
     layer when it differs."""
 
+    RECALIB = ("residual", "original")
+    COMPARE = ("recalibrated", "hidden")
+
     def __init__(self, channels: int, layers: int = 2, gate: str = "cycle", gate_from_epoch: int = 0,
-                 temperature: float = 0.1, hidden: Optional[int] = None):
+                 temperature: float = 0.1, hidden: Optional[int] = None, recalib: str = "residual",
+                 gate_compare: str = "recalibrated"):
         super().__init__()
         if gate not in ("none", "cycle"):
             raise ValueError(f"SqueezeRecursion: gate must be 'none' or 'cycle', got {gate!r}")
+        if recalib not in self.RECALIB or gate_compare not in self.COMPARE:
+            raise ValueError(f"SqueezeRecursion: recalib must be one of {self.RECALIB} and gate_compare one of "
+                             f"{self.COMPARE}, got {recalib!r}, {gate_compare!r}")
+        self.recalib, self.gate_compare = recalib, gate_compare
         hidden = channels if hidden is None else int(hidden)
         if hidden <= 0:
             raise ValueError(f"SqueezeRecursion: hidden size must be positive, got {hidden}")
@@ -117,24 +128,43 @@ class SqueezeRecursion(nn.Module):
         self.gate, self.gate_from_epoch, self.temperature = gate, int(gate_from_epoch), float(temperature)
         self.epoch = 0
         self.register_buffer("pass_rate", torch.ones(()), persistent=False)
+        # samples tested and passed since the last gate_pass_rate(model, reset=True)
+        self.register_buffer("gate_counts", torch.zeros(2), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"gate={self.gate}, gate_from_epoch={self.gate_from_epoch}"
+        return (f"gate={self.gate}, gate_from_epoch={self.gate_from_epoch}, recalib={self.recalib}, "
+                f"gate_compare={self.gate_compare}")
 
     def forward(self, x):
         seq = x.mean((3, 4)).transpose(1, 2)  # (N, T, C)
         h, _ = self.lstm(seq)
         if self.proj is not None:
-            h = self.proj(h)
-        scale = 1 + h
+            h = torch.tanh(self.proj(h))  # in (-1, 1) as the LSTM's own outputs, so 1 + h stays in (0, 2)
+        scale = 1 + h if self.recalib == "residual" else h
         out = x * scale.transpose(1, 2)[..., None, None]
         if self.gate == "none" or self.epoch < self.gate_from_epoch:
             return out
         with torch.no_grad():
-            s, r = seq.detach(), (seq * scale).detach()
+            s = seq.detach()
+            r = (seq * scale).detach() if self.gate_compare == "recalibrated" else h.detach()
             passed = cycle_consistent(s, r, self.temperature) & cycle_consistent(r, s, self.temperature)
             self.pass_rate.fill_(passed.float().mean())
+            self.gate_counts += torch.stack([passed.new_tensor(passed.numel(), dtype=torch.float),
+                                             passed.float().sum()])
         return torch.where(passed.view(-1, 1, 1, 1, 1), out, x)
+
+
+def gate_pass_rate(model: nn.Module, reset: bool = False):
+    """(samples tested, samples passed) by the temporal gates of ``model`` since the last reset, summed
+    over its SR blocks; (0, 0) without gated SR blocks."""
+    tested = passed = 0.0
+    for m in model.modules():
+        if isinstance(m, SqueezeRecursion):
+            tested += float(m.gate_counts[0])
+            passed += float(m.gate_counts[1])
+            if reset:
+                m.gate_counts.zero_()
+    return tested, passed
 
 
 def set_epoch(model: nn.Module, epoch: int) -> None:
@@ -186,12 +216,13 @@ class SRBlock(nn.Module):
 
 
 def _srtg(depth, conv, stem, num_classes, pool, place="final", gate="cycle", gate_from_epoch=0,
-          sr_hidden="width", **kw):
+          sr_hidden="width", recalib="residual", gate_compare="recalibrated", **kw):
     body = BasicBlock if depth < 50 else Bottleneck
 
     def block(n_in, planes, conv_, stride=1, downsample=None):
         return SRBlock(body, n_in, planes, conv_, stride, downsample, place=place, gate=gate,
-                       gate_from_epoch=gate_from_epoch, sr_hidden=sr_hidden)
+                       gate_from_epoch=gate_from_epoch, sr_hidden=sr_hidden, recalib=recalib,
+                       gate_compare=gate_compare)
     block.expansion = body.expansion
     return ResNet3d(block, _LAYERS[depth], conv, stem, num_classes, pool=pool, **kw)
 
