@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""Share of clips the SRTG temporal gates let through, in both comparison modes (the squeezed frames
+against their recalibrated version, vidpool's default, or against the LSTM output h, as published),
+with the same weights: a model at initialisation, or trained weights.
+
+    python tools/srtg_gate_rates.py --cfg configs/demo/r3d10_softpool.yaml MODEL.ARCH srtg_r3d_18
+    python tools/srtg_gate_rates.py --cfg CFG --weights output/run/checkpoints/checkpoint_epoch_00030.pyth
+
+Clips come from the config's validation split (--batches batches of TEST.BATCH_SIZE). Prints the pass
+rate of every SR block and over all of them, per mode. KEY VALUE pairs override the config.
+"""
+import argparse
+import sys
+
+import torch
+
+from vidpool.config import parse_config_args
+from vidpool.data import build_loader
+from vidpool.models import build_model
+from vidpool.models.srtg import SqueezeRecursion, gate_pass_rate, set_epoch
+from vidpool.weights import load_weights
+
+
+def rates(cfg, weights, batches):
+    out = {}
+    state = None
+    for mode in ("recalibrated", "hidden"):
+        c = cfg.clone()
+        c.defrost()
+        c.MODEL.SRTG_GATE, c.MODEL.SRTG_GATE_COMPARE = "cycle", mode
+        model = build_model(c).eval()
+        if state is None:
+            if weights:
+                print(load_weights(model, weights, c.TRAIN.CHECKPOINT_TYPE, trusted=c.TRAIN.CHECKPOINT_TRUSTED))
+            state = model.state_dict()
+        model.load_state_dict(state)
+        set_epoch(model, 10 ** 9)
+        blocks = {n: m for n, m in model.named_modules() if isinstance(m, SqueezeRecursion)}
+        if not blocks:
+            raise ValueError(f"{c.MODEL.ARCH} has no SR blocks of vidpool's variant (use an srtg_* model)")
+        loader = build_loader(c, "val", batch_size=c.TEST.BATCH_SIZE)
+        with torch.no_grad():
+            for i, batch in enumerate(loader):
+                if i == batches:
+                    break
+                model(batch["clip"])
+        per_block = {n: float(b.gate_counts[1] / b.gate_counts[0]) for n, b in blocks.items()}
+        tested, passed = gate_pass_rate(model)
+        out[mode] = {"all": passed / tested, "blocks": per_block}
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cfg", help="YAML config")
+    ap.add_argument("--weights", help="checkpoint to load (default: the model at initialisation)")
+    ap.add_argument("--batches", type=int, default=8, help="validation batches to run (default 8)")
+    args, cfg = parse_config_args(ap, argv)
+    torch.manual_seed(cfg.RNG_SEED)
+    res = rates(cfg, args.weights, args.batches)
+    for mode, r in res.items():
+        blocks = ", ".join(f"{n.replace('.sr', '')} {v:.0%}" for n, v in r["blocks"].items())
+        print(f"{mode:>12}: {r['all']:.1%} of clips pass over all SR blocks ({blocks})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
