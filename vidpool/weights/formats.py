@@ -57,7 +57,7 @@ def strip_module(state: dict) -> dict:
 
 def _is_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(
-        isinstance(k, str) and (torch.is_tensor(v) or k.endswith("_extra_state")) for k, v in obj.items())
+        isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items())
 
 
 def unpack(obj, path: str) -> Tuple[str, dict, dict]:

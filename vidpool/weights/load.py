@@ -89,7 +89,7 @@ def load_weights(model: nn.Module, path: str, source: str = "auto", *, finetune:
     _check_options(model, options, path)
     to_load = _match(model, converted, report, finetune)
     model.load_state_dict(to_load, strict=False)
-    report.tensors_loaded = sum(torch.is_tensor(v) for v in to_load.values())
+    report.tensors_loaded = len(to_load)
     _apply_options(model, options)
     return report
 
@@ -111,9 +111,8 @@ def _apply_options(model: nn.Module, options: dict) -> None:
 
 def _match(model: nn.Module, state: dict, report: LoadReport, finetune: bool) -> dict:
     """The subset of ``state`` to load; raises on anything that does not fit."""
-    own = {k: v for k, v in model.state_dict().items() if torch.is_tensor(v)}
-    extra = {k: v for k, v in state.items() if not torch.is_tensor(v) and k.endswith("_extra_state")}
-    state = {k: v for k, v in state.items() if torch.is_tensor(v)}
+    own = model.state_dict()
+    optional = set(getattr(model, "optional_state_keys", ()))
     pools = _pool_prefixes(model)
     head = _classifier_prefix(model)
     in_pool = lambda k: any(k.startswith(p) for p in pools)  # noqa: E731
@@ -122,7 +121,7 @@ def _match(model: nn.Module, state: dict, report: LoadReport, finetune: bool) ->
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
     problems = [k for k in wrong if not in_head(k) or own[k].shape[1:] != state[k].shape[1:]]
-    problems += [k for k in missing if not in_pool(k) and not (in_head(k) and finetune)]
+    problems += [k for k in missing if not in_pool(k) and not (in_head(k) and finetune) and k not in optional]
     problems += [k for k in unexpected if not in_pool(k)]
     if problems:
         _plain_srtg_file(model, state, missing, report)
@@ -137,12 +136,11 @@ def _match(model: nn.Module, state: dict, report: LoadReport, finetune: bool) ->
                              f"{model_classes}. Build the model with {file_classes} classes to keep it, or "
                              "load the backbone only with finetune=True (TRAIN.FINETUNE True)")
         report.classifier = f"dropped (file {file_classes} classes, model {model_classes}; fresh classifier)"
-    report.kept_initial = [k for k in missing] + [k for k in wrong_head]
+    report.kept_initial = [k for k in missing if k not in optional] + [k for k in wrong_head]
     report.dropped = list(unexpected) + [k for k in wrong_head]
     if head and finetune and any(in_head(k) for k in missing):
         report.classifier = "not in the file (fresh classifier)"
-    loaded = {k: v for k, v in state.items() if k in own and k not in wrong_head}
-    return {**loaded, **extra}
+    return {k: v for k, v in state.items() if k in own and k not in wrong_head}
 
 
 def _plain_srtg_file(model, state, missing, report) -> None:
@@ -193,8 +191,9 @@ def _signature(name: str) -> Dict[str, tuple]:
         with torch.device("meta"):
             model = create_model(name, 10)
         skip = _pool_prefixes(model) + [p for p in [_classifier_prefix(model)] if p]
+        optional = set(getattr(model, "optional_state_keys", ()))
         _SIGNATURES[name] = {k: tuple(v.shape) for k, v in model.state_dict().items()
-                             if torch.is_tensor(v) and not any(k.startswith(p) for p in skip)}
+                             if k not in optional and not any(k.startswith(p) for p in skip)}
     return _SIGNATURES[name]
 
 
@@ -203,7 +202,7 @@ def identify(state: dict) -> List[str]:
     failing that, those with the same tensors at other shapes (another base width)."""
     from vidpool.models import list_models
 
-    shapes = {k: tuple(v.shape) for k, v in state.items() if torch.is_tensor(v)}
+    shapes = {k: tuple(v.shape) for k, v in state.items() if k != "tf_same_padding"}
     exact, other_width = [], []
     for name in list_models():
         sig = _signature(name)
