@@ -125,7 +125,8 @@ def test_interrupted_torchrun_run(synthetic_root, tmp_path, uninterrupted_ddp, h
         output, _ = proc.communicate(timeout=180)
         assert proc.returncode != 0 and output.count("preempted") == 2, output[-3000:]
         newest = ckpt.load_checkpoint(ckpt.list_checkpoints(str(out))[-1])
-        assert newest["epoch"] == 1 and newest["iteration"] >= 4 and len(newest["rng_per_rank"]) == 2
+        # at or after the step the signal was sent (a loaded machine may notice the file a few steps late)
+        assert (newest["epoch"], newest.get("iteration", 0)) >= (1, 4) and len(newest["rng_per_rank"]) == 2
         assert not torch.equal(newest["rng_per_rank"][0]["torch"], newest["rng_per_rank"][1]["torch"])
     done = subprocess.run(_command(synthetic_root, out, torchrun=True), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
