@@ -84,3 +84,26 @@ def test_plain_files_of_the_official_code_are_named_and_load_into_the_plain_netw
         assert float((src(x) - model(x)).abs().max() / src(x).abs().max()) < 1e-4
     with pytest.raises(ValueError, match="holds r3d_50_official weights, which do not fit r3d_34_official"):
         load_weights(create_model("r3d_34_official", 6), path)
+
+
+def test_official_file_round_trips_through_a_vidpool_checkpoint(tmp_path):
+    from vidpool.config import load_cfg_string
+    from vidpool.engine.checkpoint import load_checkpoint
+    from vidpool.models import build_model
+    from vidpool.weights import save_converted
+
+    src = _lively(randomise(SRTGVideoResNet("r2plus1d", 18, n_classes=5), 3))
+    path, out = str(tmp_path / "srtg.pth"), str(tmp_path / "converted.pyth")
+    _published(path, src)
+    report = save_converted(path, out, "srtg_r2plus1d_18_official", pool="softpool")
+    assert report.source == "srtg"
+    state = load_checkpoint(out)
+    cfg = load_cfg_string(state["cfg"])
+    assert (cfg.MODEL.ARCH, cfg.MODEL.POOL, cfg.MODEL.NUM_CLASSES) == ("srtg_r2plus1d_18_official", "softpool", 5)
+    rebuilt = build_model(cfg).eval()
+    rebuilt.load_state_dict(state["model"])
+    direct = create_model("srtg_r2plus1d_18_official", 5, pool="softpool").eval()
+    load_weights(direct, path)
+    x = torch.randn(1, 3, 8, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), direct(x))
