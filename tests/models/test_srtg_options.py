@@ -75,6 +75,10 @@ def test_variant_and_official_options_are_checked():
     from vidpool.config import load_cfg
     from vidpool.models import build_model
 
+    model = build_model(load_cfg(None, ["MODEL.ARCH", "srtg_r3d_18", "MODEL.BASE_WIDTH", "8", "MODEL.SRTG_RECALIB",
+                                        "original", "MODEL.SRTG_GATE_COMPARE", "hidden"]))
+    blocks = [m for m in model.modules() if isinstance(m, SqueezeRecursion)]
+    assert len(blocks) == 8 and all((b.recalib, b.gate_compare) == ("original", "hidden") for b in blocks)
     with pytest.raises(ValueError, match="BASE_WIDTH applies to"):
         build_model(load_cfg(None, ["MODEL.ARCH", "srtg_r3d_18_official", "MODEL.BASE_WIDTH", "8"]))
 
