@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Write a vidpool checkpoint from a checkpoint file of any supported source: vidpool, PySlowFast,
 3D-ResNets-PyTorch (resnet / resnet2p1d), pytorch-i3d, torchvision, the official SRTG code. The
-output loads with
-TRAIN.CHECKPOINT_FILE_PATH / TEST.CHECKPOINT_FILE_PATH and every tool, read with weights_only=True.
+output loads with TRAIN.CHECKPOINT_FILE_PATH / TEST.CHECKPOINT_FILE_PATH and every tool, read with
+weights_only=True.
 
     python tools/convert_weights.py r3d50_K_200ep.pth weights/r3d50_k700.pyth --arch r3d_50
     python tools/convert_weights.py rgb_imagenet.pt weights/i3d_imagenet.pyth --arch i3d
