@@ -82,6 +82,8 @@ def test_plain_files_of_the_official_code_are_named_and_load_into_the_plain_netw
     x = torch.randn(1, 3, 8, 48, 48)
     with torch.no_grad():
         assert float((src(x) - model(x)).abs().max() / src(x).abs().max()) < 1e-4
+    with pytest.raises(ValueError, match="have the published widths"):
+        create_model("r3d_50_official", 6, base_width=16)
     with pytest.raises(ValueError, match="holds r3d_50_official weights, which do not fit r3d_34_official"):
         load_weights(create_model("r3d_34_official", 6), path)
 

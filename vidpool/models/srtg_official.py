@@ -96,6 +96,9 @@ def _stem(kind):
 def official_network(kind: str, depth: int, recursion: bool, num_classes: int = 400, pool: str = "max",
                      **kw) -> ResNet3d:
     """The official code's ``[srtg_]{kind}_{depth}`` network (kind r3d or r2plus1d)."""
+    if "base_width" in kw:
+        raise ValueError("the official SRTG networks have the published widths (64 to 512 channels); "
+                         "base_width applies to vidpool's r3d, r(2+1)d and srtg families")
     body = OfficialBasicBlock if depth < 50 else OfficialBottleneck
     conv = _conv_r3d if kind == "r3d" else _conv_r2plus1d
 
