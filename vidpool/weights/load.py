@@ -150,9 +150,10 @@ def _plain_srtg_file(model, state, missing, report) -> None:
     if not (name.startswith("srtg_") and name.endswith("_official")) or any(".sar." in k for k in state):
         return
     plain = name[len("srtg_"):]
+    network = plain[:-len("_official")]
     if missing and all(".sar." in k for k in missing):
         raise ValueError(
-            f"{report.path} holds the plain {plain[:-len('_official')]} network of the official SRTG code: it has no SR-block "
+            f"{report.path} holds the plain {network} network of the official SRTG code: it has no SR-block "
             "tensors (the official training script builds the plain network for every srtg_* name, so its "
             f"'srtg' files often are). Load it into {plain}, the same network without SR blocks")
 
