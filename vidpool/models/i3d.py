@@ -12,7 +12,7 @@ amount of padding puts the extra cell at the end; pools padded with zeros (not -
 and its head, a 2x7x7 stride-1 average pool whose per-position logits are averaged (an edge frame
 then counts half as much as an inner one). Spatial windows shrink to the feature map below 224x224
 inputs, where pytorch-i3d itself fails. ``load_weights`` turns it on when it loads a pytorch-i3d file;
-``set_tf_same(model, flag)`` switches it on a built model; the state_dict records it (the bool buffer
+``set_tf_same(model, flag)`` switches it on a built model; the state_dict records it (the 0/1 buffer
 ``tf_same_padding``), so a checkpoint of such a model restores it wherever it is loaded.
 """
 from __future__ import annotations
@@ -123,18 +123,19 @@ class I3D(nn.Module):
         self.num_features = 1024
         self.head_pool_name = head_pool
         self.tf_same = False
-        self.register_buffer("tf_same_padding", torch.tensor(False))
+        # uint8, not bool: DDP broadcasts buffers, and not every backend takes bool tensors
+        self.register_buffer("tf_same_padding", torch.tensor(0, dtype=torch.uint8))
         if tf_same:
             set_tf_same(self, True)
 
-    # the padding mode travels with the weights, as a bool buffer (state_dicts stay all tensors)
+    # the padding mode travels with the weights, as a 0/1 buffer (state_dicts stay all tensors)
     optional_state_keys = ("tf_same_padding",)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
         # files without the entry (pytorch-i3d's, vidpool's before it existed) are symmetric until
         # load_weights says otherwise
         key = prefix + "tf_same_padding"
-        state_dict.setdefault(key, torch.tensor(False))
+        state_dict.setdefault(key, torch.tensor(0, dtype=torch.uint8))
         super()._load_from_state_dict(state_dict, prefix, *args, **kw)
         set_tf_same(self, bool(self.tf_same_padding))
 
@@ -175,7 +176,7 @@ def set_tf_same(model: I3D, flag: bool) -> None:
     for name, (kernel, _) in _POOLS.items():
         _set_pool_padding(getattr(model.features, name), 0 if flag else tuple(k // 2 if k > 2 else 0 for k in kernel))
     model.tf_same = flag
-    model.tf_same_padding.fill_(flag)
+    model.tf_same_padding.fill_(int(flag))
 
 
 def _set_pool_padding(pool: nn.Module, padding) -> None:
