@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidpool.weights.formats import strip_module
+
 log = logging.getLogger("vidpool.engine")
 
 PATTERN = re.compile(r"checkpoint_epoch_(\d{5})(?:_iter_(\d{6}))?\.pyth$")
@@ -87,13 +89,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def strip_prefix(state: dict) -> dict:
-    """Model state without DDP's ``module.`` prefix (as written by other tools)."""
-    if state and all(k.startswith("module.") for k in state):
-        return {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
 def rng_state() -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
@@ -142,7 +137,7 @@ def load_checkpoint(path: str) -> dict:
         raise RuntimeError(f"cannot read checkpoint {path}: {e}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise RuntimeError(f"{path} is not a vidpool checkpoint (no 'model' entry)")
-    state["model"] = strip_prefix(state["model"])
+    state["model"] = strip_module(state["model"])
     return state
 
 

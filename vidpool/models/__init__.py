@@ -4,7 +4,6 @@ from ._registry import build_model, create_model, list_models, register_model
 from .heads import freeze_stages, replace_classifier, stage_names
 
 
-
 def load_weights(model, path, source="auto", **kw):
     """Load a checkpoint file of any supported source into ``model``; see ``vidpool.weights.load_weights``."""
     from vidpool.weights import load_weights as load
@@ -12,4 +11,5 @@ def load_weights(model, path, source="auto", **kw):
     return load(model, path, source, **kw)
 
 
-__all__ = ["load_weights", "build_model", "create_model", "list_models", "register_model", "replace_classifier", "freeze_stages", "stage_names"]
+__all__ = ["load_weights", "build_model", "create_model", "list_models", "register_model", "replace_classifier",
+           "freeze_stages", "stage_names"]
