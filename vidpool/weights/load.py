@@ -56,6 +56,45 @@ def _classifier_prefix(model: nn.Module) -> Optional[str]:
         return None
 
 
+@dataclasses.dataclass
+class Weights:
+    """A checkpoint file read (once) and renamed to vidpool's module names."""
+    path: str
+    kind: str                   # container: vidpool, pyslowfast, hara, state_dict or raw
+    source: str
+    layout: str
+    state: dict                 # tensors under vidpool's names
+    renamed: int
+    options: Dict[str, object]  # behaviour the model needs (e.g. {"tf_same": True})
+    meta: Dict[str, object]
+    obj: dict                   # what the file holds (for a vidpool checkpoint's stored config)
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        """Outputs of the file's classifier (None when it has none)."""
+        head = self.state.get("fc.weight", self.state.get("logits.weight"))
+        return None if head is None else int(head.shape[0])
+
+
+def read_weights(path: str, source: str = "auto", trusted: bool = False) -> Weights:
+    """Read a checkpoint file of any supported source (``auto``: detected from its layout, or one of
+    ``formats.SOURCES``) with ``weights_only=True`` unless ``trusted``, and rename its tensors."""
+    if source != "auto" and source not in formats.SOURCES:
+        raise ValueError(f"source must be 'auto' or one of {formats.SOURCES}, got {source!r}")
+    obj = formats.read_file(path, trusted)
+    kind, state, meta = formats.unpack(obj, path)
+    layout = formats.layout_of(state)
+    detected = formats.source_of(kind, layout)
+    if source != "auto":
+        allowed = formats.expected_layouts(source)
+        if detected != source and not (allowed and layout in allowed and kind in ("raw", "state_dict")):
+            raise ValueError(f"{path} was read as a {source} file but holds a {detected} checkpoint "
+                             f"({layout} layout); use source='auto' or {detected!r}")
+        detected = source
+    converted, renamed, options = formats.convert(layout, state)
+    return Weights(path, kind, detected, layout, converted, renamed, options, meta, obj)
+
+
 def load_weights(model: nn.Module, path: str, source: str = "auto", *, finetune: bool = False,
                  trusted: bool = False, cfg_check=None) -> LoadReport:
     """Load the checkpoint file ``path`` into ``model`` and report what was done.
@@ -70,27 +109,20 @@ def load_weights(model: nn.Module, path: str, source: str = "auto", *, finetune:
     Anything else that does not fit raises, naming what the file holds, and leaves ``model`` untouched.
     Behaviour a source needs (pytorch-i3d's TensorFlow SAME padding) is set on the model and listed in
     ``report.options``."""
-    if source != "auto" and source not in formats.SOURCES:
-        raise ValueError(f"source must be 'auto' or one of {formats.SOURCES}, got {source!r}")
-    obj = formats.read_file(path, trusted)
-    kind, state, meta = formats.unpack(obj, path)
-    layout = formats.layout_of(state)
-    detected = formats.source_of(kind, layout)
-    if source != "auto":
-        allowed = formats.expected_layouts(source)
-        if detected != source and not (allowed and layout in allowed and kind in ("raw", "state_dict")):
-            raise ValueError(f"{path} was read as a {source} file but holds a {detected} checkpoint "
-                             f"({layout} layout); use source='auto' or {detected!r}")
-        detected = source
-    converted, renamed, options = formats.convert(layout, state)
-    if kind == "vidpool" and cfg_check is not None:
-        cfg_check(obj)
-    report = LoadReport(path, detected, layout, 0, renamed, "none", options, meta=meta)
-    _check_options(model, options, path)
-    to_load = _match(model, converted, report, finetune)
+    return apply_weights(model, read_weights(path, source, trusted), finetune=finetune, cfg_check=cfg_check)
+
+
+def apply_weights(model: nn.Module, weights: Weights, *, finetune: bool = False, cfg_check=None) -> LoadReport:
+    """``load_weights`` for a file already read by ``read_weights``."""
+    if weights.kind == "vidpool" and cfg_check is not None:
+        cfg_check(weights.obj)
+    report = LoadReport(weights.path, weights.source, weights.layout, 0, weights.renamed, "none",
+                        dict(weights.options), meta=weights.meta)
+    _check_options(model, weights.options, weights.path)
+    to_load = _match(model, weights.state, report, finetune)
     model.load_state_dict(to_load, strict=False)
     report.tensors_loaded = len(to_load)
-    _apply_options(model, options)
+    _apply_options(model, weights.options)
     return report
 
 

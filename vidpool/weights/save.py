@@ -7,18 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from . import formats
-from .load import LoadReport, load_weights
-
-
-def classes_in_file(path: str, source: str = "auto", trusted: bool = False) -> Optional[int]:
-    """The classifier's output count of a checkpoint file (None when it has no classifier)."""
-    kind, state, _ = formats.unpack(formats.read_file(path, trusted), path)
-    state, _, _ = formats.convert(formats.layout_of(state), state)
-    for key in ("fc.weight", "logits.weight"):
-        if key in state:
-            return int(state[key].shape[0])
-    return None
+from .load import LoadReport, apply_weights, read_weights
 
 
 def save_converted(src: str, dst: str, arch: str, *, num_classes: Optional[int] = None, pool: str = "max",
@@ -32,13 +21,14 @@ def save_converted(src: str, dst: str, arch: str, *, num_classes: Optional[int] 
     from vidpool.config import get_cfg
     from vidpool.models import create_model
 
-    file_classes = classes_in_file(src, source, trusted)
+    weights = read_weights(src, source, trusted)
+    file_classes = weights.num_classes
     classes = num_classes or file_classes
     if classes is None:
         raise ValueError(f"{src} has no classifier; pass num_classes (--num-classes)")
     kw = {"base_width": base_width} if base_width != 64 else {}
     model: nn.Module = create_model(arch, classes, pool=pool, head_pool=head_pool, **kw)
-    report = load_weights(model, src, source, finetune=classes != file_classes, trusted=trusted)
+    report = apply_weights(model, weights, finetune=classes != file_classes)
     cfg = get_cfg()
     cfg.MODEL.ARCH, cfg.MODEL.NUM_CLASSES, cfg.MODEL.POOL, cfg.MODEL.HEAD_POOL = arch, classes, pool, head_pool
     cfg.MODEL.BASE_WIDTH = base_width
