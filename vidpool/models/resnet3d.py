@@ -179,6 +179,17 @@ _register_family("r3d", conv3x3x3, _r3d_stem, (10, 18, 34, 50, 101, 152, 200))
 _register_family("r2plus1d", conv2plus1d, _r2plus1d_stem, (10, 18, 34, 50, 101, 152, 200))
 
 
+def tv_stem(kind: str) -> nn.Sequential:
+    """torchvision's video ResNet stems (also the official SRTG code's): 3x7x7 for r3d, a 45-channel
+    1x7x7 + 3x1x1 factorisation for r(2+1)d; stride (1, 2, 2), BN and ReLU."""
+    if kind == "r3d":
+        return nn.Sequential(nn.Conv3d(3, 64, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False), nn.BatchNorm3d(64),
+                             nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv3d(3, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False), nn.BatchNorm3d(45),
+                         nn.ReLU(inplace=True), nn.Conv3d(45, 64, (3, 1, 1), 1, (1, 0, 0), bias=False),
+                         nn.BatchNorm3d(64), nn.ReLU(inplace=True))
+
+
 def _tv_2plus1d_conv(n_in, n_out, stride=1, block_in=0):
     """torchvision sizes both (2+1)D convs of a block from the block's input planes."""
     return Conv2Plus1d(n_in, n_out, stride, mid=mid_channels(block_in, n_out))
@@ -188,15 +199,10 @@ def _tv_2plus1d_conv(n_in, n_out, stride=1, block_in=0):
 def r3d_18_tv(num_classes: int = 400, pool: str = "max", **kw):
     """torchvision's r3d_18 layout (3x7x7 stem, no stem pool); loads its state_dict as is.
     ``pool`` is accepted for a uniform interface; this network has no non-global pool."""
-    stem = nn.Sequential(nn.Conv3d(3, 64, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False), nn.BatchNorm3d(64),
-                         nn.ReLU(inplace=True))
-    return ResNet3d(BasicBlock, _LAYERS[18], conv3x3x3, stem, num_classes, pool=None, **kw)
+    return ResNet3d(BasicBlock, _LAYERS[18], conv3x3x3, tv_stem("r3d"), num_classes, pool=None, **kw)
 
 
 @register_model
 def r2plus1d_18_tv(num_classes: int = 400, pool: str = "max", **kw):
     """torchvision's r2plus1d_18 layout (45-channel factorised stem, no stem pool); loads its state_dict."""
-    stem = nn.Sequential(nn.Conv3d(3, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False), nn.BatchNorm3d(45),
-                         nn.ReLU(inplace=True), nn.Conv3d(45, 64, (3, 1, 1), 1, (1, 0, 0), bias=False),
-                         nn.BatchNorm3d(64), nn.ReLU(inplace=True))
-    return ResNet3d(BasicBlock, _LAYERS[18], _tv_2plus1d_conv, stem, num_classes, pool=None, **kw)
+    return ResNet3d(BasicBlock, _LAYERS[18], _tv_2plus1d_conv, tv_stem("r2plus1d"), num_classes, pool=None, **kw)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from torch import nn
 
 from ._registry import register_model
-from .resnet3d import _LAYERS, Conv2Plus1d, ResNet3d, mid_channels
+from .resnet3d import _LAYERS, Conv2Plus1d, ResNet3d, mid_channels, tv_stem
 from .srtg import LSTM
 
 
@@ -84,15 +84,6 @@ class OfficialBottleneck(nn.Module):
         return y if self.sar is None else self.sar(y)
 
 
-def _stem(kind):
-    if kind == "r3d":
-        return nn.Sequential(nn.Conv3d(3, 64, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False), nn.BatchNorm3d(64),
-                             nn.ReLU(inplace=True))
-    return nn.Sequential(nn.Conv3d(3, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False), nn.BatchNorm3d(45),
-                         nn.ReLU(inplace=True), nn.Conv3d(45, 64, (3, 1, 1), 1, (1, 0, 0), bias=False),
-                         nn.BatchNorm3d(64), nn.ReLU(inplace=True))
-
-
 def official_network(kind: str, depth: int, recursion: bool, num_classes: int = 400, pool: str = "max",
                      **kw) -> ResNet3d:
     """The official code's ``[srtg_]{kind}_{depth}`` network (kind r3d or r2plus1d)."""
@@ -105,7 +96,7 @@ def official_network(kind: str, depth: int, recursion: bool, num_classes: int = 
     def block(n_in, planes, conv_, stride=1, downsample=None):
         return body(n_in, planes, conv_, stride, downsample, recursion=recursion)
     block.expansion = 1
-    return ResNet3d(block, _LAYERS[depth], conv, _stem(kind), num_classes, pool=pool, **kw)
+    return ResNet3d(block, _LAYERS[depth], conv, tv_stem(kind), num_classes, pool=pool, **kw)
 
 
 def _register():
