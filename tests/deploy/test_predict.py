@@ -63,3 +63,13 @@ def test_cli_prints_json_and_fails_for_an_unreadable_file(tmp_path, weights, cap
     assert all(0 < t["prob"] <= 1 for r in out for t in r["top"])
     assert tool.main(["--cfg", str(cfg), "--weights", weights, str(tmp_path / "gone.mp4"), "--opts", *OPTS]) == 1
     assert "cannot be read" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dataset", ["ucf101", "kinetics", "hacs"])
+def test_class_names_without_reading_annotation_rows_match_the_test_split(synthetic_root, dataset):
+    from vidpool.data.build import dataset_classes, read_annotations
+
+    names = os.path.join(synthetic_root, "classes.txt") if dataset != "ucf101" else ""
+    cfg = load_cfg(None, ["TEST.DATASET", dataset, "DATA.PATH_TO_DATA_DIR", os.path.join(synthetic_root, dataset),
+                          "DATA.CLASS_NAMES_FILE", names])
+    assert dataset_classes(cfg, "test") == read_annotations(cfg, "test", keep_missing=True).classes

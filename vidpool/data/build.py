@@ -24,7 +24,7 @@ from .datasets.kinetics import SPLIT_FILES as KINETICS_SPLIT_FILES
 from .datasets.kinetics import annotation_file as kinetics_annotation_file
 from .datasets.kinetics import read_kinetics
 from .datasets.ucf101 import list_dir as ucf101_list_dir
-from .datasets.ucf101 import read_ucf101
+from .datasets.ucf101 import read_class_index, read_ucf101
 from .sampling import ClipShape
 from .samplers import ClipBatchSampler, ShardSampler, distributed
 
@@ -43,6 +43,21 @@ def default_shape(cfg) -> ClipShape:
 def _classes(cfg, official: str):
     path = cfg.DATA.CLASS_NAMES_FILE or packaged_classes(official)
     return read_class_names(path)
+
+
+def dataset_classes(cfg, split: str = "test") -> list:
+    """The class names of ``split``'s dataset in label order, as ``read_annotations`` gives them, without
+    reading any annotation rows (UCF-101: its classInd.txt; HACS, Kinetics: the official lists or
+    DATA.CLASS_NAMES_FILE; HACS with HACS_NEGATIVES background: plus "background")."""
+    name = (cfg.TEST.DATASET if split == "test" else cfg.TRAIN.DATASET).lower()
+    if name == "hacs":
+        classes = _classes(cfg, "hacs_200")
+        return classes + ["background"] if cfg.DATA.HACS_NEGATIVES == "background" else classes
+    if name == "kinetics":
+        return _classes(cfg, "kinetics700")
+    if name == "ucf101":
+        return read_class_index(os.path.join(ucf101_list_dir(cfg.DATA.PATH_TO_DATA_DIR), "classInd.txt"))
+    raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS} (TRAIN.DATASET / TEST.DATASET)")
 
 
 class Annotations(NamedTuple):

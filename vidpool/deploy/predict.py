@@ -12,9 +12,9 @@ log = logging.getLogger("vidpool.deploy")
 
 def class_names(cfg) -> List[str]:
     """The label names of MODEL.NUM_CLASSES outputs: DATA.CLASS_NAMES_FILE, else the test dataset's
-    classes (its annotations when they are on this machine, else vidpool's official list); numbered
+    classes (UCF-101's classInd.txt when it is on this machine, else vidpool's official list); numbered
     names ("class_7") when no list has MODEL.NUM_CLASSES entries."""
-    from vidpool.data.build import read_annotations
+    from vidpool.data.build import dataset_classes
     from vidpool.data.datasets.base import packaged_classes, read_class_names
 
     names: List[str] = []
@@ -22,10 +22,10 @@ def class_names(cfg) -> List[str]:
         names = read_class_names(cfg.DATA.CLASS_NAMES_FILE)
     else:
         try:
-            names = read_annotations(cfg, "test", keep_missing=True).classes
+            names = dataset_classes(cfg, "test")  # no annotation rows read: HACS has 1.5 M
         except (OSError, ValueError) as e:
             official = {"hacs": "hacs_200", "kinetics": "kinetics700", "ucf101": "ucf101"}.get(cfg.TEST.DATASET)
-            log.info("class names: %s's annotations are not readable here (%s); using vidpool's official list",
+            log.info("class names: %s's class list is not readable here (%s); using vidpool's official list",
                      cfg.TEST.DATASET, e)
             names = read_class_names(packaged_classes(official)) if official else []
     if len(names) != cfg.MODEL.NUM_CLASSES:
