@@ -4,10 +4,13 @@
 //   m   = max of the window            (NaN-propagating)
 //   e_i = exp(x_i - m)                 (in (0, 1]: nothing overflows, any dtype)
 //   y   = sum(x_i e_i) / sum(e_i) = m + sum((x_i - m) e_i) / sum(e_i)   (the latter is computed)
-//   dy/dx_i = w_i (1 + x_i - y),  w_i = exp(x_i - lse),  lse = m + log(sum(e_i))
+//   dy/dx_i = w_i (1 + x_i - y),  w_i = e_i / sum(e) = exp(x_i - m - log(sum(e)))
 //
-// Cells outside the input (padding, ceil_mode overhang) are not part of a window. -inf cells
-// have weight 0 and contribute 0 (not -inf * 0 = NaN); a window whose max is +-inf yields it.
+// Cells outside the input (padding, ceil_mode overhang) are not part of a window. Differences
+// are taken as 0 where x equals m (or y) exactly, so infinities take their limits: a window whose
+// max is +-inf yields it, its infinite cells share the weight (gradient gy / count, as the limit
+// of equal large cells), and its finite cells weigh exactly 0 with gradient 0, never inf - inf =
+// NaN. -inf cells in a finite window weigh 0 and contribute 0. A NaN cell makes its window NaN.
 #pragma once
 
 #include <cmath>
@@ -31,8 +34,8 @@ struct Math {
   static SP_HD T log(T a) { return ::log(a); }
   // e * v, except 0 where the weight e is exactly 0 (keeps -inf cells from producing NaN).
   static SP_HD T weighted(T e, T v) { return e == T(0) ? T(0) : e * v; }
-  // m where m is +-inf (the limit of the softmax average), else y.
-  static SP_HD T inf_or(T m, T y) { return (m == static_cast<T>(INFINITY) || m == -static_cast<T>(INFINITY)) ? m : y; }
+  // x - m, except 0 where x == m (equal infinities included: their difference is the limit 0).
+  static SP_HD T shifted(T x, T m) { return x == m ? T(0) : x - m; }
 };
 
 template <>
@@ -88,45 +91,51 @@ SP_HD V window_max(const Window& win) {
   return m;
 }
 
-// Window statistics: m = max, s = sum(exp(x - m)). `win.for_each(f)` calls f(value) per cell.
+// The statistics the backward needs per window, in the accumulation type: the max m, log of
+// sum(exp(x - m)), and y recomputed in acc_t (not the output rounded to a half type).
+template <typename V>
+struct WindowStats {
+  V m, log_sum, y;
+};
+
+// m, s = sum(e), t = sum((x - m) e) of one window. `win.for_each(f)` calls f(value) per cell.
 template <typename V, typename Window>
-SP_HD void window_stats(const Window& win, V& m, V& s) {
+SP_HD void window_sums(const Window& win, V& m, V& s, V& t) {
   m = window_max<V>(win);
   s = V(0);
-  win.for_each([&](V x) { s = s + Math<V>::exp(x - m); });
-}
-
-template <typename V, typename Window>
-SP_HD V window_forward(const Window& win) {
-  const V m = window_max<V>(win);
-  V s(0), t(0);
+  t = V(0);
   win.for_each([&](V x) {
-    const V d = x - m;
+    const V d = Math<V>::shifted(x, m);
     const V e = Math<V>::exp(d);
     s = s + e;
     t = t + Math<V>::weighted(e, d);  // |d e^d| <= 1/e: cannot overflow, unlike sum(x e)
   });
-  return Math<V>::inf_or(m, m + t / s);
 }
 
-// log(sum(exp(x))) of the window, the only per-window number the backward needs besides y.
 template <typename V, typename Window>
-SP_HD V window_lse(const Window& win) {
-  V m, s;
-  window_stats<V>(win, m, s);
-  return m + Math<V>::log(s);
+SP_HD V window_forward(const Window& win) {
+  V m, s, t;
+  window_sums<V>(win, m, s, t);
+  return m + t / s;
+}
+
+template <typename V, typename Window>
+SP_HD WindowStats<V> window_stats(const Window& win) {
+  V m, s, t;
+  window_sums<V>(win, m, s, t);
+  return WindowStats<V>{m, Math<V>::log(s), m + t / s};
 }
 
 // Contribution of one window (output y, grad gy) to the gradient of its cell x of weight w.
 template <typename V>
 SP_HD V grad_from_weight(V w, V x, V y, V gy) {
-  return Math<V>::weighted(w, gy * (V(1) + x - y));
+  return Math<V>::weighted(w, gy * (V(1) + Math<V>::shifted(x, y)));
 }
 
-// The same with the weight recomputed from the window's lse: w = exp(x - lse).
+// The same with the weight recomputed from the window's statistics.
 template <typename V>
-SP_HD V grad_term(V x, V lse, V y, V gy) {
-  return grad_from_weight(Math<V>::exp(x - lse), x, y, gy);
+SP_HD V grad_term(V x, const WindowStats<V>& st, V gy) {
+  return grad_from_weight(Math<V>::exp(Math<V>::shifted(x, st.m) - st.log_sum), x, st.y, gy);
 }
 
 // Outputs whose windows contain one input cell, per axis: [first, last] (empty when first > last).
@@ -145,19 +154,17 @@ SP_HD Cover cover_of(const Geometry& g, int64_t id, int64_t ih, int64_t iw) {
 }
 
 // Gradient of one input cell x of a plane: the sum over the windows that cover it
-// (deterministic, no atomics). lse is a dense (oD, oH, oW) plane; y and gy are strided.
+// (deterministic, no atomics). stats is a dense (oD, oH, oW) plane; gy is strided.
 template <typename acc_t, typename scalar_t>
-SP_HD acc_t input_grad(const Geometry& g, acc_t x, const Cover& cv, const acc_t* lse, const scalar_t* y, Strides sy,
+SP_HD acc_t input_grad(const Geometry& g, acc_t x, const Cover& cv, const WindowStats<acc_t>* stats,
                        const scalar_t* gy, Strides sg) {
   const int64_t oH = g.dim[1].out, oW = g.dim[2].out;
   acc_t acc(0);
   for (int64_t od = cv.first[0]; od <= cv.last[0]; ++od)
     for (int64_t oh = cv.first[1]; oh <= cv.last[1]; ++oh)
       for (int64_t ow = cv.first[2]; ow <= cv.last[2]; ++ow) {
-        const acc_t l = lse[(od * oH + oh) * oW + ow];
-        const acc_t yo = static_cast<acc_t>(y[od * sy.d + oh * sy.h + ow * sy.w]);
         const acc_t go = static_cast<acc_t>(gy[od * sg.d + oh * sg.h + ow * sg.w]);
-        acc = acc + grad_term<acc_t>(x, l, yo, go);
+        acc = acc + grad_term<acc_t>(x, stats[(od * oH + oh) * oW + ow], go);
       }
   return acc;
 }

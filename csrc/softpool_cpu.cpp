@@ -30,7 +30,7 @@ struct Math<Vectorized<T>> {
   }
   static V log(V a) { return a.log(); }
   static V weighted(V e, V v) { return V::blendv(e * v, V(0), e == V(0)); }
-  static V inf_or(V m, V y) { return V::blendv(y, m, m.abs() == V(std::numeric_limits<T>::infinity())); }
+  static V shifted(V x, V m) { return V::blendv(x - m, V(0), x == m); }
 };
 
 namespace {
@@ -247,16 +247,16 @@ Vectorized<acc_t> load_lanes(const scalar_t* p, int64_t stride, int64_t lanes) {
 // Each window writes the gradient of its cells. Disjoint windows (accumulate = false) assign;
 // overlapping ones add into a zeroed gx, one thread per plane in a fixed order, so the sums are
 // bitwise reproducible without atomics (float/double only: half types would round every add).
+// y is recomputed in acc_t from the window (bitwise the forward's value for float/double).
 template <typename scalar_t>
-void backward_scatter(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
-                      const Geometry& g, bool accumulate) {
+void backward_scatter(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, const Geometry& g,
+                      bool accumulate) {
   using acc_t = at::opmath_type<scalar_t>;
   using V = Vectorized<acc_t>;
   constexpr int L = V::size();
   const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t kw = max_extent(W);
-  const Strides sy = strides5(y), sg = strides5(gy), sgx = strides5(gx);
-  const scalar_t* yp = y.const_data_ptr<scalar_t>();
+  const Strides sg = strides5(gy), sgx = strides5(gx);
   const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
   constexpr int64_t kCachedCells = 64, kLocalCells = 1024;
@@ -265,8 +265,7 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, const at::Tenso
           const auto& win, const int64_t* cols) {
         alignas(64) acc_t e_cache[kCachedCells * L];
         alignas(64) acc_t x_cache[kCachedCells * L];
-        const int64_t yo = od * sy.d + oh * sy.h + ow0 * sy.w, go = od * sg.d + oh * sg.h + ow0 * sg.w;
-        const V yv = load_lanes<scalar_t, acc_t>(yp + n * sy.n + c * sy.c + yo, sy.w, lanes);
+        const int64_t go = od * sg.d + oh * sg.h + ow0 * sg.w;
         const V gv = load_lanes<scalar_t, acc_t>(gyp + n * sg.n + c * sg.c + go, sg.w, lanes);
         scalar_t* plane = gxp + n * sgx.n + c * sgx.c;
         const int64_t d0 = win_start(D, od), h0 = win_start(H, oh), nh = win_end(H, oh) - h0;
@@ -345,18 +344,20 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, const at::Tenso
             xv.store(x_cache + (k++) * L);
             m = Math<V>::max(m, xv);
           });
-          V sum(0);
+          V sum(0), t(0);  // as window_sums, in the same order
           for (k = 0; k < win_cells; ++k) {
-            const V e = Math<V>::exp(V::loadu(x_cache + k * L) - m);
+            const V d = Math<V>::shifted(V::loadu(x_cache + k * L), m);
+            const V e = Math<V>::exp(d);
             e.store(e_cache + k * L);
             sum = sum + e;
+            t = t + Math<V>::weighted(e, d);
           }
-          const V inv_sum = V(1) / sum;
+          const V inv_sum = V(1) / sum, yv = m + t / sum;
           for (k = 0; k < win_cells; ++k)
             place(grad_from_weight<V>(V::loadu(e_cache + k * L) * inv_sum, V::loadu(x_cache + k * L), yv, gv));
         } else {
-          const V lse = window_lse<V>(win);
-          win.for_each([&](V xv) { place(grad_term<V>(xv, lse, yv, gv)); });
+          const WindowStats<V> st = window_stats<V>(win);
+          win.for_each([&](V xv) { place(grad_term<V>(xv, st, gv)); });
         }
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
           if (add_local) {
@@ -375,27 +376,31 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, const at::Tenso
       });
 }
 
-// Overlapping windows: compute each window's lse once, then gather per input cell.
+// Overlapping windows: compute each window's statistics once, then gather per input cell.
 template <typename scalar_t>
-void backward_gather(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
-                     const Geometry& g) {
+void backward_gather(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, const Geometry& g) {
   using acc_t = at::opmath_type<scalar_t>;
   using V = Vectorized<acc_t>;
+  constexpr int L = V::size();
   const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t N = x.size(0), C = x.size(1), plane_out = D.out * H.out * W.out;
-  at::Tensor lse = at::empty({N * C * plane_out}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-  acc_t* lp = lse.mutable_data_ptr<acc_t>();
+  static_assert(sizeof(WindowStats<acc_t>) == 3 * sizeof(acc_t));
+  at::Tensor stats = at::empty({N * C * plane_out * 3}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+  auto* sp = reinterpret_cast<WindowStats<acc_t>*>(stats.mutable_data_ptr<acc_t>());
   for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x), false,
       [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
           const auto& win, const int64_t*) {
-        acc_t out[V::size()];
-        window_lse<V>(win).store(out);
-        std::copy(out, out + lanes, lp + (n * C + c) * plane_out + (od * H.out + oh) * W.out + ow0);
+        const WindowStats<V> st = window_stats<V>(win);
+        acc_t m[L], ls[L], y[L];
+        st.m.store(m);
+        st.log_sum.store(ls);
+        st.y.store(y);
+        WindowStats<acc_t>* dst = sp + (n * C + c) * plane_out + (od * H.out + oh) * W.out + ow0;
+        for (int64_t j = 0; j < lanes; ++j) dst[j] = WindowStats<acc_t>{m[j], ls[j], y[j]};
       });
 
-  const Strides sx = strides5(x), sy = strides5(y), sg = strides5(gy), sgx = strides5(gx);
+  const Strides sx = strides5(x), sg = strides5(gy), sgx = strides5(gx);
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
-  const scalar_t* yp = y.const_data_ptr<scalar_t>();
   const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
   // Covering output ranges per axis, tabulated once (they cost integer divisions).
@@ -413,15 +418,14 @@ void backward_gather(const at::Tensor& gy, const at::Tensor& x, const at::Tensor
       order.decode(r, n, c, d, h);
       const scalar_t* xl = xp + n * sx.n + c * sx.c + d * sx.d + h * sx.h;
       scalar_t* gl = gxp + n * sgx.n + c * sgx.c + d * sgx.d + h * sgx.h;
-      const acc_t* lplane = lp + (n * C + c) * plane_out;
-      const scalar_t* yplane = yp + n * sy.n + c * sy.c;
+      const WindowStats<acc_t>* splane = sp + (n * C + c) * plane_out;
       const scalar_t* gplane = gyp + n * sg.n + c * sg.c;
       Cover cv{{first[0][d], first[1][h], 0}, {last[0][d], last[1][h], 0}};
       for (int64_t w = 0; w < W.in; ++w) {
         cv.first[2] = first[2][w];
         cv.last[2] = last[2][w];
         const acc_t xv = static_cast<acc_t>(xl[w * sx.w]);
-        gl[w * sgx.w] = static_cast<scalar_t>(input_grad<acc_t>(g, xv, cv, lplane, yplane, sy, gplane, sg));
+        gl[w * sgx.w] = static_cast<scalar_t>(input_grad<acc_t>(g, xv, cv, splane, gplane, sg));
       }
     }
   });
@@ -429,18 +433,17 @@ void backward_gather(const at::Tensor& gy, const at::Tensor& x, const at::Tensor
 
 }  // namespace
 
-void backward_cpu(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
-                  const Geometry& g) {
+void backward_cpu(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, const Geometry& g) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_pool_backward_cpu", [&] {
     const bool exact_type = std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
     if (windows_disjoint(g)) {
       if (!windows_cover_input(g)) gx.zero_();
-      backward_scatter<scalar_t>(gy, x, y, gx, g, false);
+      backward_scatter<scalar_t>(gy, x, gx, g, false);
     } else if (exact_type && x.size(0) * x.size(1) >= at::get_num_threads()) {  // enough planes to share
       gx.zero_();
-      backward_scatter<scalar_t>(gy, x, y, gx, g, true);
+      backward_scatter<scalar_t>(gy, x, gx, g, true);
     } else {
-      backward_gather<scalar_t>(gy, x, y, gx, g);
+      backward_gather<scalar_t>(gy, x, gx, g);
     }
   });
 }

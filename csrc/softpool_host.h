@@ -33,14 +33,13 @@ inline bool windows_cover_input(const Geometry& g) {
 
 // Fill y (allocated by the caller with x's memory format) with SoftPool of x.
 void forward_cpu(const at::Tensor& x, at::Tensor& y, const Geometry& g);
-// Gradient w.r.t. x from the saved input x, output y and the output gradient gy.
-void backward_cpu(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
-                  const Geometry& g);
+// Gradient w.r.t. x from the saved input x and the output gradient gy (y is recomputed from x
+// in the accumulation type: the saved output may be rounded to a half type).
+void backward_cpu(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, const Geometry& g);
 
 #ifdef VIDPOOL_WITH_CUDA
 void forward_cuda(const at::Tensor& x, at::Tensor& y, const Geometry& g);
-void backward_cuda(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& y, at::Tensor& gx,
-                   const Geometry& g);
+void backward_cuda(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, const Geometry& g);
 #endif
 
 }  // namespace vidpool
