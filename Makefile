@@ -31,7 +31,7 @@ $(STAMP): $(BUILD_INPUTS)
 		echo "$(PY) -m pip install --quiet $(TORCH_PINS)"; $(PY) -m pip install --quiet $(TORCH_PINS); fi
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --no-build-isolation -e .
-	$(PY) -c "import vidpool.ops as o; print('vidpool installed; SoftPool backend on CPU:', o.backend('cpu'))"
+	$(PY) -c "import vidpool._C as c; i = c.build_info(); print('vidpool installed; SoftPool kernels:', i['backends'], 'CPU variant', i['cpu_isa'], '| CUDA:', i['cuda_build']['reason'])"
 	touch $(STAMP)
 
 test: install
@@ -64,4 +64,4 @@ bench: install
 	$(PY) tools/benchmark_data.py
 
 clean:
-	rm -rf build *.egg-info vidpool/_C*.so $(STAMP)
+	rm -rf build *.egg-info vidpool/_C*.so vidpool/_kernels_*.so vidpool/_cuda_emulated*.so vidpool/_build_info.json $(STAMP)

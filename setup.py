@@ -52,7 +52,7 @@ def nvcc_toolkit_root(nvcc):
     return os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
 
 
-def find_nvcc(environ):
+def find_nvcc(environ, fallback="/usr/local/cuda"):
     """(nvcc, toolkit root, where it came from) or (None, None, why not)."""
     home = environ.get("CUDA_HOME") or environ.get("CUDA_PATH")
     if home:
@@ -63,12 +63,12 @@ def find_nvcc(environ):
     on_path = shutil.which("nvcc", path=environ.get("PATH", ""))
     if on_path:
         return on_path, nvcc_toolkit_root(on_path), f"PATH ({on_path})"
-    if os.path.isfile("/usr/local/cuda/bin/nvcc"):
-        return "/usr/local/cuda/bin/nvcc", "/usr/local/cuda", "/usr/local/cuda"
-    return None, None, "no nvcc on PATH, in $CUDA_HOME/bin or in /usr/local/cuda/bin"
+    if os.path.isfile(os.path.join(fallback, "bin", "nvcc")):
+        return os.path.join(fallback, "bin", "nvcc"), fallback, fallback
+    return None, None, f"no nvcc on PATH, in $CUDA_HOME/bin or in {fallback}/bin"
 
 
-def select_cuda(environ, torch_cuda):
+def select_cuda(environ, torch_cuda, fallback="/usr/local/cuda"):
     """Decide whether to build the CUDA kernels: a dict with build (bool), home, nvcc, release, reason.
 
     torch_cuda is torch.version.cuda (None for a CPU-only torch). Raises RuntimeError when
@@ -80,7 +80,7 @@ def select_cuda(environ, torch_cuda):
     result = {"build": False, "home": None, "nvcc": None, "release": None, "torch_cuda": torch_cuda}
     if flag in _OFF:
         return dict(result, reason="VIDPOOL_CUDA=0")
-    nvcc, home, origin = find_nvcc(environ)
+    nvcc, home, origin = find_nvcc(environ, fallback)
     release = nvcc_release(nvcc) if nvcc else None
     if torch_cuda is None:
         reason = "the installed torch is a CPU-only build (torch.version.cuda is None)"
@@ -109,44 +109,50 @@ def cuda_include_dirs(home, torch_dir, torch_cuda):
     return dirs
 
 
-def _cpu_isa_flags():
-    isa = os.environ.get("VIDPOOL_CPU_ISA", "auto").lower()
-    if isa == "auto":
-        try:
-            with open("/proc/cpuinfo") as f:
-                flags = f.read()
-            avx512 = all(f" {f}" in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512dq"))
-            isa = "avx512" if avx512 else "avx2" if (" avx2" in flags and " fma" in flags) else "none"
-        except OSError:
-            isa = "none"
-    if isa == "avx2":
-        # at::vec picks its AVX2 implementation from these macros, as ATen's own AVX2 kernels do.
-        return ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
-    if isa == "avx512":
-        return ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c",
-                "-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512"]
-    if isa == "none":
-        return []
-    raise RuntimeError(f"VIDPOOL_CPU_ISA={isa!r}: expected auto, avx512, avx2 or none")
+# Compiler flags of each CPU variant. at::vec picks its AVX2/AVX-512 implementation from the
+# CPU_CAPABILITY macros, as ATen's own per-ISA kernels do.
+ISA_FLAGS = {
+    "default": [],
+    "avx2": ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"],
+    "avx512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c",
+               "-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512"],
+}
+
+
+def cpu_variants(environ, machine):
+    """The CPU kernel variants to build. Each is a whole extension of its own, so no code compiled
+    for a newer instruction set can leak into what an older CPU runs; vidpool._C loads the best one
+    the machine (as torch reports it) supports, so one build serves every node of a cluster."""
+    isa = environ.get("VIDPOOL_CPU_ISA", "auto").strip().lower()
+    x86 = machine.lower() in ("x86_64", "amd64", "i686", "x86")
+    chosen = {"auto": ["default", "avx2", "avx512"], "avx512": ["default", "avx2", "avx512"],
+              "avx2": ["default", "avx2"], "none": ["default"]}.get(isa)
+    if chosen is None:
+        raise RuntimeError(f"VIDPOOL_CPU_ISA={isa!r}: expected auto, avx512, avx2 or none")
+    return chosen if x86 else ["default"]
 
 
 def _extensions(cuda):
+    import platform
+
     import torch
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
-    sources = ["csrc/ops.cpp", "csrc/softpool_cpu.cpp"]
-    # at::parallel_for is OpenMP-based in torch's builds: without -fopenmp it runs serially.
-    cxx = ["-O3", "-fopenmp"] + _cpu_isa_flags()
-    link = ["-fopenmp"]
-    emulated = CppExtension("vidpool._cuda_emulated", ["csrc/emulation/softpool_emulated.cpp"],
-                            extra_compile_args={"cxx": ["-O2"]})
+    exts = []
+    for isa in cpu_variants(os.environ, platform.machine()):
+        # at::parallel_for is OpenMP-based in torch's builds: without -fopenmp it runs serially.
+        exts.append(CppExtension(
+            f"vidpool._kernels_{isa}", ["csrc/ops.cpp", "csrc/softpool_cpu.cpp"],
+            define_macros=[("VIDPOOL_CPU_ISA", isa)],
+            extra_compile_args={"cxx": ["-O3", "-fopenmp"] + ISA_FLAGS[isa]}, extra_link_args=["-fopenmp"]))
+    exts.append(CppExtension("vidpool._cuda_emulated", ["csrc/emulation/softpool_emulated.cpp"],
+                             extra_compile_args={"cxx": ["-O2"]}))
     if cuda["build"]:
         include_dirs = cuda_include_dirs(cuda["home"], os.path.dirname(torch.__file__), torch.version.cuda)
-        return [CUDAExtension(
-            "vidpool._C", sources + ["csrc/softpool_cuda.cu"], include_dirs=include_dirs,
-            define_macros=[("VIDPOOL_WITH_CUDA", None)], extra_link_args=link,
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]}), emulated]
-    return [CppExtension("vidpool._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link), emulated]
+        exts.append(CUDAExtension(
+            "vidpool._kernels_cuda", ["csrc/ops.cpp", "csrc/softpool_cuda.cu"], include_dirs=include_dirs,
+            define_macros=[("VIDPOOL_WITH_CUDA", None)], extra_compile_args={"cxx": ["-O3"], "nvcc": ["-O3"]}))
+    return exts
 
 
 def main():

@@ -1,6 +1,11 @@
 // Operator schema, argument checks and dispatch registration for vidpool::soft_pool and
 // vidpool::adaptive_soft_pool. The Python layer (vidpool/ops/softpool.py) adds autograd and
 // fake (meta) kernels and friendlier errors; the checks here are the last line of defence.
+//
+// Compiled into two kinds of extension: a CPU one per instruction set (VIDPOOL_CPU_ISA names it:
+// vidpool._kernels_default/_avx2/_avx512; it defines the schema and registers the CPU kernels;
+// vidpool._C loads the best one the machine runs) and, with VIDPOOL_WITH_CUDA, vidpool._kernels_cuda,
+// which registers the CUDA kernels only.
 #include <torch/extension.h>
 
 #include <string>
@@ -16,12 +21,10 @@ at::Tensor run_forward(const at::Tensor& x, const Geometry& g) {
   at::Tensor y = at::empty(output_shape(x, g), x.options(), x.suggest_memory_format());
   if (y.numel() == 0) return y;
 #ifdef VIDPOOL_WITH_CUDA
-  if (x.is_cuda()) {
-    forward_cuda(x, y, g);
-    return y;
-  }
-#endif
+  forward_cuda(x, y, g);
+#else
   forward_cpu(x, y, g);
+#endif
   return y;
 }
 
@@ -37,12 +40,10 @@ at::Tensor run_backward(const at::Tensor& gy, const at::Tensor& x, const at::Ten
   at::Tensor gx = at::empty(x.sizes(), x.options(), x.suggest_memory_format());
   if (gx.numel() == 0) return gx;
 #ifdef VIDPOOL_WITH_CUDA
-  if (x.is_cuda()) {
-    backward_cuda(gy, x, gx, g);
-    return gx;
-  }
-#endif
+  backward_cuda(gy, x, gx, g);
+#else
   backward_cpu(gy, x, gx, g);
+#endif
   return gx;
 }
 
@@ -69,14 +70,6 @@ at::Tensor adaptive_soft_pool_backward(const at::Tensor& grad_output, const at::
 }  // namespace
 }  // namespace vidpool
 
-TORCH_LIBRARY(vidpool, m) {
-  m.def("soft_pool(Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> Tensor");
-  m.def("soft_pool_backward(Tensor grad_output, Tensor self, Tensor output, int[] kernel_size, int[] stride, "
-        "int[] padding, bool ceil_mode) -> Tensor");
-  m.def("adaptive_soft_pool(Tensor self, int[] output_size) -> Tensor");
-  m.def("adaptive_soft_pool_backward(Tensor grad_output, Tensor self, Tensor output, int[] output_size) -> Tensor");
-}
-
 #define VIDPOOL_REGISTER_KERNELS(KEY)                                            \
   TORCH_LIBRARY_IMPL(vidpool, KEY, m) {                                          \
     m.impl("soft_pool", &vidpool::soft_pool);                                    \
@@ -85,16 +78,29 @@ TORCH_LIBRARY(vidpool, m) {
     m.impl("adaptive_soft_pool_backward", &vidpool::adaptive_soft_pool_backward); \
   }
 
-VIDPOOL_REGISTER_KERNELS(CPU)
 #ifdef VIDPOOL_WITH_CUDA
 VIDPOOL_REGISTER_KERNELS(CUDA)
+#else
+TORCH_LIBRARY(vidpool, m) {
+  m.def("soft_pool(Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> Tensor");
+  m.def("soft_pool_backward(Tensor grad_output, Tensor self, Tensor output, int[] kernel_size, int[] stride, "
+        "int[] padding, bool ceil_mode) -> Tensor");
+  m.def("adaptive_soft_pool(Tensor self, int[] output_size) -> Tensor");
+  m.def("adaptive_soft_pool_backward(Tensor grad_output, Tensor self, Tensor output, int[] output_size) -> Tensor");
+}
+VIDPOOL_REGISTER_KERNELS(CPU)
 #endif
 
+#define VIDPOOL_STR2(x) #x
+#define VIDPOOL_STR(x) VIDPOOL_STR2(x)
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "vidpool compiled SoftPool kernels (registered as torch.ops.vidpool.*)";
 #ifdef VIDPOOL_WITH_CUDA
-  m.attr("cuda_compiled") = true;
+  m.doc() = "vidpool's CUDA SoftPool kernels (registered for torch.ops.vidpool.* on CUDA tensors)";
+  m.attr("backend") = "cuda";
 #else
-  m.attr("cuda_compiled") = false;
+  m.doc() = "vidpool's CPU SoftPool kernels for one instruction set (defines torch.ops.vidpool.*)";
+  m.attr("backend") = "cpu";
+  m.attr("isa") = VIDPOOL_STR(VIDPOOL_CPU_ISA);
 #endif
 }

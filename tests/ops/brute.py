@@ -86,3 +86,26 @@ def pool_windows(x, kernel, stride, padding, ceil_mode, fn):
                     slots.append(slot)
             results.append(fn(torch.stack(cells), slots, c))
     return torch.stack(results).reshape(tuple(x.shape[:2]) + tuple(out_shape))
+
+
+def _lse(x, ranges_per_axis):
+    """log(sum(exp)) of every window, float64 (differentiable: its gradient is the window softmax)."""
+    x64 = x.to(torch.float64)
+    lead = x.shape[: x.dim() - len(ranges_per_axis)]
+    outs = []
+    for lead_idx in itertools.product(*[range(n) for n in lead]):
+        for win in itertools.product(*ranges_per_axis):
+            outs.append(torch.logsumexp(x64[lead_idx][tuple(slice(r.start, r.stop) for r in win)].reshape(-1), 0))
+    return torch.stack(outs).reshape(tuple(lead) + tuple(len(r) for r in ranges_per_axis))
+
+
+def window_lse(x, kernel, stride=None, padding=0, ceil_mode=False, adaptive=False):
+    """Per-window logsumexp for regular windows (kernel, stride, ...) or adaptive ones (kernel = output size)."""
+    nd = len(kernel)
+    if adaptive:
+        return _lse(x, [_ranges_adaptive(n, o) for n, o in zip(x.shape[-nd:], kernel)])
+    stride = kernel if stride is None else stride
+    padding = (padding,) * nd if isinstance(padding, int) else padding
+    ref_shape = _MAX_POOL[nd](x.detach().float(), kernel, stride, padding, ceil_mode=ceil_mode).shape[-nd:]
+    return _lse(x, [_ranges_regular(n, o, k, s, p)
+                    for n, o, k, s, p in zip(x.shape[-nd:], ref_shape, kernel, stride, padding)])

@@ -1,0 +1,151 @@
+"""The CUDA kernels, executed on the host: vidpool._cuda_emulated compiles softpool_cuda_kernels.cuh
+(the very lines nvcc compiles for the GPU) through a shim that runs the launch grid serially.
+Checked against the float64 brute force on random geometries, layouts, launch grids and dtypes."""
+import os
+import random
+
+import pytest
+import torch
+
+from . import brute, half_bounds
+from .test_softpool_values import CASES
+
+emulated = pytest.importorskip("vidpool._cuda_emulated", reason="vidpool._cuda_emulated not built")
+
+GRIDS = [(256, 1 << 20), (32, 1), (7, 3), (1, 1), (64, 2)]  # (threads per block, block cap)
+
+
+def _random_geometry(rng):
+    nd = rng.choice([1, 2, 3])
+    k = tuple(rng.randint(1, 4) for _ in range(nd))
+    s = tuple(rng.randint(1, 4) for _ in range(nd))
+    p = tuple(rng.randint(0, kv // 2) for kv in k)
+    ceil = rng.random() < 0.5
+    size = tuple(rng.randint(max(kv, 2), 9) for kv in k)  # T != H != W in general
+    return (rng.randint(1, 2), rng.randint(1, 3)) + size, k, s, p, ceil
+
+
+def _random_adaptive(rng):
+    nd = rng.choice([1, 2, 3])
+    size = tuple(rng.randint(1, 7) for _ in range(nd))
+    out = tuple(rng.randint(1, 9) for _ in range(nd))  # larger than the input too
+    return (rng.randint(1, 2), rng.randint(1, 3)) + size, out
+
+
+_rng = random.Random(1234)
+GEOMETRIES = list(CASES) + [_random_geometry(_rng) for _ in range(40)]
+ADAPTIVE = [_random_adaptive(_rng) for _ in range(20)] + [((1, 2, 3, 5, 4), (5, 7, 6)), ((2, 1, 9), (1,))]
+
+
+def _layout(x, name):
+    """The same values as x in another memory layout."""
+    if name == "channels_last" and x.dim() in (4, 5):
+        fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+        return x.contiguous(memory_format=fmt)
+    if name == "gapped":  # every other cell of a twice-as-wide buffer
+        wide = torch.zeros(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)
+        wide[..., ::2] = x
+        return wide[..., ::2]
+    return x
+
+
+def _grid_id(grid):
+    return f"t{grid[0]}b{grid[1]}"
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=_grid_id)
+@pytest.mark.parametrize("index", range(len(GEOMETRIES)))
+def test_emulated_forward_backward_float64(index, grid):
+    shape, k, s, p, ceil = GEOMETRIES[index]
+    gen = torch.Generator().manual_seed(index)
+    x = torch.randn(shape, dtype=torch.float64, generator=gen) * 3
+    layout = ("contiguous", "channels_last", "gapped")[index % 3]
+    xl = _layout(x, layout)
+    y = emulated.soft_pool(xl, list(k), list(s), list(p), ceil, *grid)
+    xr = x.clone().requires_grad_()
+    ref = brute.soft_pool(xr, k, s, p, ceil)
+    assert y.shape == ref.shape
+    torch.testing.assert_close(y, ref.detach(), rtol=1e-12, atol=1e-12)
+    g = torch.randn(ref.shape, dtype=torch.float64, generator=gen)
+    if index % 2:  # stride-0 grad_output, as expand() or a sum's backward gives
+        g = g[..., :1].expand(ref.shape)
+    (gr,) = torch.autograd.grad(ref, xr, g)
+    gx = emulated.soft_pool_backward(g, xl, list(k), list(s), list(p), ceil, *grid)
+    assert gx.stride() == torch.empty_like(xl, memory_format=torch._prims_common.suggest_memory_format(xl)).stride()
+    torch.testing.assert_close(gx, gr, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("grid", GRIDS[:3], ids=_grid_id)
+@pytest.mark.parametrize("shape,out", ADAPTIVE)
+def test_emulated_adaptive_float64(shape, out, grid):
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    ref = brute.adaptive_soft_pool(x, out)
+    y = emulated.adaptive_soft_pool(x.detach(), list(out), *grid)
+    torch.testing.assert_close(y, ref.detach(), rtol=1e-12, atol=1e-12)
+    g = torch.randn(ref.shape, dtype=torch.float64)
+    (gr,) = torch.autograd.grad(ref, x, g)
+    torch.testing.assert_close(emulated.adaptive_soft_pool_backward(g, x.detach(), list(out), *grid), gr,
+                               rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("index", range(0, len(GEOMETRIES), 3))
+def test_emulated_every_dtype(index, dtype):
+    """float32 and the half types (accumulated in float32) within bounds derived from the formula."""
+    shape, k, s, p, ceil = GEOMETRIES[index]
+    seed = int.from_bytes(os.urandom(4), "little")  # unseeded: the bound must hold for any draw
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn(shape, dtype=torch.float64, generator=gen) * 3).to(dtype)
+    x64 = x.double().requires_grad_()
+    ref = brute.soft_pool(x64, k, s, p, ceil)
+    g = torch.randn(ref.shape, dtype=torch.float64, generator=gen).to(dtype)
+    (gr,) = torch.autograd.grad(ref, x64, g.double())
+    y = emulated.soft_pool(x, list(k), list(s), list(p), ceil, 32, 2)
+    gx = emulated.soft_pool_backward(g, x, list(k), list(s), list(p), ceil, 32, 2)
+    assert y.dtype == gx.dtype == dtype
+    geometry = (k, s, p, ceil, False)
+    if dtype == torch.float32:
+        torch.testing.assert_close(y.double(), ref.detach(), rtol=1e-5, atol=1e-5, msg=f"seed {seed}")
+        torch.testing.assert_close(gx.double(), gr, rtol=1e-5, atol=1e-5, msg=f"seed {seed}")
+        return
+    fb = half_bounds.forward_bound(x.double(), ref.detach(), geometry, dtype)
+    bb = half_bounds.backward_bound(x.double(), g.double(), ref.detach(), gr, geometry, dtype)
+    assert ((y.double() - ref).abs() <= fb).all(), f"seed {seed}"
+    assert ((gx.double() - gr).abs() <= bb).all(), f"seed {seed}: worst excess {((gx.double() - gr).abs() - bb).max()}"
+
+
+def test_emulated_kernels_match_the_cpu_kernels():
+    """Same math, different launchers: the CPU and the emulated CUDA kernels agree to rounding."""
+    from vidpool import ops
+    x = torch.randn(2, 5, 6, 9, 11, dtype=torch.float64, requires_grad=True)
+    y = ops.soft_pool3d(x, 3, 2, 1, True)
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, g)
+    ye = emulated.soft_pool(x.detach(), [3, 3, 3], [2, 2, 2], [1, 1, 1], True, 64, 3)
+    torch.testing.assert_close(ye, y.detach(), rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(emulated.soft_pool_backward(g, x.detach(), [3] * 3, [2] * 3, [1] * 3, True, 64, 3),
+                               gx, rtol=1e-12, atol=1e-13)
+
+
+def test_emulated_infinite_windows():
+    """+-inf maxima take their limits; finite cells get gradient 0 there, and no NaN spreads."""
+    x = torch.randn(1, 1, 9, dtype=torch.float64)
+    x[0, 0, 2] = float("inf")
+    x[0, 0, 7] = x[0, 0, 8] = float("-inf")
+    y = emulated.soft_pool(x, [3], [2], [0], False, 2, 1)  # windows [0,3) [2,5) [4,7) [6,9)
+    assert y[0, 0, 0] == y[0, 0, 1] == float("inf")
+    g = torch.ones_like(y)
+    gx = emulated.soft_pool_backward(g, x, [3], [2], [0], False, 2, 1)
+    assert not torch.isnan(gx).any()
+    assert gx[0, 0, 2] == 2.0  # one infinite cell in each of two windows: gy routed to it, as the limit
+    assert (gx[0, 0, [0, 1, 3]] == 0).all()  # weight exactly 0 beside an infinite max
+    assert gx[0, 0, 4] != 0  # window [4,7) is finite: cell 4 gets its ordinary gradient
+    assert (gx[0, 0, [7, 8]] == 0).all()  # -inf cells in a finite window weigh 0
+
+
+def test_emulated_launch_arguments_checked():
+    x = torch.randn(1, 1, 4)
+    with pytest.raises(ValueError, match="threads"):
+        emulated.soft_pool(x, [2], [2], [0], False, 0, 1)
+    with pytest.raises(ValueError, match="float32, float64, float16 or bfloat16"):
+        emulated.soft_pool(x.to(torch.float8_e4m3fn), [2], [2], [0], False, 32, 1)
