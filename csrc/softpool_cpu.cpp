@@ -433,13 +433,18 @@ void backward_gather(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, 
 
 }  // namespace
 
+// Overlapping windows scatter plane by plane (one thread per plane) when there are enough planes to
+// share out, and gather per input cell otherwise. The choice depends on the shape only, never on
+// the thread count: the two sum in different orders, and results must not change with threads.
+constexpr int64_t kScatterMinPlanes = 4;
+
 void backward_cpu(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, const Geometry& g) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_pool_backward_cpu", [&] {
     const bool exact_type = std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
     if (windows_disjoint(g)) {
       if (!windows_cover_input(g)) gx.zero_();
       backward_scatter<scalar_t>(gy, x, gx, g, false);
-    } else if (exact_type && x.size(0) * x.size(1) >= at::get_num_threads()) {  // enough planes to share
+    } else if (exact_type && x.size(0) * x.size(1) >= kScatterMinPlanes) {
       gx.zero_();
       backward_scatter<scalar_t>(gy, x, gx, g, true);
     } else {

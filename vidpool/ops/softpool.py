@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 IntOrTuple = Union[int, Sequence[int]]
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)  # what the kernels compute
 _warned_fallback = False
 _decompose = False
 
@@ -110,8 +111,9 @@ def _check_input(x, dim: int, fname: str) -> bool:
     if x.dim() not in (dim + 1, dim + 2):
         raise ValueError(f"{fname}: expected a {dim + 1}-d (C, ...) or {dim + 2}-d (N, C, ...) input, "
                          f"got {x.dim()}-d input of shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{fname}: input must be a floating point tensor, got {x.dtype}")
+    if x.dtype not in _DTYPES:
+        raise ValueError(f"{fname}: input must be a floating point tensor of dtype float32, float64, float16 "
+                         f"or bfloat16, got {x.dtype}")
     if any(n == 0 for n in x.shape[-dim:]):
         raise ValueError(f"{fname}: input has an empty spatial axis, shape {tuple(x.shape)}")
     return x.dim() == dim + 1
@@ -294,6 +296,60 @@ def _register_torch_library() -> None:
 
     torch.library.register_autograd("vidpool::soft_pool", backward_soft_pool, setup_context=setup_context)
     torch.library.register_autograd("vidpool::adaptive_soft_pool", backward_adaptive, setup_context=setup_context)
+
+    # Double backward: the backward ops take (grad_output, input, output, *geometry) and recompute y
+    # from the input, so their own derivatives are with respect to grad_output and input only.
+    def setup_backward(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.geometry = inputs[3:]
+
+    def double_backward_soft_pool(ctx, v):
+        gy, x = ctx.saved_tensors
+        bounds = [_reference.pool_bounds(n, k, s, p, c) for n, k, s, p, c in
+                  zip(x.shape[2:], *ctx.geometry[:3], [ctx.geometry[3]] * (x.dim() - 2))]
+        return _backward_derivatives(v, gy, x, bounds) + (None,) * 5
+
+    def double_backward_adaptive(ctx, v):
+        gy, x = ctx.saved_tensors
+        bounds = [_reference.adaptive_bounds(n, o) for n, o in zip(x.shape[2:], ctx.geometry[0])]
+        return _backward_derivatives(v, gy, x, bounds) + (None, None)
+
+    torch.library.register_autograd("vidpool::soft_pool_backward", double_backward_soft_pool,
+                                    setup_context=setup_backward)
+    torch.library.register_autograd("vidpool::adaptive_soft_pool_backward", double_backward_adaptive,
+                                    setup_context=setup_backward)
+
+
+def _backward_derivatives(v, gy, x, bounds):
+    """Derivatives of the backward gx_i = sum_o gy_o w_oi (1 + x_i - y_o) along v (shaped as x):
+
+        d/d gy_o = sum_i w_oi (1 + x_i - y_o) v_i  =: a_o          (the forward's JVP along v)
+        d/d x_j  = sum_o gy_o w_oj [v_j (2 + x_j - y_o) - a_o - b_o (1 + x_j - y_o)],  b_o = sum_i w_oi v_i
+
+    computed on each window's cells (explicit windows: memory K x the input, used only for second
+    derivatives) and scattered back by the transpose of the window gather. Differentiable itself."""
+    acc = torch.promote_types(x.dtype, torch.float32)
+    inside = _reference.gather_windows(torch.ones_like(x, dtype=acc), bounds, fill=0.0) > 0
+    xw = _reference.gather_windows(x.to(acc), bounds)
+    vw = _reference.gather_windows(v.to(acc), bounds, fill=0.0)
+    m = xw.amax(-1, keepdim=True)
+    d = torch.where(xw == m, torch.zeros_like(xw), xw - m)  # as the kernels: equal infinities differ by 0
+    e = torch.where(inside, torch.exp(d), torch.zeros_like(d))
+    total = e.sum(-1, keepdim=True)
+    w = e / total
+    y = m + torch.where(e == 0, torch.zeros_like(d), d * e).sum(-1, keepdim=True) / total
+    live = w > 0
+    u = torch.where(live, 1 + torch.where(xw == y, torch.zeros_like(xw), xw - y), torch.zeros_like(xw))
+    a = (w * u * vw).sum(-1, keepdim=True)
+    b = (w * vw).sum(-1, keepdim=True)
+    cells = gy.to(acc).unsqueeze(-1) * w * (vw * (u + 1) - a - b * u)
+    cells = torch.where(live, cells, torch.zeros_like(cells))
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        z = torch.zeros(x.shape, dtype=acc, device=x.device, requires_grad=True)
+        (gx,) = torch.autograd.grad(_reference.gather_windows(z, bounds, fill=0.0), z, cells,
+                                    create_graph=create_graph)
+    return a.squeeze(-1).to(gy.dtype), gx.to(x.dtype)
 
 
 if _C is not None:
