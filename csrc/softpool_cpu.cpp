@@ -139,6 +139,14 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool pla
       const int64_t loaded_end = first + W.k - 1 + (W.s == 2 ? 2 * L : W.s == 1 ? L : (L - 1) * W.s + 1);
       direct[ch] = last_lane < W.out && first >= 0 && last_lane * W.s - W.p + W.k <= W.in && loaded_end <= W.in;
     }
+  // Narrow rows (fewer outputs than lanes, e.g. W = 14 late in a network) load directly too when
+  // every real lane's window lies in the row: the idle lanes' loads run past the row into memory
+  // of the same allocation (checked per row below) and their results are never stored.
+  const int64_t narrow_loaded_end =
+      W.k - 1 + (W.s == 2 ? 2 * L : W.s == 1 ? L : (L - 1) * W.s + 1);
+  const bool narrow = std::is_same_v<scalar_t, acc_t> && sx.w == 1 && !W.adaptive && W.out < L && W.p == 0 &&
+                      (W.out - 1) * W.s + W.k <= W.in;
+  const int64_t allocated = static_cast<int64_t>(x.storage().nbytes() / sizeof(scalar_t)) - x.storage_offset();
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   const RowOrder order{x.size(0), x.size(1), D.out, H.out, inner};
   const int64_t rows = order.N * order.C * D.out * H.out;
@@ -162,6 +170,11 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool pla
           const LineWindow<acc_t> win{plane + d0 * sx.d + h0 * sx.h + (chunk_start(ch) * W.s - W.p), sx.d,
                                       sx.h, d1 - d0, h1 - h0, kw, W.s};
           emit(n, c, od, oh, chunk_start(ch), int64_t(L), win, cols);
+          continue;
+        }
+        if (narrow && (plane - xp) + (d1 - 1) * sx.d + (h1 - 1) * sx.h + narrow_loaded_end <= allocated) {
+          const LineWindow<acc_t> win{plane + d0 * sx.d + h0 * sx.h, sx.d, sx.h, d1 - d0, h1 - h0, kw, W.s};
+          emit(n, c, od, oh, int64_t(0), lanes, win, cols);
           continue;
         }
       }
@@ -213,9 +226,15 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool pla
 }
 
 }  // namespace
+}  // namespace vidpool
+
+#include "softpool_cpu_blocks.h"
+
+namespace vidpool {
 
 void forward_cpu(const at::Tensor& x, at::Tensor& y, const Geometry& g) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_pool_cpu", [&] {
+    if (use_plane_blocks<scalar_t>(x, g)) return forward_blocks<scalar_t>(x, y, g);
     using acc_t = at::opmath_type<scalar_t>;
     using V = Vectorized<acc_t>;
     const Strides sy = strides5(y);
@@ -298,15 +317,16 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx,
             if (++h == h0 + nh) h = h0, ++d;
           }
           if constexpr (line_window) {
-            if (store_vectors) {
+            if (store_vectors) {  // partial stores where a narrow row leaves lanes idle
               if (kw == 1) {
-                grad.store(line + cols[0]);
+                grad.store(line + cols[0], static_cast<int>(lanes));
               } else if (slot == 0) {
                 first_slot = grad;
               } else {
                 const auto pair = at::vec::interleave2(first_slot, grad);
-                pair.first.store(line + cols[0]);
-                pair.second.store(line + cols[0] + L);
+                const int64_t cells = 2 * lanes;
+                pair.first.store(line + cols[0], static_cast<int>(std::min<int64_t>(L, cells)));
+                if (cells > L) pair.second.store(line + cols[0] + L, static_cast<int>(cells - L));
               }
               return;
             }
@@ -441,7 +461,9 @@ constexpr int64_t kScatterMinPlanes = 4;
 void backward_cpu(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, const Geometry& g) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_pool_backward_cpu", [&] {
     const bool exact_type = std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
-    if (windows_disjoint(g)) {
+    if (use_plane_blocks<scalar_t>(x, g)) {
+      backward_blocks<scalar_t>(gy, x, gx, g);
+    } else if (windows_disjoint(g)) {
       if (!windows_cover_input(g)) gx.zero_();
       backward_scatter<scalar_t>(gy, x, gx, g, false);
     } else if (exact_type && x.size(0) * x.size(1) >= kScatterMinPlanes) {

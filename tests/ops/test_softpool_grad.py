@@ -255,3 +255,21 @@ def test_bitwise_identical_across_thread_counts():
                         results[key] = (y.detach(), gx)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), ((1, 2, 3), (1, 2, 1), (0, 1, 0))])
+@pytest.mark.parametrize("layout", ["contiguous", "sliced"])
+def test_narrow_rows_of_large_planes(k, s, p, layout):
+    """W = 14 rows in planes too large for the transposed-block path: the row path, whose narrow
+    rows load past the row's end (into the same allocation, up to its very end) for idle lanes."""
+    base = torch.randn(1, 2, 40, 30, 15 if layout == "sliced" else 14, dtype=torch.float64) * 3
+    x = (base[..., :14] if layout == "sliced" else base).float().requires_grad_()
+    x64 = x.detach().double().requires_grad_()
+    kk, ss, pp = [(v,) * 3 if isinstance(v, int) else v for v in (k, s, p)]
+    y = ops.soft_pool3d(x, k, s, p)
+    ref = brute.soft_pool(x64, kk, ss, pp)
+    torch.testing.assert_close(y.double(), ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn(ref.shape, dtype=torch.float64)
+    (gx,) = torch.autograd.grad(y, x, g.float())
+    (gr,) = torch.autograd.grad(ref, x64, g)
+    torch.testing.assert_close(gx.double(), gr, rtol=1e-5, atol=1e-5)

@@ -5,6 +5,11 @@ ceil_mode=False) and gives max pooling's output size. Windows are those of max p
 and ceil_mode overhang cells belong to no window (``avg`` alone follows ``nn.AvgPool*d`` and its
 ``count_include_pad``). Random methods (mixed, stochastic, s3pool) sample from the torch RNG in
 ``train()`` mode only and are deterministic in ``eval()``. Trainable methods need ``channels``.
+
+Where a method is a function of per-window sums (sum, lp, trainable_lp, stochastic in eval) or of a
+per-window weighted sum (gated: a depthwise convolution), it is computed with torch's pooling and
+convolution kernels: memory O(input + output) and their fast backward. The others gather explicit
+windows (``WindowPool.windows``).
 """
 from __future__ import annotations
 
@@ -40,14 +45,7 @@ class WindowPool(nn.Module):
     def windows(self, x, fill=0.0):
         """(N, C, *out, K) window cells in window order (K = prod(kernel_size)), ``fill`` at cells
         outside the input (padding, ceil_mode overhang), and the (1, 1, *out, K) validity mask."""
-        if x.dim() != self.dim + 2:
-            raise ValueError(f"{type(self).__name__}: expected a {self.dim + 2}-d (N, C, ...) input, "
-                             f"got shape {tuple(x.shape)}")
-        channels = getattr(self, "channels", None)
-        if channels is not None and x.shape[1] != channels:
-            raise ValueError(f"{type(self).__name__}: built for {channels} channels but got an input with "
-                             f"{x.shape[1]}; build it with channels={x.shape[1]} (with swap_pooling, pass "
-                             "example_input=... so channels are traced)")
+        self.check_input(x)
         pads = []
         for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding):
             out = pool_output_size(n, k, s, p, self.ceil_mode)
@@ -61,6 +59,33 @@ class WindowPool(nn.Module):
 
         ones = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=torch.bool, device=x.device)
         return unfold(x, fill), unfold(ones, False)
+
+    def window_sum(self, t):
+        """Sum over each window's cells (padding and overhang cells excluded: they pool as zeros)."""
+        if self.dim == 1:  # avg_pool1d has no divisor_override: pool a (N, C, 1, L) view in 2D
+            return F.avg_pool2d(t.unsqueeze(-2), (1,) + self.kernel_size, (1,) + self.stride, (0,) + self.padding,
+                                ceil_mode=self.ceil_mode, divisor_override=1).squeeze(-2)
+        return _AVG[self.dim](t, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
+                              divisor_override=1)
+
+    def padded(self, x):
+        """x zero-padded so that a convolution with the kernel and stride gives max pooling's windows
+        (the padding, and with ceil_mode the last window's overhang; a negative pad drops unused cells)."""
+        pads = []
+        for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding):
+            out = pool_output_size(n, k, s, p, self.ceil_mode)
+            pads.append((p, (out - 1) * s + k - n - p))
+        return F.pad(x, [v for pair in reversed(pads) for v in pair])
+
+    def check_input(self, x):
+        if x.dim() != self.dim + 2:
+            raise ValueError(f"{type(self).__name__}: expected a {self.dim + 2}-d (N, C, ...) input, "
+                             f"got shape {tuple(x.shape)}")
+        channels = getattr(self, "channels", None)
+        if channels is not None and x.shape[1] != channels:
+            raise ValueError(f"{type(self).__name__}: built for {channels} channels but got an input with "
+                             f"{x.shape[1]}; build it with channels={x.shape[1]} (with swap_pooling, pass "
+                             "example_input=... so channels are traced)")
 
     def max(self, x):
         return _MAX[self.dim](x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)
@@ -79,19 +104,34 @@ class SumPool(WindowPool):
     """Sum of each window's cells."""
 
     def forward(self, x):
-        return self.windows(x)[0].sum(-1)
+        self.check_input(x)
+        return self.window_sum(x)
 
 
-def _lp(cells, p):
-    """(sum |a|^p)^(1/p) over the last axis; p a float or a tensor broadcasting as cells[..., :1].
+def _lp(pool, x, p):
+    """(sum |a|^p)^(1/p) over each window of ``pool``; p a float or a (1, C, 1...) tensor.
 
-    Scaled by the window's max magnitude so a^p cannot overflow (the result is 1-homogeneous, so
-    it does not depend on that scale, which is therefore detached).
+    Fast path: |a| scaled by its plane's largest magnitude (so a^p cannot overflow; the result is
+    1-homogeneous, so it does not depend on that detached scale), then one window sum. Where some
+    window's own largest term (a_max / plane max)^p would fall below the dtype's normal range (large
+    p, a window of small values beside a large one), the windows are gathered and each is scaled by
+    its own max instead, so the p -> inf limit stays the max.
     """
-    a = cells.abs()
-    m = a.amax(-1, keepdim=True).detach()
+    pool.check_input(x)
+    a = x.abs()
+    m = a.amax(tuple(range(2, x.dim())), keepdim=True).detach()
     m = torch.where(m > 0, m, torch.ones_like(m))
-    return ((a / m).pow(p).sum(-1, keepdim=True).pow(1.0 / p) * m).squeeze(-1)
+    with torch.no_grad():
+        window_max = pool.max(a) / m
+        info = torch.finfo(x.dtype)
+        representable = bool(((window_max.pow(p) >= info.tiny / info.eps) | (window_max == 0)).all())
+    if representable:
+        return pool.window_sum((a / m).pow(p)).pow(1.0 / p) * m
+    cells = pool.windows(a)[0]
+    scale = cells.amax(-1, keepdim=True).detach()
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    exponent = p.unsqueeze(-1) if isinstance(p, torch.Tensor) else p
+    return ((cells / scale).pow(exponent).sum(-1, keepdim=True).pow(1.0 / exponent) * scale).squeeze(-1)
 
 
 class LpPool(WindowPool):
@@ -107,7 +147,7 @@ class LpPool(WindowPool):
         self.p = float(p)
 
     def forward(self, x):
-        return _lp(self.windows(x)[0], self.p)
+        return _lp(self, x, self.p)
 
     def extra_repr(self):
         return super().extra_repr() + f", p={self.p}"
@@ -123,8 +163,7 @@ class TrainableLpPool(WindowPool):
         self.p = nn.Parameter(torch.full((channels,), float(p_init)))
 
     def forward(self, x):
-        cells = self.windows(x)[0]
-        return _lp(cells, self._per_channel(self.p.clamp(min=1.0), cells.dim()))
+        return _lp(self, x, self._per_channel(self.p.clamp(min=1.0), x.dim()))
 
 
 class MixedPool(WindowPool):
@@ -161,9 +200,13 @@ class GatedPool(WindowPool):
         self.mask = nn.Parameter(torch.randn(rows, math.prod(self.kernel_size)) * 0.01)
 
     def forward(self, x):
-        cells = self.windows(x)[0]
-        w = self.mask.view((1, self.mask.shape[0]) + (1,) * self.dim + (-1,))
-        gate = torch.sigmoid((cells * w).sum(-1))
+        self.check_input(x)
+        # w . R for every window: a depthwise convolution with the mask as each channel's filter
+        channels = x.shape[1]
+        weight = self.mask.view((self.mask.shape[0], 1) + self.kernel_size).expand(
+            (channels, 1) + self.kernel_size).to(x.dtype)
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[self.dim]
+        gate = torch.sigmoid(conv(self.padded(x), weight, stride=self.stride, groups=channels))
         return gate * self.max(x) + (1 - gate) * self.mean(x)
 
 
@@ -175,12 +218,17 @@ class StochasticPool(WindowPool):
     """
 
     def forward(self, x):
+        if not self.training:  # sum(a^2) / sum(a): two window sums
+            a = x.clamp(min=0)
+            self.check_input(x)
+            total = self.window_sum(a)
+            has_mass = total > 0
+            return torch.where(has_mass, self.window_sum(a * a) / torch.where(has_mass, total, torch.ones_like(total)),
+                               torch.zeros_like(total))
         a = self.windows(x)[0].clamp(min=0)
         total = a.sum(-1, keepdim=True)
         has_mass = total > 0
         probs = torch.where(has_mass, a / torch.where(has_mass, total, torch.ones_like(total)), 1.0 / a.shape[-1])
-        if not self.training:
-            return (probs * a).sum(-1)
         flat = probs.detach().reshape(-1, a.shape[-1])
         pick = torch.multinomial(flat, 1).view(a.shape[:-1] + (1,))
         return a.gather(-1, pick).squeeze(-1)
