@@ -15,7 +15,7 @@ endif
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vidpool-installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-BUILD_INPUTS := setup.py requirements.txt $(wildcard csrc/*.h csrc/*.cpp csrc/*.cu)
+BUILD_INPUTS := setup.py requirements.txt $(wildcard csrc/*.h csrc/*.cpp csrc/*.cu csrc/*.cuh csrc/emulation/*)
 DEMO_DATA := data/demo
 DEMO_STAMP := $(DEMO_DATA)/.complete
 DEMO_DATA_ARGS := --videos 3000 --frames 32 --size 48x64 --clutter 0.3
