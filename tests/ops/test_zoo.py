@@ -284,8 +284,11 @@ def _oracle(name, m, x, geom):
     return brute.pool_windows(x, k, s, p, ceil, fn)
 
 
+TILED = (3, (2, 3, 4, 6, 8), (2, 2, 2), (2, 2, 2), (0, 0, 0), False)  # windows tile the input exactly
+
+
 @pytest.mark.parametrize("name", list_pools())
-@pytest.mark.parametrize("geom", [GEOMS[1], GEOMS[2]], ids=["2d", "3d-pad-ceil"])
+@pytest.mark.parametrize("geom", [GEOMS[1], GEOMS[2], TILED], ids=["2d", "3d-pad-ceil", "3d-tiled"])
 def test_gradients_equal_the_float64_oracle(name, geom):
     """Input and parameter gradients of every method (random ones in eval mode) against autograd
     through its float64 per-window formula."""
@@ -312,3 +315,28 @@ def test_gradients_equal_the_float64_oracle(name, geom):
     expected = torch.autograd.grad(_oracle(name, m, x, geom), params, g, allow_unused=True)
     for (pname, a), b in zip([("input", None)] + list(m.named_parameters()), zip(got, expected)):
         torch.testing.assert_close(b[0], b[1], rtol=1e-8, atol=1e-10, msg=lambda text: f"{name} {pname}: {text}")
+
+
+@pytest.mark.parametrize("shape,k", [((2, 3, 4, 6, 8), (2, 2, 2)), ((1, 2, 6, 4, 9), (3, 2, 3)),
+                                     ((2, 2, 5, 6, 7), (2, 2, 2))])  # the last does not tile
+def test_stochastic_eval_gradient_tiled_and_not(shape, k):
+    """The hand-written backward of stochastic pooling's expectation, where windows tile the input
+    (a broadcast over a view) and where they do not, against autograd of the float64 window formula;
+    windows with no positive cell included."""
+    x = torch.randn(shape, dtype=torch.float64)
+    x[0, 0, :k[0], :k[1], :k[2]] = -1.0  # a window without mass: output and gradient 0
+    x.requires_grad_()
+    m = build_pool("stochastic", 3, k).eval()
+    y = m(x)
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, g)
+
+    def expectation(v, slots, c):
+        a = v.clamp(min=0)
+        return (a * a).sum() / a.sum() if bool(a.sum() > 0) else a.sum() * 0
+
+    xr = x.detach().clone().requires_grad_()
+    ref = brute.pool_windows(xr, k, k, (0, 0, 0), False, expectation)
+    torch.testing.assert_close(y, ref.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx, torch.autograd.grad(ref, xr, g)[0], rtol=1e-10, atol=1e-12)
+    assert y[0, 0, 0, 0, 0] == 0 and (gx[0, 0, :k[0], :k[1], :k[2]] == 0).all()

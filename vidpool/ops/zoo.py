@@ -68,6 +68,31 @@ class WindowPool(nn.Module):
         return _AVG[self.dim](t, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
                               divisor_override=1)
 
+    def tiles(self, t):
+        """t viewed as (N, C, o1, k1, o2, k2, ...) when the windows tile it exactly (kernel == stride, no
+        padding, sizes divisible by the kernel), else None. An output-shaped tensor u broadcasts
+        against the view as ``u.view(self.untiled_shape(u))``: the transpose of a window sum, free."""
+        if self.kernel_size != self.stride or any(self.padding) or not t.is_contiguous() or any(
+                n % k for n, k in zip(t.shape[2:], self.kernel_size)):
+            return None
+        shape = list(t.shape[:2])
+        for n, k in zip(t.shape[2:], self.kernel_size):
+            shape += [n // k, k]
+        return t.view(shape)
+
+    def untiled_shape(self, u):
+        shape = list(u.shape[:2])
+        for o in u.shape[2:]:
+            shape += [o, 1]
+        return shape
+
+    def spread(self, u, like):
+        """The transpose of ``window_sum``: every cell gets the sum of u over the windows holding it."""
+        with torch.enable_grad():
+            z = torch.zeros_like(like, requires_grad=True)
+            (out,) = torch.autograd.grad(self.window_sum(z), z, u)
+        return out
+
     def padded(self, x):
         """x zero-padded so that a convolution with the kernel and stride gives max pooling's windows
         (the padding, and with ceil_mode the last window's overhang; a negative pad drops unused cells)."""
@@ -111,27 +136,83 @@ class SumPool(WindowPool):
 def _lp(pool, x, p):
     """(sum |a|^p)^(1/p) over each window of ``pool``; p a float or a (1, C, 1...) tensor.
 
-    Fast path: |a| scaled by its plane's largest magnitude (so a^p cannot overflow; the result is
-    1-homogeneous, so it does not depend on that detached scale), then one window sum. Where some
-    window's own largest term (a_max / plane max)^p would fall below the dtype's normal range (large
-    p, a window of small values beside a large one), the windows are gathered and each is scaled by
-    its own max instead, so the p -> inf limit stays the max.
+    Fast path (``_LpWindowSum``): |a| scaled by its plane's largest magnitude (so a^p cannot
+    overflow; the result is 1-homogeneous, so it does not depend on that detached scale), then one
+    window sum. Where a window with nonzero cells has terms below the dtype's normal range (large p,
+    a window of small values beside a large one), the windows are gathered and each is scaled by its
+    own max instead, so the p -> inf limit stays the max.
     """
     pool.check_input(x)
-    a = x.abs()
-    m = a.amax(tuple(range(2, x.dim())), keepdim=True).detach()
-    m = torch.where(m > 0, m, torch.ones_like(m))
-    with torch.no_grad():
-        window_max = pool.max(a) / m
-        info = torch.finfo(x.dtype)
-        representable = bool(((window_max.pow(p) >= info.tiny / info.eps) | (window_max == 0)).all())
-    if representable:
-        return pool.window_sum((a / m).pow(p)).pow(1.0 / p) * m
-    cells = pool.windows(a)[0]
+    with torch.no_grad():  # the plane's largest magnitude, without a full-size |x| tensor
+        dims = tuple(range(2, x.dim()))
+        m = torch.maximum(x.amax(dims, keepdim=True), -x.amin(dims, keepdim=True))
+        m = torch.where(m > 0, m, torch.ones_like(m))
+    y = _LpWindowSum.apply(x, p, pool, m)
+    if y is not None:
+        return y
+    cells = pool.windows(x.abs())[0]
     scale = cells.amax(-1, keepdim=True).detach()
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     exponent = p.unsqueeze(-1) if isinstance(p, torch.Tensor) else p
     return ((cells / scale).pow(exponent).sum(-1, keepdim=True).pow(1.0 / exponent) * scale).squeeze(-1)
+
+
+def _pow_(r, p):
+    """r^p in place for r >= 0: a per-channel tensor p goes through exp(p ln r), much faster on CPU
+    than pow with a tensor exponent (r = 0 gives 0 for p > 0)."""
+    return r.log_().mul_(p).exp_() if isinstance(p, torch.Tensor) else r.pow_(p)
+
+
+class _LpWindowSum(torch.autograd.Function):
+    """y = m S^(1/p), S = window sum of (|x|/m)^p, with a hand-written backward (a few passes over the
+    input instead of autograd's dozen):
+
+        dy_o/dx_i = sign(x_i) r_i^(p-1) y_o / (m S_o),  r = |x| / m
+        dy_o/dp   = y_o (sum_o(r^p ln r) / (p S_o) - ln(S_o) / p^2)
+
+    Returns None (forward only) when some window with nonzero cells has S below the normal range."""
+
+    @staticmethod
+    def forward(ctx, x, p, pool, m):
+        # one full-size temporary, updated in place: every new large CPU tensor costs page faults
+        r = x.abs().div_(m)
+        total = pool.window_sum(_pow_(r, p))  # r now holds r^p
+        info = torch.finfo(x.dtype)
+        small = total < math.prod(pool.kernel_size) * info.tiny / info.eps
+        if bool(small.any()) and bool((small & (pool.window_sum(x.abs()) > 0)).any()):
+            return None
+        y = total.pow(1.0 / p) * m
+        ctx.save_for_backward(x, m, total, y, p if isinstance(p, torch.Tensor) else None)
+        ctx.p, ctx.pool = p, pool
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, m, total, y, p_tensor = ctx.saved_tensors
+        p, pool = (p_tensor if p_tensor is not None else ctx.p), ctx.pool
+        live = total > 0
+        safe = torch.where(live, total, torch.ones_like(total))
+        c = torch.where(live, g * y / (m * safe), torch.zeros_like(g))
+        gp = None
+        if p_tensor is not None and ctx.needs_input_grad[1]:
+            log_r = x.abs().div_(m).log_()
+            terms = (log_r * p).exp_()  # r^p, 0 where r = 0
+            # r^p ln r, 0 where r = 0 (ln r = -inf clamped to the lowest finite value; NaN stays NaN)
+            log_terms = pool.window_sum(terms.mul_(log_r.clamp_(min=torch.finfo(x.dtype).min)))
+            dy_dp = torch.where(live, y * (log_terms / (p * safe) - torch.log(safe) / (p * p)), torch.zeros_like(y))
+            gp = (g * dy_dp).sum(dim=[0] + list(range(2, g.dim())), keepdim=True).sum_to_size(p_tensor.shape)
+        # sign(x) r^(p-1), in one temporary; copysign gives +-r^0 = +-1 at x = +-0 when p = 1, where
+        # the derivative of |x| is taken as 0
+        cell = _pow_(x.abs().div_(m), p - 1).copysign_(x)
+        if bool((torch.as_tensor(p) <= 1).any()):  # r^0 at r = 0 (NaN through exp(0 * ln 0))
+            cell.masked_fill_(x == 0, 0)
+        tiles = pool.tiles(cell)
+        if tiles is not None:
+            gx = tiles.mul_(c.view(pool.untiled_shape(c))).view(x.shape)
+        else:
+            gx = cell.mul_(pool.spread(c, x))
+        return gx, gp, None, None
 
 
 class LpPool(WindowPool):
@@ -218,13 +299,9 @@ class StochasticPool(WindowPool):
     """
 
     def forward(self, x):
-        if not self.training:  # sum(a^2) / sum(a): two window sums
-            a = x.clamp(min=0)
+        if not self.training:
             self.check_input(x)
-            total = self.window_sum(a)
-            has_mass = total > 0
-            return torch.where(has_mass, self.window_sum(a * a) / torch.where(has_mass, total, torch.ones_like(total)),
-                               torch.zeros_like(total))
+            return _StochasticExpectation.apply(x, self)
         a = self.windows(x)[0].clamp(min=0)
         total = a.sum(-1, keepdim=True)
         has_mass = total > 0
@@ -232,6 +309,37 @@ class StochasticPool(WindowPool):
         flat = probs.detach().reshape(-1, a.shape[-1])
         pick = torch.multinomial(flat, 1).view(a.shape[:-1] + (1,))
         return a.gather(-1, pick).squeeze(-1)
+
+
+class _StochasticExpectation(torch.autograd.Function):
+    """y = sum(a^2) / sum(a) per window (0 without mass), a = max(x, 0), as two window sums. Its
+    backward dy_o/dx_i = [x_i > 0] (2 a_i - y_o) / sum_o(a) takes a few passes over the input instead
+    of autograd's dozen: where the windows tile the input, the per-window factors broadcast over a
+    view of it without being spread out first."""
+
+    @staticmethod
+    def forward(ctx, x, pool):
+        a = x.clamp(min=0)
+        total = pool.window_sum(a)
+        has_mass = total > 0
+        safe = torch.where(has_mass, total, torch.ones_like(total))
+        y = torch.where(has_mass, pool.window_sum(a.square_()) / safe, torch.zeros_like(total))  # in place
+        ctx.save_for_backward(x, safe, has_mass, y)
+        ctx.pool = pool
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, safe, has_mass, y = ctx.saved_tensors
+        pool = ctx.pool
+        c1 = torch.where(has_mass, g / safe, torch.zeros_like(g))
+        c2 = c1 * y
+        tiles = pool.tiles(x)
+        if tiles is not None:
+            t1, t2 = c1.view(pool.untiled_shape(c1)), c2.view(pool.untiled_shape(c2))
+            return torch.addcmul(-t2, tiles, t1, value=2).masked_fill_(tiles <= 0, 0).view(x.shape), None
+        return torch.addcmul(-pool.spread(c2, x), x, pool.spread(c1, x), value=2).masked_fill_(x <= 0, 0), None
 
 
 class S3Pool(WindowPool):
