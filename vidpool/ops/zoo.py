@@ -100,7 +100,8 @@ class WindowPool(nn.Module):
         for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding):
             out = pool_output_size(n, k, s, p, self.ceil_mode)
             pads.append((p, (out - 1) * s + k - n - p))
-        return F.pad(x, [v for pair in reversed(pads) for v in pair])
+        flat = [v for pair in reversed(pads) for v in pair]
+        return F.pad(x, flat) if any(flat) else x  # no copy when the windows need no padding
 
     def check_input(self, x):
         if x.dim() != self.dim + 2:
