@@ -340,3 +340,18 @@ def test_stochastic_eval_gradient_tiled_and_not(shape, k):
     torch.testing.assert_close(y, ref.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(gx, torch.autograd.grad(ref, xr, g)[0], rtol=1e-10, atol=1e-12)
     assert y[0, 0, 0, 0, 0] == 0 and (gx[0, 0, :k[0], :k[1], :k[2]] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["stochastic", "lp", "trainable_lp"])
+def test_hand_written_backwards_take_any_grad_layout(name):
+    """A channels-last or expanded output gradient gives the same input gradient as a contiguous one."""
+    x = torch.randn(2, 3, 4, 6, 8, dtype=torch.float64, requires_grad=True)
+    m = build_pool(name, 3, 2, channels=3).double().eval()
+    y = m(x)
+    g = torch.randn_like(y)
+    (ref,) = torch.autograd.grad(m(x), x, g)
+    for layout in (g.contiguous(memory_format=torch.channels_last_3d), g[:, :1].expand_as(g)):
+        (got,) = torch.autograd.grad(m(x), x, layout)
+        (want,) = torch.autograd.grad(m(x), x, layout.contiguous())
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert ref.shape == x.shape

@@ -71,7 +71,7 @@ class WindowPool(nn.Module):
     def tiles(self, t):
         """t viewed as (N, C, o1, k1, o2, k2, ...) when the windows tile it exactly (kernel == stride, no
         padding, sizes divisible by the kernel), else None. An output-shaped tensor u broadcasts
-        against the view as ``u.view(self.untiled_shape(u))``: the transpose of a window sum, free."""
+        against the view as ``u.reshape(self.untiled_shape(u))``: the transpose of a window sum, free."""
         if self.kernel_size != self.stride or any(self.padding) or not t.is_contiguous() or any(
                 n % k for n, k in zip(t.shape[2:], self.kernel_size)):
             return None
@@ -210,7 +210,7 @@ class _LpWindowSum(torch.autograd.Function):
             cell.masked_fill_(x == 0, 0)
         tiles = pool.tiles(cell)
         if tiles is not None:
-            gx = tiles.mul_(c.view(pool.untiled_shape(c))).view(x.shape)
+            gx = tiles.mul_(c.reshape(pool.untiled_shape(c))).view(x.shape)
         else:
             gx = cell.mul_(pool.spread(c, x))
         return gx, gp, None, None
@@ -338,7 +338,7 @@ class _StochasticExpectation(torch.autograd.Function):
         c2 = c1 * y
         tiles = pool.tiles(x)
         if tiles is not None:
-            t1, t2 = c1.view(pool.untiled_shape(c1)), c2.view(pool.untiled_shape(c2))
+            t1, t2 = c1.reshape(pool.untiled_shape(c1)), c2.reshape(pool.untiled_shape(c2))
             return torch.addcmul(-t2, tiles, t1, value=2).masked_fill_(tiles <= 0, 0).view(x.shape), None
         return torch.addcmul(-pool.spread(c2, x), x, pool.spread(c1, x), value=2).masked_fill_(x <= 0, 0), None
 
