@@ -46,13 +46,9 @@ class WindowPool(nn.Module):
         """(N, C, *out, K) window cells in window order (K = prod(kernel_size)), ``fill`` at cells
         outside the input (padding, ceil_mode overhang), and the (1, 1, *out, K) validity mask."""
         self.check_input(x)
-        pads = []
-        for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding):
-            out = pool_output_size(n, k, s, p, self.ceil_mode)
-            pads.append((p, (out - 1) * s + k - n - p))  # a negative right pad drops unused cells
 
         def unfold(t, value):
-            t = F.pad(t, [v for pair in reversed(pads) for v in pair], value=value)
+            t = self.padded(t, value)
             for axis, (k, s) in enumerate(zip(self.kernel_size, self.stride)):
                 t = t.unfold(2 + axis, k, s)
             return t.flatten(-self.dim)
@@ -93,15 +89,16 @@ class WindowPool(nn.Module):
             (out,) = torch.autograd.grad(self.window_sum(z), z, u)
         return out
 
-    def padded(self, x):
-        """x zero-padded so that a convolution with the kernel and stride gives max pooling's windows
-        (the padding, and with ceil_mode the last window's overhang; a negative pad drops unused cells)."""
+    def padded(self, x, value=0.0):
+        """x padded with ``value`` so that windows of the kernel and stride (a convolution, an unfold)
+        are max pooling's (the padding, and with ceil_mode the last window's overhang; a negative pad
+        drops unused cells)."""
         pads = []
         for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding):
             out = pool_output_size(n, k, s, p, self.ceil_mode)
             pads.append((p, (out - 1) * s + k - n - p))
         flat = [v for pair in reversed(pads) for v in pair]
-        return F.pad(x, flat) if any(flat) else x  # no copy when the windows need no padding
+        return F.pad(x, flat, value=value) if any(flat) else x  # no copy when the windows need no padding
 
     def check_input(self, x):
         if x.dim() != self.dim + 2:
