@@ -11,6 +11,7 @@ Environment knobs, a user's own values always win:
   TORCH_CUDA_ARCH_LIST    default "7.5;8.0;9.0+PTX" (sm_80 code runs on 8.6/8.9 GPUs, the PTX on newer ones;
                           each architecture adds about 20 s of build time)
   VIDPOOL_CPU_ISA         auto (default: AVX-512 and AVX2 variants, chosen at run time) | avx512 | avx2 | none
+  VIDPOOL_EMULATED        1 (default) | 0: skip vidpool._cuda_emulated (only tests use it)
   MAX_JOBS                parallel compile jobs (default 2)
 Install with `pip install --no-build-isolation -e .` so the build sees the installed torch.
 """
@@ -145,8 +146,9 @@ def _extensions(cuda):
             f"vidpool._kernels_{isa}", ["csrc/ops.cpp", "csrc/softpool_cpu.cpp"],
             define_macros=[("VIDPOOL_CPU_ISA", isa)],
             extra_compile_args={"cxx": ["-O3", "-fopenmp"] + ISA_FLAGS[isa]}, extra_link_args=["-fopenmp"]))
-    exts.append(CppExtension("vidpool._cuda_emulated", ["csrc/emulation/softpool_emulated.cpp"],
-                             extra_compile_args={"cxx": ["-O2"]}))
+    if os.environ.get("VIDPOOL_EMULATED", "1").strip() != "0":
+        exts.append(CppExtension("vidpool._cuda_emulated", ["csrc/emulation/softpool_emulated.cpp"],
+                                 extra_compile_args={"cxx": ["-O2"]}))
     if cuda["build"]:
         include_dirs = cuda_include_dirs(cuda["home"], os.path.dirname(torch.__file__), torch.version.cuda)
         exts.append(CUDAExtension(

@@ -17,6 +17,7 @@ from vidpool import ops
 from vidpool.analysis.complexity import median_seconds
 from vidpool.ops import _reference, build_pool, list_pools
 
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 CASES = [  # (label, shape, kernel, stride, padding)
     ("r3d stem", (4, 64, 16, 56, 56), 2, 2, 0),
     ("r3d stem", (4, 64, 16, 56, 56), 3, 2, 1),
@@ -94,10 +95,14 @@ def main(argv=None):
     ap.add_argument("--zoo-kernel", default="2,2,0", help="kernel,stride,padding for --zoo (default 2,2,0)")
     ap.add_argument("--zoo-eval", action="store_true", help="time the zoo in eval mode (default: train mode)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    ap.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
+                    help="input dtype (default float32; half types are what mixed-precision training pools)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: torch sees no CUDA device")
+    if device.type == "cpu" and args.dtype != "float32":
+        ap.error(f"--dtype {args.dtype} needs --device cuda: torch's CPU avg_pool3d has no half-precision kernel")
     if args.zoo:
         return zoo_latency(args)
 
@@ -105,12 +110,13 @@ def main(argv=None):
     torch.manual_seed(0)
     where = (torch.cuda.get_device_name(device) if device.type == "cuda" else
              f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
-    print(f"torch {torch.__version__}, {where}, softpool backend: {ops.backend(device)}, fp32")
+    dtype = DTYPES[args.dtype]
+    print(f"torch {torch.__version__}, {where}, softpool backend: {ops.backend(device)}, {args.dtype}")
     cases = [(lbl, (1, 8) + shp[2:3] + tuple(v // 4 for v in shp[3:]), k, s, p) for lbl, shp, k, s, p in CASES] \
         if args.quick else CASES
     results = {}
     for label, shape, k, s, p in cases:
-        x = torch.randn(shape, device=device)
+        x = torch.randn(shape, device=device, dtype=dtype)
         in_bytes = x.numel() * x.element_size()
         print(f"\n{label} {'x'.join(map(str, shape))}, kernel {k} stride {s} padding {p}")
         print(f"| {'method':<31} | {'fwd ms':>8} | {'fwd+bwd ms':>10} | {'saved MB':>8} | {'fwd / avg':>9} | "
@@ -124,7 +130,7 @@ def main(argv=None):
             print(f"| {name:<31} | {r['fwd']:8.2f} | {r['fwd_bwd']:10.2f} | {r['saved'] / 2**20:8.1f} | "
                   f"{r['fwd'] / rows['avg_pool3d']['fwd']:9.2f} | "
                   f"{r['fwd_bwd'] / rows['max_pool3d']['fwd_bwd']:9.2f} |")
-        out_bytes = torch.Size(F.max_pool3d(x, k, s, p).shape).numel() * 4
+        out_bytes = torch.Size(F.max_pool3d(x, k, s, p).shape).numel() * x.element_size()
         results[(label, k)] = (rows, in_bytes, out_bytes)
 
     if args.quick:
@@ -164,14 +170,16 @@ def zoo_latency(args):
     torch.manual_seed(0)
     k, s, p = (int(v) for v in args.zoo_kernel.split(","))
     shape = (1, 8, 16, 14, 14) if args.quick else CASES[0][1]
-    x = torch.randn(shape)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, input {'x'.join(map(str, shape))}, "
+    device = torch.device(args.device)
+    x = torch.randn(shape, device=device, dtype=DTYPES[args.dtype])
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, {args.dtype}, input {'x'.join(map(str, shape))}, "
           f"kernel {k} stride {s} padding {p}, {'eval' if args.zoo_eval else 'train'} mode")
     print(f"| {'method':<14} | {'fwd ms':>9} | {'fwd+bwd ms':>10} | {'fwd / max':>9} | {'f+b / max':>9} |")
     print(f"|{'-' * 16}|{'-' * 11}|{'-' * 12}|{'-' * 11}|{'-' * 11}|")
     rows = {}
     for name in ["max"] + [n for n in list_pools() if n != "max"]:
-        pool = build_pool(name, 3, k, s, p, channels=shape[1]).train(not args.zoo_eval)
+        pool = build_pool(name, 3, k, s, p, channels=shape[1]).to(device, x.dtype).train(not args.zoo_eval)
         reps = max(3, args.repeats // 3)
         rows[name] = measure(name, lambda t, *_: pool(t), x, k, s, p, reps, 1)
         r, base = rows[name], rows["max"]

@@ -9,6 +9,7 @@ lowers the choice, e.g. ``ATEN_CPU_CAPABILITY=default``). Import errors mean not
 import importlib
 import json
 import os
+import warnings
 
 import torch
 
@@ -27,10 +28,15 @@ def _load_cpu():
 
 
 _cpu = _load_cpu()
+_cuda_error = None
 try:
     _cuda = importlib.import_module("vidpool._kernels_cuda")
-except ImportError:  # not built (no CUDA torch or no matching nvcc): see build_info()
+except ModuleNotFoundError:  # not built (no CUDA torch or no matching nvcc): see build_info()
     _cuda = None
+except ImportError as exc:  # built, but it does not load here (another CUDA runtime, a missing library)
+    _cuda, _cuda_error = None, str(exc)
+    warnings.warn(f"vidpool's CUDA kernels were built but do not load ({exc}); CUDA tensors use the "
+                  "pure-PyTorch reference", RuntimeWarning, stacklevel=2)
 
 cpu_isa = _cpu.isa
 cuda_compiled = _cuda is not None
@@ -45,6 +51,8 @@ def build_info():
     """What was built and loaded: the CPU variant in use, the backends, and setup.py's CUDA decision
     (with the reason when CUDA was left out)."""
     info = {"cpu_isa": cpu_isa, "backends": backends(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if _cuda_error:
+        info["cuda_load_error"] = _cuda_error
     path = os.path.join(os.path.dirname(__file__), "_build_info.json")
     if os.path.exists(path):
         with open(path) as f:

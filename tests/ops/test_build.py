@@ -155,3 +155,29 @@ def test_baseline_variant_has_no_avx_instructions():
         asm = subprocess.run(["objdump", "-d", str(lib)], capture_output=True, text=True, check=True).stdout
         for reg in banned:
             assert reg not in asm, f"{lib.name} uses {reg}"
+
+
+@pytest.mark.parametrize("failure", ["ImportError", "ModuleNotFoundError"])
+def test_cuda_extension_that_does_not_load(failure):
+    """A CUDA extension that was built but does not load (say libcudart missing on this node) is said
+    out loud and kept in build_info(); one that was never built is no news."""
+    script = textwrap.dedent(f"""
+        import sys, warnings
+        class Broken:
+            def find_spec(self, name, path=None, target=None):
+                if name == "vidpool._kernels_cuda":
+                    raise {failure}("libcudart.so.13: cannot open shared object file")
+        sys.meta_path.insert(0, Broken())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import vidpool._C as c
+        print(c.backends(), c.build_info().get("cuda_load_error"), [str(w.message) for w in caught])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("['cpu'] ")
+    if failure == "ImportError":
+        assert "libcudart.so.13" in out.stdout.split("] ", 1)[1].split(" [", 1)[0]
+        assert "built but do not load" in out.stdout
+    else:
+        assert out.stdout.strip() == "['cpu'] None []"

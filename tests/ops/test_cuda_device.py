@@ -6,7 +6,7 @@ import torch
 from vidpool import ops
 
 from . import brute, half_bounds
-from .test_cuda_emulated import ADAPTIVE, GEOMETRIES, _layout
+from .cuda_cases import ADAPTIVE, GEOMETRIES, _layout
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available() or ops.backend("cuda") != "cuda",
                                 reason="needs a CUDA device and vidpool's CUDA kernels")
@@ -69,3 +69,21 @@ def test_cuda_large_grid_and_gradgradcheck():
     torch.testing.assert_close(y.cpu(), ops.soft_pool3d(x.cpu(), 3, 2, 1), rtol=1e-5, atol=1e-5)
     xs = torch.randn(1, 2, 4, 5, 6, dtype=torch.float64, device="cuda", requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda t: ops.soft_pool3d(t, 3, 2, 1, True), (xs,))
+
+
+@pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.get_device_properties(0).total_memory < 40 * 2**30,
+                    reason="needs a GPU with 40 GiB")
+def test_cuda_input_past_2_31_elements():
+    """An input of 2.4e9 elements (9.7 GB): offsets past 2**31 must not wrap. Non-overlapping windows, so
+    the last two depth planes of the last channel pooled alone on the CPU are the exact reference."""
+    x = torch.randn(1, 2, 18, 8192, 8192, device="cuda")
+    assert x.numel() > 2**31
+    xg = x.requires_grad_()
+    y = ops.soft_pool3d(xg, 2, 2)
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, xg, g)
+    tail = x.detach()[:, 1:, -2:].cpu().requires_grad_()
+    y_ref = ops.soft_pool3d(tail, 2, 2)
+    (gx_ref,) = torch.autograd.grad(y_ref, tail, g[:, 1:, -1:].cpu())
+    torch.testing.assert_close(y[:, 1:, -1:].cpu(), y_ref.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx[:, 1:, -2:].cpu(), gx_ref, rtol=1e-5, atol=1e-5)

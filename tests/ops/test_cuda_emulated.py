@@ -2,51 +2,16 @@
 (the very lines nvcc compiles for the GPU) through a shim that runs the launch grid serially.
 Checked against the float64 brute force on random geometries, layouts, launch grids and dtypes."""
 import os
-import random
 
 import pytest
 import torch
 
 from . import brute, half_bounds
-from .test_softpool_values import CASES
+from .cuda_cases import ADAPTIVE, GEOMETRIES, _layout
 
 emulated = pytest.importorskip("vidpool._cuda_emulated", reason="vidpool._cuda_emulated not built")
 
 GRIDS = [(256, 1 << 20), (32, 1), (7, 3), (1, 1), (64, 2)]  # (threads per block, block cap)
-
-
-def _random_geometry(rng):
-    nd = rng.choice([1, 2, 3])
-    k = tuple(rng.randint(1, 4) for _ in range(nd))
-    s = tuple(rng.randint(1, 4) for _ in range(nd))
-    p = tuple(rng.randint(0, kv // 2) for kv in k)
-    ceil = rng.random() < 0.5
-    size = tuple(rng.randint(max(kv, 2), 9) for kv in k)  # T != H != W in general
-    return (rng.randint(1, 2), rng.randint(1, 3)) + size, k, s, p, ceil
-
-
-def _random_adaptive(rng):
-    nd = rng.choice([1, 2, 3])
-    size = tuple(rng.randint(1, 7) for _ in range(nd))
-    out = tuple(rng.randint(1, 9) for _ in range(nd))  # larger than the input too
-    return (rng.randint(1, 2), rng.randint(1, 3)) + size, out
-
-
-_rng = random.Random(1234)
-GEOMETRIES = list(CASES) + [_random_geometry(_rng) for _ in range(40)]
-ADAPTIVE = [_random_adaptive(_rng) for _ in range(20)] + [((1, 2, 3, 5, 4), (5, 7, 6)), ((2, 1, 9), (1,))]
-
-
-def _layout(x, name):
-    """The same values as x in another memory layout."""
-    if name == "channels_last" and x.dim() in (4, 5):
-        fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
-        return x.contiguous(memory_format=fmt)
-    if name == "gapped":  # every other cell of a twice-as-wide buffer
-        wide = torch.zeros(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)
-        wide[..., ::2] = x
-        return wide[..., ::2]
-    return x
 
 
 def _grid_id(grid):
