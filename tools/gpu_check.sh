@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-output/gpu_check}
 mkdir -p "$OUT"
 BUILD=${BUILD:-make}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the tools import vidpool from this checkout (BUILD=inplace)
 [ "${SKIP_INSTALL:-0}" = 1 ] && BUILD=none
 if [ -z "${PY:-}" ]; then
   if [ "$BUILD" = make ] || [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
