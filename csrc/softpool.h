@@ -51,28 +51,35 @@ struct PoolDim {
   bool adaptive;
 };
 
-SP_HD int64_t win_start(const PoolDim& d, int64_t o) {
-  if (d.adaptive) return (o * d.in) / d.out;
-  int64_t st = o * d.s - d.p;
-  return st < 0 ? 0 : st;
+// The index arithmetic below runs in the integer type I of its argument: int64_t on the CPU, and
+// int32_t in the CUDA kernels whenever the sizes allow it (index32_fits in softpool_host.h), since a
+// GPU divides 64-bit integers in a long software sequence.
+template <typename I>
+SP_HD I win_start(const PoolDim& d, I o) {
+  if (d.adaptive) return (o * I(d.in)) / I(d.out);
+  I st = o * I(d.s) - I(d.p);
+  return st < 0 ? I(0) : st;
 }
 
-SP_HD int64_t win_end(const PoolDim& d, int64_t o) {
-  if (d.adaptive) return ((o + 1) * d.in + d.out - 1) / d.out;
-  int64_t en = o * d.s - d.p + d.k;
-  return en > d.in ? d.in : en;
+template <typename I>
+SP_HD I win_end(const PoolDim& d, I o) {
+  if (d.adaptive) return ((o + 1) * I(d.in) + I(d.out) - 1) / I(d.out);
+  I en = o * I(d.s) - I(d.p) + I(d.k);
+  return en > I(d.in) ? I(d.in) : en;
 }
 
 // First and last output whose window contains input cell i (empty range when first > last).
-SP_HD int64_t first_cover(const PoolDim& d, int64_t i) {
-  if (d.adaptive) return (i * d.out) / d.in;
-  int64_t r = i + d.p - d.k;  // need o*s > r
-  return r < 0 ? 0 : r / d.s + 1;
+template <typename I>
+SP_HD I first_cover(const PoolDim& d, I i) {
+  if (d.adaptive) return (i * I(d.out)) / I(d.in);
+  I r = i + I(d.p) - I(d.k);  // need o*s > r
+  return r < 0 ? I(0) : r / I(d.s) + 1;
 }
 
-SP_HD int64_t last_cover(const PoolDim& d, int64_t i) {
-  int64_t o = d.adaptive ? ((i + 1) * d.out + d.in - 1) / d.in - 1 : (i + d.p) / d.s;
-  return o < d.out - 1 ? o : d.out - 1;
+template <typename I>
+SP_HD I last_cover(const PoolDim& d, I i) {
+  I o = d.adaptive ? ((i + 1) * I(d.out) + I(d.in) - 1) / I(d.in) - 1 : (i + I(d.p)) / I(d.s);
+  return o < I(d.out) - 1 ? o : I(d.out) - 1;
 }
 
 struct Geometry {
@@ -139,13 +146,15 @@ SP_HD V grad_term(V x, const WindowStats<V>& st, V gy) {
 }
 
 // Outputs whose windows contain one input cell, per axis: [first, last] (empty when first > last).
+template <typename I>
 struct Cover {
-  int64_t first[3], last[3];
+  I first[3], last[3];
 };
 
-SP_HD Cover cover_of(const Geometry& g, int64_t id, int64_t ih, int64_t iw) {
-  const int64_t i[3] = {id, ih, iw};
-  Cover c;
+template <typename I>
+SP_HD Cover<I> cover_of(const Geometry& g, I id, I ih, I iw) {
+  const I i[3] = {id, ih, iw};
+  Cover<I> c;
   for (int a = 0; a < 3; ++a) {
     c.first[a] = first_cover(g.dim[a], i[a]);
     c.last[a] = last_cover(g.dim[a], i[a]);
@@ -155,14 +164,14 @@ SP_HD Cover cover_of(const Geometry& g, int64_t id, int64_t ih, int64_t iw) {
 
 // Gradient of one input cell x of a plane: the sum over the windows that cover it
 // (deterministic, no atomics). stats is a dense (oD, oH, oW) plane; gy is strided.
-template <typename acc_t, typename scalar_t>
-SP_HD acc_t input_grad(const Geometry& g, acc_t x, const Cover& cv, const WindowStats<acc_t>* stats,
+template <typename acc_t, typename scalar_t, typename I>
+SP_HD acc_t input_grad(const Geometry& g, acc_t x, const Cover<I>& cv, const WindowStats<acc_t>* stats,
                        const scalar_t* gy, Strides sg) {
   const int64_t oH = g.dim[1].out, oW = g.dim[2].out;
   acc_t acc(0);
-  for (int64_t od = cv.first[0]; od <= cv.last[0]; ++od)
-    for (int64_t oh = cv.first[1]; oh <= cv.last[1]; ++oh)
-      for (int64_t ow = cv.first[2]; ow <= cv.last[2]; ++ow) {
+  for (I od = cv.first[0]; od <= cv.last[0]; ++od)
+    for (I oh = cv.first[1]; oh <= cv.last[1]; ++oh)
+      for (I ow = cv.first[2]; ow <= cv.last[2]; ++ow) {
         const acc_t go = static_cast<acc_t>(gy[od * sg.d + oh * sg.h + ow * sg.w]);
         acc = acc + grad_term<acc_t>(x, stats[(od * oH + oh) * oW + ow], go);
       }
@@ -170,13 +179,13 @@ SP_HD acc_t input_grad(const Geometry& g, acc_t x, const Cover& cv, const Window
 }
 
 // One window read straight from a strided plane: the CUDA path (one thread per output).
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t, typename acc_t, typename I = int64_t>
 struct StridedWindow {
   const scalar_t* plane;
   Strides st;
-  int64_t d0, d1, h0, h1, w0, w1;
+  I d0, d1, h0, h1, w0, w1;
 
-  SP_HD StridedWindow(const scalar_t* p, Strides s, const Geometry& g, int64_t od, int64_t oh, int64_t ow)
+  SP_HD StridedWindow(const scalar_t* p, Strides s, const Geometry& g, I od, I oh, I ow)
       : plane(p), st(s),
         d0(win_start(g.dim[0], od)), d1(win_end(g.dim[0], od)),
         h0(win_start(g.dim[1], oh)), h1(win_end(g.dim[1], oh)),
@@ -184,9 +193,9 @@ struct StridedWindow {
 
   template <typename F>
   SP_HD void for_each(F&& f) const {
-    for (int64_t d = d0; d < d1; ++d)
-      for (int64_t h = h0; h < h1; ++h)
-        for (int64_t w = w0; w < w1; ++w)
+    for (I d = d0; d < d1; ++d)
+      for (I h = h0; h < h1; ++h)
+        for (I w = w0; w < w1; ++w)
           f(static_cast<acc_t>(plane[d * st.d + h * st.h + w * st.w]));
   }
 };

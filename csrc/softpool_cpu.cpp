@@ -440,7 +440,7 @@ void backward_gather(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, 
       scalar_t* gl = gxp + n * sgx.n + c * sgx.c + d * sgx.d + h * sgx.h;
       const WindowStats<acc_t>* splane = sp + (n * C + c) * plane_out;
       const scalar_t* gplane = gyp + n * sg.n + c * sg.c;
-      Cover cv{{first[0][d], first[1][h], 0}, {last[0][d], last[1][h], 0}};
+      Cover<int64_t> cv{{first[0][d], first[1][h], 0}, {last[0][d], last[1][h], 0}};
       for (int64_t w = 0; w < W.in; ++w) {
         cv.first[2] = first[2][w];
         cv.last[2] = last[2][w];

@@ -3,6 +3,9 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
+#include <limits>
+
 #include "softpool.h"
 
 namespace vidpool {
@@ -27,6 +30,19 @@ inline bool windows_cover_input(const Geometry& g) {
   for (const PoolDim& d : g.dim) {
     if (d.adaptive) continue;  // adaptive windows always tile the axis
     if (d.s > d.k || (d.out - 1) * d.s - d.p + d.k < d.in) return false;
+  }
+  return true;
+}
+
+// True when every index the CUDA kernels compute fits int32_t: the flat indices of the input and
+// output elements, and each axis's window and cover arithmetic (o*s + k, i + p; adaptive windows
+// multiply by in and out).
+inline bool index32_fits(const Geometry& g, int64_t numel_in, int64_t numel_out) {
+  constexpr int64_t limit = std::numeric_limits<int32_t>::max();
+  if (numel_in > limit || numel_out > limit) return false;
+  for (const PoolDim& d : g.dim) {
+    const int64_t reach = d.adaptive ? (d.in + 1) * (d.out + 1) : d.out * d.s + d.k + d.in + d.p;
+    if (reach > limit) return false;
   }
   return true;
 }

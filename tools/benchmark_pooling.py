@@ -65,7 +65,23 @@ def _sync(x):
         torch.cuda.synchronize(x.device)
 
 
-def measure(name, f, x, k, s, p, repeats, warmup):
+def kernel_ms(fn, repeats, breakdown=False):
+    """Milliseconds the GPU spends in kernels (and memsets/copies) per fn() call, from torch.profiler:
+    what the device does, without the host-side dispatch and Python overhead a wall clock includes.
+    With breakdown, also the profiler's per-kernel table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(repeats):
+            fn()
+    events = prof.key_averages()
+    total = sum(e.self_device_time_total for e in events) / repeats / 1e3
+    table = events.table(sort_by="self_device_time_total", row_limit=6) if breakdown else None
+    return total, table
+
+
+def measure(name, f, x, k, s, p, repeats, warmup, kernel_time=False):
     xg = x.detach().requires_grad_()
     grad = torch.randn_like(f(x, k, s, p))
 
@@ -79,8 +95,12 @@ def measure(name, f, x, k, s, p, repeats, warmup):
         f(xg, k, s, p).backward(grad)
         _sync(x)
 
-    return {"fwd": median_time(fwd, repeats, warmup), "fwd_bwd": median_time(fwd_bwd, repeats, warmup),
-            "saved": saved_bytes(f, xg, k, s, p)}
+    row = {"fwd": median_time(fwd, repeats, warmup), "fwd_bwd": median_time(fwd_bwd, repeats, warmup),
+           "saved": saved_bytes(f, xg, k, s, p)}
+    if kernel_time:
+        row["gpu_fwd"], _ = kernel_ms(fwd, repeats)
+        row["gpu_fwd_bwd"], row["gpu_table"] = kernel_ms(fwd_bwd, repeats, breakdown="compiled" in name)
+    return row
 
 
 def main(argv=None):
@@ -95,6 +115,8 @@ def main(argv=None):
     ap.add_argument("--zoo-kernel", default="2,2,0", help="kernel,stride,padding for --zoo (default 2,2,0)")
     ap.add_argument("--zoo-eval", action="store_true", help="time the zoo in eval mode (default: train mode)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    ap.add_argument("--kernel-time", action="store_true",
+                    help="on CUDA, also the GPU's kernel time per call (torch.profiler) and its ratios")
     ap.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
                     help="input dtype (default float32; half types are what mixed-precision training pools)")
     args = ap.parse_args(argv)
@@ -103,6 +125,8 @@ def main(argv=None):
         ap.error("--device cuda: torch sees no CUDA device")
     if device.type == "cpu" and args.dtype != "float32":
         ap.error(f"--dtype {args.dtype} needs --device cuda: torch's CPU avg_pool3d has no half-precision kernel")
+    if args.kernel_time and device.type != "cuda":
+        ap.error("--kernel-time needs --device cuda")
     if args.zoo:
         return zoo_latency(args)
 
@@ -125,11 +149,21 @@ def main(argv=None):
         rows = {}
         for name, f in methods().items():
             reps = args.reference_repeats if "reference" in name else args.repeats
-            rows[name] = measure(name, f, x, k, s, p, reps, 1 if "reference" in name else args.warmup)
+            rows[name] = measure(name, f, x, k, s, p, reps, 1 if "reference" in name else args.warmup,
+                                 args.kernel_time)
         for name, r in rows.items():
             print(f"| {name:<31} | {r['fwd']:8.2f} | {r['fwd_bwd']:10.2f} | {r['saved'] / 2**20:8.1f} | "
                   f"{r['fwd'] / rows['avg_pool3d']['fwd']:9.2f} | "
                   f"{r['fwd_bwd'] / rows['max_pool3d']['fwd_bwd']:9.2f} |")
+        if args.kernel_time:
+            print(f"\nGPU kernel time (torch.profiler, per call)\n| {'method':<31} | {'fwd ms':>8} | "
+                  f"{'fwd+bwd ms':>10} | {'fwd / avg':>9} | {'f+b / max':>9} |")
+            print(f"|{'-' * 33}|{'-' * 10}|{'-' * 12}|{'-' * 11}|{'-' * 11}|")
+            for name, r in rows.items():
+                print(f"| {name:<31} | {r['gpu_fwd']:8.3f} | {r['gpu_fwd_bwd']:10.3f} | "
+                      f"{r['gpu_fwd'] / rows['avg_pool3d']['gpu_fwd']:9.2f} | "
+                      f"{r['gpu_fwd_bwd'] / rows['max_pool3d']['gpu_fwd_bwd']:9.2f} |")
+            print(rows["softpool3d (compiled)"]["gpu_table"])
         out_bytes = torch.Size(F.max_pool3d(x, k, s, p).shape).numel() * x.element_size()
         results[(label, k)] = (rows, in_bytes, out_bytes)
 
@@ -155,6 +189,14 @@ def main(argv=None):
     ]
     for text, ratio, bound, op in checks:
         report("r3d stem k=2: " + text, ratio, bound, op)
+    if args.kernel_time:
+        print("GPU kernel time (the same targets on what the device does):")
+        for (label, k), (rows, _, _) in results.items():
+            sp = rows["softpool3d (compiled)"]
+            report(f"{label} k={k}: forward <= 1.5x avg_pool3d forward", sp["gpu_fwd"] / rows["avg_pool3d"]["gpu_fwd"],
+                   1.5, "<=")
+            report(f"{label} k={k}: fwd+bwd <= 1.0x max_pool3d fwd+bwd",
+                   sp["gpu_fwd_bwd"] / rows["max_pool3d"]["gpu_fwd_bwd"], 1.0, "<=")
     return 0
 
 

@@ -42,9 +42,12 @@ PY
 status=0
 $PY -m pytest -q --noconftest -p no:cacheprovider tests/ops/test_cuda_device.py 2>&1 | tee "$OUT/tests.log" || status=1
 for dtype in float32 bfloat16; do
-  $PY tools/benchmark_pooling.py --device cuda --dtype $dtype --repeats 30 2>&1 \
+  $PY tools/benchmark_pooling.py --device cuda --dtype $dtype --kernel-time --repeats 30 2>&1 \
     | tee "$OUT/benchmark_cuda_$dtype.txt" || status=1
 done
+# The same with the kernels' index math forced to 64 bits: what the 32-bit path saves.
+VIDPOOL_CUDA_INDEX64=1 $PY tools/benchmark_pooling.py --device cuda --kernel-time --repeats 30 2>&1 \
+  | tee "$OUT/benchmark_cuda_index64.txt" || status=1
 $PY tools/benchmark_pooling.py --device cuda --zoo --repeats 30 2>&1 | tee "$OUT/benchmark_cuda_zoo.txt" || status=1
 if [ "${SANITIZE:-0}" = 1 ]; then  # out-of-bounds and misaligned accesses in the kernels, on the geometry tests
   timeout "${SANITIZE_TIMEOUT:-300}" compute-sanitizer --tool memcheck --error-exitcode 3 \

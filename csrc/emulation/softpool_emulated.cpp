@@ -1,7 +1,8 @@
 // Test-only extension vidpool._cuda_emulated: the CUDA kernels of softpool_cuda_kernels.cuh,
 // compiled for the host through cuda_shim.h and run serially over their launch grid, on CPU
-// tensors. The launch configuration (threads per block, block cap) is an argument, so tests can
-// shrink the grid until the kernels' grid-stride loops wrap.
+// tensors. The launch configuration (threads per block, block cap, 64-bit index math forced) is an
+// argument, so tests can shrink the grid until the kernels' grid-stride loops wrap, and run both
+// index widths on small inputs.
 #include <torch/extension.h>
 
 #include "../geometry.h"
@@ -11,10 +12,10 @@
 namespace vidpool {
 namespace {
 
-cuda_kernels::LaunchConfig config(int64_t threads, int64_t max_blocks) {
+cuda_kernels::LaunchConfig config(int64_t threads, int64_t max_blocks, bool index64) {
   TORCH_CHECK_VALUE(threads >= 1 && threads <= 1024, "threads per block must be in [1, 1024], got ", threads);
   TORCH_CHECK_VALUE(max_blocks >= 1, "max_blocks must be positive, got ", max_blocks);
-  return cuda_kernels::LaunchConfig{static_cast<int>(threads), max_blocks};
+  return cuda_kernels::LaunchConfig{static_cast<int>(threads), max_blocks, index64};
 }
 
 void check_cpu(const at::Tensor& t) {
@@ -46,20 +47,21 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   using namespace vidpool;
   m.doc() = "vidpool's CUDA SoftPool kernels run on the host by serial grid emulation (tests only)";
   m.def("soft_pool", [](const at::Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s, std::vector<int64_t> p,
-                        bool ceil_mode, int64_t threads, int64_t max_blocks) {
-    return forward(x, pool_geometry(x, k, s, p, ceil_mode), config(threads, max_blocks));
+                        bool ceil_mode, int64_t threads, int64_t max_blocks, bool index64) {
+    return forward(x, pool_geometry(x, k, s, p, ceil_mode), config(threads, max_blocks, index64));
   });
   m.def("soft_pool_backward", [](const at::Tensor& gy, const at::Tensor& x, std::vector<int64_t> k,
                                  std::vector<int64_t> s, std::vector<int64_t> p, bool ceil_mode, int64_t threads,
-                                 int64_t max_blocks) {
-    return backward(gy, x, pool_geometry(x, k, s, p, ceil_mode), config(threads, max_blocks));
+                                 int64_t max_blocks, bool index64) {
+    return backward(gy, x, pool_geometry(x, k, s, p, ceil_mode), config(threads, max_blocks, index64));
   });
-  m.def("adaptive_soft_pool", [](const at::Tensor& x, std::vector<int64_t> out, int64_t threads, int64_t max_blocks) {
-    return forward(x, adaptive_geometry(x, out), config(threads, max_blocks));
+  m.def("adaptive_soft_pool", [](const at::Tensor& x, std::vector<int64_t> out, int64_t threads, int64_t max_blocks,
+                                 bool index64) {
+    return forward(x, adaptive_geometry(x, out), config(threads, max_blocks, index64));
   });
   m.def("adaptive_soft_pool_backward", [](const at::Tensor& gy, const at::Tensor& x, std::vector<int64_t> out,
-                                          int64_t threads, int64_t max_blocks) {
-    return backward(gy, x, adaptive_geometry(x, out), config(threads, max_blocks));
+                                          int64_t threads, int64_t max_blocks, bool index64) {
+    return backward(gy, x, adaptive_geometry(x, out), config(threads, max_blocks, index64));
   });
   const cuda_kernels::LaunchConfig defaults;
   m.attr("DEFAULT_THREADS") = defaults.threads;

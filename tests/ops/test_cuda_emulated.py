@@ -11,11 +11,13 @@ from .cuda_cases import ADAPTIVE, GEOMETRIES, _layout
 
 emulated = pytest.importorskip("vidpool._cuda_emulated", reason="vidpool._cuda_emulated not built")
 
-GRIDS = [(256, 1 << 20), (32, 1), (7, 3), (1, 1), (64, 2)]  # (threads per block, block cap)
+# (threads per block, block cap, 64-bit index math forced): the kernels take 32-bit index math
+# wherever the sizes allow it, so the forced rows are what runs the 64-bit instantiation here.
+GRIDS = [(256, 1 << 20, False), (32, 1, False), (7, 3, True), (1, 1, False), (64, 2, True)]
 
 
 def _grid_id(grid):
-    return f"t{grid[0]}b{grid[1]}"
+    return f"t{grid[0]}b{grid[1]}" + ("i64" if grid[2] else "")
 
 
 @pytest.mark.parametrize("grid", GRIDS, ids=_grid_id)
@@ -65,8 +67,9 @@ def test_emulated_every_dtype(index, dtype):
     ref = brute.soft_pool(x64, k, s, p, ceil)
     g = torch.randn(ref.shape, dtype=torch.float64, generator=gen).to(dtype)
     (gr,) = torch.autograd.grad(ref, x64, g.double())
-    y = emulated.soft_pool(x, list(k), list(s), list(p), ceil, 32, 2)
-    gx = emulated.soft_pool_backward(g, x, list(k), list(s), list(p), ceil, 32, 2)
+    wide = index % 2 == 0
+    y = emulated.soft_pool(x, list(k), list(s), list(p), ceil, 32, 2, wide)
+    gx = emulated.soft_pool_backward(g, x, list(k), list(s), list(p), ceil, 32, 2, wide)
     assert y.dtype == gx.dtype == dtype
     geometry = (k, s, p, ceil, False)
     if dtype == torch.float32:
@@ -86,10 +89,28 @@ def test_emulated_kernels_match_the_cpu_kernels():
     y = ops.soft_pool3d(x, 3, 2, 1, True)
     g = torch.randn_like(y)
     (gx,) = torch.autograd.grad(y, x, g)
-    ye = emulated.soft_pool(x.detach(), [3, 3, 3], [2, 2, 2], [1, 1, 1], True, 64, 3)
-    torch.testing.assert_close(ye, y.detach(), rtol=1e-13, atol=1e-13)
-    torch.testing.assert_close(emulated.soft_pool_backward(g, x.detach(), [3] * 3, [2] * 3, [1] * 3, True, 64, 3),
-                               gx, rtol=1e-12, atol=1e-13)
+    for wide in (False, True):
+        ye = emulated.soft_pool(x.detach(), [3, 3, 3], [2, 2, 2], [1, 1, 1], True, 64, 3, wide)
+        torch.testing.assert_close(ye, y.detach(), rtol=1e-13, atol=1e-13)
+        gxe = emulated.soft_pool_backward(g, x.detach(), [3] * 3, [2] * 3, [1] * 3, True, 64, 3, wide)
+        torch.testing.assert_close(gxe, gx, rtol=1e-12, atol=1e-13)
+
+
+def test_emulated_adaptive_products_past_int32():
+    """Adaptive windows multiply an index by the other axis's size: 50000 x 50000 passes 2**31 though
+    every tensor is small, so the launcher must pick 64-bit index math (the CPU kernels' int64 is the
+    reference)."""
+    from vidpool import ops
+    x = torch.randn(1, 1, 50000, dtype=torch.float64)
+    for out in (49999, 50000):
+        y = ops.adaptive_soft_pool1d(x.clone().requires_grad_(), out)
+        g = torch.randn_like(y)
+        xr = x.clone().requires_grad_()
+        (gr,) = torch.autograd.grad(ops.adaptive_soft_pool1d(xr, out), xr, g)
+        torch.testing.assert_close(emulated.adaptive_soft_pool(x, [out], 256, 1 << 20, False), y.detach(),
+                                   rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(emulated.adaptive_soft_pool_backward(g, x, [out], 256, 1 << 20, False), gr,
+                                   rtol=1e-12, atol=1e-13)
 
 
 def test_emulated_infinite_windows():
@@ -97,10 +118,10 @@ def test_emulated_infinite_windows():
     x = torch.randn(1, 1, 9, dtype=torch.float64)
     x[0, 0, 2] = float("inf")
     x[0, 0, 7] = x[0, 0, 8] = float("-inf")
-    y = emulated.soft_pool(x, [3], [2], [0], False, 2, 1)  # windows [0,3) [2,5) [4,7) [6,9)
+    y = emulated.soft_pool(x, [3], [2], [0], False, 2, 1, False)  # windows [0,3) [2,5) [4,7) [6,9)
     assert y[0, 0, 0] == y[0, 0, 1] == float("inf")
     g = torch.ones_like(y)
-    gx = emulated.soft_pool_backward(g, x, [3], [2], [0], False, 2, 1)
+    gx = emulated.soft_pool_backward(g, x, [3], [2], [0], False, 2, 1, False)
     assert not torch.isnan(gx).any()
     assert gx[0, 0, 2] == 2.0  # one infinite cell in each of two windows: gy routed to it, as the limit
     assert (gx[0, 0, [0, 1, 3]] == 0).all()  # weight exactly 0 beside an infinite max
@@ -111,6 +132,6 @@ def test_emulated_infinite_windows():
 def test_emulated_launch_arguments_checked():
     x = torch.randn(1, 1, 4)
     with pytest.raises(ValueError, match="threads"):
-        emulated.soft_pool(x, [2], [2], [0], False, 0, 1)
+        emulated.soft_pool(x, [2], [2], [0], False, 0, 1, False)
     with pytest.raises(ValueError, match="float32, float64, float16 or bfloat16"):
-        emulated.soft_pool(x.to(torch.float8_e4m3fn), [2], [2], [0], False, 32, 1)
+        emulated.soft_pool(x.to(torch.float8_e4m3fn), [2], [2], [0], False, 32, 1, False)
