@@ -225,6 +225,39 @@ void for_each_chunk(const at::Tensor& x, const Geometry& g, bool inner, bool pla
   });
 }
 
+// The gradient of one window's cells (L lanes of windows at once), passed to sink(grad) in the
+// window's cell order. Small windows keep x_i and e_i between the passes (w_i = e_i / sum(e), in the
+// order window_sums adds); larger ones recompute each e_i from the window's statistics.
+template <typename V, typename Window, typename Sink>
+void window_gradient(const Window& win, int64_t cells, const V& gv, Sink&& sink) {
+  using acc_t = typename V::value_type;
+  constexpr int64_t L = V::size(), kCachedCells = 64;
+  if (cells > kCachedCells) {
+    const WindowStats<V> st = window_stats<V>(win);
+    win.for_each([&](V xv) { sink(grad_term<V>(xv, st, gv)); });
+    return;
+  }
+  alignas(64) acc_t e_cache[kCachedCells * L];
+  alignas(64) acc_t x_cache[kCachedCells * L];
+  V m = Math<V>::neg_inf();
+  int64_t k = 0;
+  win.for_each([&](V xv) {
+    xv.store(x_cache + (k++) * L);
+    m = Math<V>::max(m, xv);
+  });
+  V sum(0), t(0);
+  for (k = 0; k < cells; ++k) {
+    const V d = Math<V>::shifted(V::loadu(x_cache + k * L), m);
+    const V e = Math<V>::exp(d);
+    e.store(e_cache + k * L);
+    sum = sum + e;
+    t = t + Math<V>::weighted(e, d);
+  }
+  const V inv_sum = V(1) / sum, yv = m + t / sum;
+  for (k = 0; k < cells; ++k)
+    sink(grad_from_weight<V>(V::loadu(e_cache + k * L) * inv_sum, V::loadu(x_cache + k * L), yv, gv));
+}
+
 }  // namespace
 }  // namespace vidpool
 
@@ -278,12 +311,10 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx,
   const Strides sg = strides5(gy), sgx = strides5(gx);
   const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
-  constexpr int64_t kCachedCells = 64, kLocalCells = 1024;
+  constexpr int64_t kLocalCells = 1024;
   for_each_chunk<scalar_t, acc_t>(x, g, channels_inner(x), accumulate,
       [&](int64_t n, int64_t c, int64_t od, int64_t oh, int64_t ow0, int64_t lanes,
           const auto& win, const int64_t* cols) {
-        alignas(64) acc_t e_cache[kCachedCells * L];
-        alignas(64) acc_t x_cache[kCachedCells * L];
         const int64_t go = od * sg.d + oh * sg.h + ow0 * sg.w;
         const V gv = load_lanes<scalar_t, acc_t>(gyp + n * sg.n + c * sg.c + go, sg.w, lanes);
         scalar_t* plane = gxp + n * sgx.n + c * sgx.c;
@@ -356,29 +387,7 @@ void backward_scatter(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx,
             cell = accumulate ? static_cast<scalar_t>(cell + out[j]) : static_cast<scalar_t>(out[j]);
           }
         };
-        if (win_cells <= kCachedCells) {
-          // Small windows: keep x_i and e_i between passes; w_i = e_i / sum(e).
-          V m = Math<V>::neg_inf();
-          int64_t k = 0;
-          win.for_each([&](V xv) {
-            xv.store(x_cache + (k++) * L);
-            m = Math<V>::max(m, xv);
-          });
-          V sum(0), t(0);  // as window_sums, in the same order
-          for (k = 0; k < win_cells; ++k) {
-            const V d = Math<V>::shifted(V::loadu(x_cache + k * L), m);
-            const V e = Math<V>::exp(d);
-            e.store(e_cache + k * L);
-            sum = sum + e;
-            t = t + Math<V>::weighted(e, d);
-          }
-          const V inv_sum = V(1) / sum, yv = m + t / sum;
-          for (k = 0; k < win_cells; ++k)
-            place(grad_from_weight<V>(V::loadu(e_cache + k * L) * inv_sum, V::loadu(x_cache + k * L), yv, gv));
-        } else {
-          const WindowStats<V> st = window_stats<V>(win);
-          win.for_each([&](V xv) { place(grad_term<V>(xv, st, gv)); });
-        }
+        window_gradient<V>(win, win_cells, gv, place);
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
           if (add_local) {
             const int64_t c0 = ow0 * W.s - W.p;

@@ -24,13 +24,6 @@ struct BlockWindow {
       for (int64_t h = h0; h < h1; ++h)
         for (int64_t w = w0; w < w1; ++w) f(V::loadu(block + d * sd + h * sh + w * V::size()));
   }
-  // The same cells, as offsets into the block, in the same order.
-  template <typename F>
-  void for_each_offset(F&& f) const {
-    for (int64_t d = d0; d < d1; ++d)
-      for (int64_t h = h0; h < h1; ++h)
-        for (int64_t w = w0; w < w1; ++w) f(d * sd + h * sh + w * V::size());
-  }
 };
 
 constexpr int64_t kBlockBytes = int64_t(1) << 18;
@@ -108,7 +101,7 @@ template <typename scalar_t>
 void backward_blocks(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, const Geometry& g) {
   using acc_t = at::opmath_type<scalar_t>;
   using V = Vectorized<acc_t>;
-  constexpr int64_t L = V::size(), kCached = 64;
+  constexpr int64_t L = V::size();
   const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t C = x.size(1), cells = D.in * H.in * W.in;
   const Strides sg = strides5(gy), sgx = strides5(gx);
@@ -116,7 +109,6 @@ void backward_blocks(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, 
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
   for_each_block<scalar_t>(x, g, [&](int64_t first, int64_t lanes, const acc_t* block, const auto& window_at) {
     std::vector<acc_t> grad(cells * L, acc_t(0));
-    alignas(64) acc_t e_cache[kCached * L];
     acc_t gv_lanes[L];
     for (int64_t od = 0; od < D.out; ++od)
       for (int64_t oh = 0; oh < H.out; ++oh)
@@ -129,27 +121,14 @@ void backward_blocks(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, 
           }
           const V gv = V::loadu(gv_lanes);
           auto add = [&](int64_t off, const V& v) { (V::loadu(grad.data() + off) + v).store(grad.data() + off); };
-          if (win.cells() <= kCached) {  // keep e_i between passes, as the row path does
-            V m = Math<V>::neg_inf();
-            win.for_each([&](V xv) { m = Math<V>::max(m, xv); });
-            V sum(0), t(0);
-            int64_t k = 0;
-            win.for_each([&](V xv) {
-              const V d = Math<V>::shifted(xv, m);
-              const V e = Math<V>::exp(d);
-              e.store(e_cache + (k++) * L);
-              sum = sum + e;
-              t = t + Math<V>::weighted(e, d);
-            });
-            const V inv_sum = V(1) / sum, yv = m + t / sum;
-            k = 0;
-            win.for_each_offset([&](int64_t off) {
-              add(off, grad_from_weight<V>(V::loadu(e_cache + (k++) * L) * inv_sum, V::loadu(block + off), yv, gv));
-            });
-          } else {
-            const WindowStats<V> st = window_stats<V>(win);
-            win.for_each_offset([&](int64_t off) { add(off, grad_term<V>(V::loadu(block + off), st, gv)); });
-          }
+          int64_t d = win.d0, h = win.h0, w = win.w0;  // the cell window_gradient is at
+          window_gradient<V>(win, win.cells(), gv, [&](const V& term) {
+            add(d * win.sd + h * win.sh + w * L, term);
+            if (++w == win.w1) {
+              w = win.w0;
+              if (++h == win.h1) h = win.h0, ++d;
+            }
+          });
         }
     const int64_t sd = H.in * W.in * L, sh = W.in * L;
     for (int64_t j = 0; j < lanes; ++j) {
