@@ -68,19 +68,37 @@ SP_HD I win_end(const PoolDim& d, I o) {
   return en > I(d.in) ? I(d.in) : en;
 }
 
-// First and last output whose window contains input cell i (empty range when first > last).
+// n / d for n >= 0 with the divisor fixed ahead: plain division here; the CUDA kernels' 32-bit path
+// uses FastDiv32 (softpool_cuda_kernels.cuh), a multiply and a shift.
 template <typename I>
-SP_HD I first_cover(const PoolDim& d, I i) {
-  if (d.adaptive) return (i * I(d.out)) / I(d.in);
+struct PlainDiv {
+  I d;
+  SP_HD I operator()(I n) const { return n / d; }
+};
+
+// The divisor of an axis's cover arithmetic: the stride, or the input size for adaptive windows.
+SP_HD int64_t cover_divisor(const PoolDim& d) { return d.adaptive ? d.in : d.s; }
+
+// First and last output whose window contains input cell i (empty range when first > last);
+// div divides by cover_divisor(d). Every numerator is >= 0.
+template <typename I, typename Div>
+SP_HD I first_cover(const PoolDim& d, I i, const Div& div) {
+  if (d.adaptive) return div(i * I(d.out));
   I r = i + I(d.p) - I(d.k);  // need o*s > r
-  return r < 0 ? I(0) : r / I(d.s) + 1;
+  return r < 0 ? I(0) : div(r) + 1;
+}
+
+template <typename I, typename Div>
+SP_HD I last_cover(const PoolDim& d, I i, const Div& div) {
+  I o = d.adaptive ? div((i + 1) * I(d.out) + I(d.in) - 1) - 1 : div(i + I(d.p));
+  return o < I(d.out) - 1 ? o : I(d.out) - 1;
 }
 
 template <typename I>
-SP_HD I last_cover(const PoolDim& d, I i) {
-  I o = d.adaptive ? ((i + 1) * I(d.out) + I(d.in) - 1) / I(d.in) - 1 : (i + I(d.p)) / I(d.s);
-  return o < I(d.out) - 1 ? o : I(d.out) - 1;
-}
+SP_HD I first_cover(const PoolDim& d, I i) { return first_cover(d, i, PlainDiv<I>{I(cover_divisor(d))}); }
+
+template <typename I>
+SP_HD I last_cover(const PoolDim& d, I i) { return last_cover(d, i, PlainDiv<I>{I(cover_divisor(d))}); }
 
 struct Geometry {
   PoolDim dim[3];  // (D, H, W); 1D and 2D pooling fill the leading axes with unit dims
@@ -151,13 +169,14 @@ struct Cover {
   I first[3], last[3];
 };
 
-template <typename I>
-SP_HD Cover<I> cover_of(const Geometry& g, I id, I ih, I iw) {
+// divs[a] divides by cover_divisor(g.dim[a]).
+template <typename I, typename Div>
+SP_HD Cover<I> cover_of(const Geometry& g, I id, I ih, I iw, const Div* divs) {
   const I i[3] = {id, ih, iw};
   Cover<I> c;
   for (int a = 0; a < 3; ++a) {
-    c.first[a] = first_cover(g.dim[a], i[a]);
-    c.last[a] = last_cover(g.dim[a], i[a]);
+    c.first[a] = first_cover(g.dim[a], i[a], divs[a]);
+    c.last[a] = last_cover(g.dim[a], i[a], divs[a]);
   }
   return c;
 }
@@ -193,10 +212,15 @@ struct StridedWindow {
 
   template <typename F>
   SP_HD void for_each(F&& f) const {
+    for_each_cell([&](acc_t v, I, I, I) { f(v); });
+  }
+  // f(value, d, h, w) per cell, in the same order: with the cell's coordinates, to write beside it.
+  template <typename F>
+  SP_HD void for_each_cell(F&& f) const {
     for (I d = d0; d < d1; ++d)
       for (I h = h0; h < h1; ++h)
         for (I w = w0; w < w1; ++w)
-          f(static_cast<acc_t>(plane[d * st.d + h * st.h + w * st.w]));
+          f(static_cast<acc_t>(plane[d * st.d + h * st.h + w * st.w]), d, h, w);
   }
 };
 

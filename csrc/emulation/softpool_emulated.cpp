@@ -63,6 +63,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                                           int64_t threads, int64_t max_blocks, bool index64) {
     return backward(gy, x, adaptive_geometry(x, out), config(threads, max_blocks, index64));
   });
+  m.def("fast_div32", [](std::vector<int64_t> n, int64_t d) {  // the kernels' 32-bit divider, for its own test
+    const cuda_kernels::FastDiv32 div(d);
+    std::vector<int64_t> q;
+    for (int64_t v : n) {
+      TORCH_CHECK_VALUE(v >= 0 && v <= std::numeric_limits<int32_t>::max(), "numerator ", v, " out of range");
+      q.push_back(div(static_cast<int32_t>(v)));
+    }
+    return q;
+  });
   const cuda_kernels::LaunchConfig defaults;
   m.attr("DEFAULT_THREADS") = defaults.threads;
   m.attr("DEFAULT_MAX_BLOCKS") = defaults.max_blocks;

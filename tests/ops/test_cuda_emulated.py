@@ -2,6 +2,7 @@
 (the very lines nvcc compiles for the GPU) through a shim that runs the launch grid serially.
 Checked against the float64 brute force on random geometries, layouts, launch grids and dtypes."""
 import os
+import random
 
 import pytest
 import torch
@@ -135,3 +136,19 @@ def test_emulated_launch_arguments_checked():
         emulated.soft_pool(x, [2], [2], [0], False, 0, 1, False)
     with pytest.raises(ValueError, match="float32, float64, float16 or bfloat16"):
         emulated.soft_pool(x.to(torch.float8_e4m3fn), [2], [2], [0], False, 32, 1, False)
+
+
+def test_emulated_fast_division_is_exact():
+    """The kernels' 32-bit index math divides by multiply-high and shift: exact against Python's //
+    for divisors of every size class and numerators up to 2**31 - 1."""
+    rng = random.Random(7)
+    top = 2**31 - 1
+    divisors = [1, 2, 3, 5, 7, 14, 56, 64, 65, 255, 256, 257, 1000, 2**16 - 1, 2**16 + 1, 2**30, 2**30 + 1, top]
+    divisors += [rng.randint(1, top) for _ in range(40)] + [rng.randint(1, 100) for _ in range(40)]
+    for d in divisors:
+        n = [0, 1, d - 1, d, d + 1, top, top - 1, top - top % d, top - top % d - 1]
+        n += [rng.randint(0, top) for _ in range(200)] + [rng.randint(0, 10 * d) for _ in range(50)]
+        n = [v for v in n if 0 <= v <= top]
+        assert emulated.fast_div32(n, d) == [v // d for v in n], d
+    with pytest.raises(RuntimeError, match="divisor 0"):
+        emulated.fast_div32([1], 0)
