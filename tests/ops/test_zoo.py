@@ -355,3 +355,24 @@ def test_hand_written_backwards_take_any_grad_layout(name):
         (want,) = torch.autograd.grad(m(x), x, layout.contiguous())
         torch.testing.assert_close(got, want, rtol=0, atol=0)
     assert ref.shape == x.shape
+
+
+def test_trainable_lp_backward_twice_with_retained_graph():
+    """The learned-p backward reuses its saved ln P in place; a second backward through the same graph
+    (retain_graph=True) must still give the same gradients."""
+    m = build_pool("trainable_lp", 3, 2, channels=3).double()
+    with torch.no_grad():
+        m.p.copy_(torch.tensor([1.25, 2.5, 4.0]))
+    x = torch.randn(2, 3, 4, 6, 8, dtype=torch.float64)
+    x[0, :, 0, 0, :2] = 0.0  # zero cells
+    x.requires_grad_()
+    y = m(x)
+    g = torch.randn_like(y)
+    first = torch.autograd.grad(y, [x, m.p], g, retain_graph=True)
+    second = torch.autograd.grad(y, [x, m.p], g)
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    geom = (3, tuple(x.shape), (2, 2, 2), (2, 2, 2), (0, 0, 0), False)
+    expected = torch.autograd.grad(_oracle("trainable_lp", m, x, geom), [x, m.p], g)
+    for a, b in zip(first, expected):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)

@@ -162,47 +162,63 @@ def _pow_(r, p):
 
 
 class _LpWindowSum(torch.autograd.Function):
-    """y = m S^(1/p), S = window sum of (|x|/m)^p, with a hand-written backward (a few passes over the
-    input instead of autograd's dozen):
+    """y = m S^(1/p), S = window sum of P = r^p, r = |x|/m, with a hand-written backward (a few passes
+    over the input instead of autograd's dozen):
 
-        dy_o/dx_i = sign(x_i) r_i^(p-1) y_o / (m S_o),  r = |x| / m
-        dy_o/dp   = y_o (sum_o(r^p ln r) / (p S_o) - ln(S_o) / p^2)
+        dy_o/dx_i = sign(x_i) r_i^(p-1) y_o / (m S_o)
+        dy_o/dp   = y_o (sum_o(r^p ln r) / (p S_o) - ln(S_o) / p^2) = y_o (sum_o(P ln P) / S_o - ln S_o) / p^2
 
+    With a learned p the forward keeps ln P (one input-sized tensor) and the window sums of P ln P, so
+    the backward needs neither a logarithm nor a power of the input: r^(p-1) = exp(ln P (p-1)/p),
+    computed in place of ln P.
     Returns None (forward only) when some window with nonzero cells has S below the normal range."""
 
     @staticmethod
     def forward(ctx, x, p, pool, m):
-        # one full-size temporary, updated in place: every new large CPU tensor costs page faults
-        r = x.abs().div_(m)
-        total = pool.window_sum(_pow_(r, p))  # r now holds r^p
+        # full-size temporaries updated in place where possible: every new large CPU tensor costs page faults
+        learned = isinstance(p, torch.Tensor) and ctx.needs_input_grad[1]
         info = torch.finfo(x.dtype)
+        if learned:
+            # ln P, with -inf (r = 0) clamped to the lowest finite value: exp gives 0 there, and P ln P
+            # is 0 rather than 0 * -inf; NaN stays NaN
+            log_p = x.abs().div_(m).log_().mul_(p).clamp_(min=info.min)
+            power = log_p.exp()
+            total = pool.window_sum(power)
+            plogp = pool.window_sum(power.mul_(log_p))
+            del power
+        else:
+            total = pool.window_sum(_pow_(x.abs().div_(m), p))
+            log_p = plogp = None
         small = total < math.prod(pool.kernel_size) * info.tiny / info.eps
         if bool(small.any()) and bool((small & (pool.window_sum(x.abs()) > 0)).any()):
             return None
         y = total.pow(1.0 / p) * m
-        ctx.save_for_backward(x, m, total, y, p if isinstance(p, torch.Tensor) else None)
-        ctx.p, ctx.pool = p, pool
+        ctx.save_for_backward(x, m, total, y, p if isinstance(p, torch.Tensor) else None, plogp)
+        # an intermediate the backward consumes in place: kept on ctx, outside autograd's version checks
+        ctx.p, ctx.pool, ctx.log_p = p, pool, log_p
         return y
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        x, m, total, y, p_tensor = ctx.saved_tensors
+        x, m, total, y, p_tensor, plogp = ctx.saved_tensors
+        log_p, ctx.log_p = ctx.log_p, None  # the first backward consumes it
         p, pool = (p_tensor if p_tensor is not None else ctx.p), ctx.pool
         live = total > 0
         safe = torch.where(live, total, torch.ones_like(total))
         c = torch.where(live, g * y / (m * safe), torch.zeros_like(g))
         gp = None
-        if p_tensor is not None and ctx.needs_input_grad[1]:
-            log_r = x.abs().div_(m).log_()
-            terms = (log_r * p).exp_()  # r^p, 0 where r = 0
-            # r^p ln r, 0 where r = 0 (ln r = -inf clamped to the lowest finite value; NaN stays NaN)
-            log_terms = pool.window_sum(terms.mul_(log_r.clamp_(min=torch.finfo(x.dtype).min)))
-            dy_dp = torch.where(live, y * (log_terms / (p * safe) - torch.log(safe) / (p * p)), torch.zeros_like(y))
+        if plogp is not None:
+            dy_dp = torch.where(live, y * (plogp / safe - torch.log(safe)) / (p * p), torch.zeros_like(y))
             gp = (g * dy_dp).sum(dim=[0] + list(range(2, g.dim())), keepdim=True).sum_to_size(p_tensor.shape)
         # sign(x) r^(p-1), in one temporary; copysign gives +-r^0 = +-1 at x = +-0 when p = 1, where
         # the derivative of |x| is taken as 0
-        cell = _pow_(x.abs().div_(m), p - 1).copysign_(x)
+        if log_p is not None:
+            # ln P is an internal temporary: the first backward turns it into the gradient in place (no
+            # new input-sized tensor); a second one (retain_graph=True) recomputes from x instead
+            cell = log_p.mul_((p - 1) / p).exp_().copysign_(x)
+        else:
+            cell = _pow_(x.abs().div_(m), p - 1).copysign_(x)
         if bool((torch.as_tensor(p) <= 1).any()):  # r^0 at r = 0 (NaN through exp(0 * ln 0))
             cell.masked_fill_(x == 0, 0)
         tiles = pool.tiles(cell)
