@@ -376,3 +376,24 @@ def test_trainable_lp_backward_twice_with_retained_graph():
     expected = torch.autograd.grad(_oracle("trainable_lp", m, x, geom), [x, m.p], g)
     for a, b in zip(first, expected):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_gated_tiled_path_matches_conv_and_pooling_with_ties(per_channel):
+    """Where windows tile the input, gated pooling takes strided slices and a scatter to max pooling's
+    indices; against torch's conv3d + max/avg pooling under autograd, on integer inputs full of ties
+    (max pooling's choice of cell must be kept) and a channels-last input."""
+    m = build_pool("gated", 3, 2, channels=4, per_channel=per_channel).double()
+    with torch.no_grad():
+        m.mask.normal_(0, 0.5)
+    x = torch.randint(-2, 3, (2, 4, 4, 6, 8)).double().contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
+    y = m(x)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, m.mask], g)
+    weight = m.mask.view(-1, 1, 2, 2, 2).expand(4, 1, 2, 2, 2)
+    gate = torch.sigmoid(F.conv3d(x, weight, stride=2, groups=4))
+    ref = gate * F.max_pool3d(x, 2) + (1 - gate) * F.avg_pool3d(x, 2)
+    torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, torch.autograd.grad(ref, [x, m.mask], g)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -7,9 +7,10 @@ and ceil_mode overhang cells belong to no window (``avg`` alone follows ``nn.Avg
 ``train()`` mode only and are deterministic in ``eval()``. Trainable methods need ``channels``.
 
 Where a method is a function of per-window sums (sum, lp, trainable_lp, stochastic in eval) or of a
-per-window weighted sum (gated: a depthwise convolution), it is computed with torch's pooling and
-convolution kernels: memory O(input + output) and their fast backward. The others gather explicit
-windows (``WindowPool.windows``).
+per-window weighted sum (gated: strided slices where the windows tile the input, else a depthwise
+convolution), it is computed with torch's pooling and convolution kernels and hand-written backwards
+(once differentiable): memory O(input + output). The others gather explicit windows
+(``WindowPool.windows``).
 """
 from __future__ import annotations
 
@@ -280,6 +281,66 @@ class MixedPool(WindowPool):
         return lam * self.max(x) + (1.0 - lam) * self.mean(x)
 
 
+class _TiledGated(torch.autograd.Function):
+    """Gated pooling where the windows tile the input (kernel == stride, no padding). The gate logit
+    sum_j w_j x_j adds the kernel-volume strided slices x[..., a::k, b::k, c::k] (output-sized); max and
+    mean are torch's pooling; the backward writes the input gradient as one broadcast over the tiled
+    view plus a scatter of the max branch to max pooling's indices (no convolution, no zero fills):
+
+        dy/dx_j = g ((1 - gate) / K + gate (1 - gate) (max - mean) w_j + gate [j = argmax])
+    """
+
+    @staticmethod
+    def forward(ctx, x, mask, pool):
+        slices = _tile_slices(pool, x)
+        rows = mask.shape[0]  # 1 (one mask per layer) or C (per channel)
+        w = mask.to(x.dtype)
+        logit = x[slices[0]] * w[:, 0].view((1, rows) + (1,) * pool.dim)
+        for j in range(1, len(slices)):
+            logit.addcmul_(x[slices[j]], w[:, j].view((1, rows) + (1,) * pool.dim))
+        top, arg = _MAX[pool.dim](x, pool.kernel_size, pool.stride, return_indices=True)
+        mean = pool.mean(x)
+        gate = torch.sigmoid_(logit)
+        ctx.save_for_backward(x, w, gate, top, mean, arg)
+        ctx.pool = pool
+        return torch.lerp(mean, top, gate)  # gate * max + (1 - gate) * mean
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, w, gate, top, mean, arg = ctx.saved_tensors
+        pool = ctx.pool
+        slices = _tile_slices(pool, x)
+        rows, n, c = w.shape[0], x.shape[0], x.shape[1]
+        g_max = g * gate
+        g_mean = (g - g_max).div_(len(slices))
+        g_logit = g_max.mul(1 - gate).mul_(top - mean)
+        gx = torch.empty_like(x, memory_format=torch.contiguous_format)
+        tiles = pool.tiles(gx)
+        tiles.copy_(g_mean.reshape(pool.untiled_shape(g_mean)))
+        mask_view = [1, rows]
+        for k in pool.kernel_size:
+            mask_view += [1, k]
+        tiles.addcmul_(g_logit.reshape(pool.untiled_shape(g_logit)), w.view(mask_view))
+        gx.view(n, c, -1).scatter_add_(2, arg.reshape(n, c, -1), g_max.reshape(n, c, -1))
+        reduce = [0] + list(range(2, x.dim()))
+        gw = torch.stack([(g_logit * x[sl]).sum(reduce) for sl in slices], dim=-1)  # (C, K)
+        return gx, (gw if rows > 1 else gw.sum(0, keepdim=True)), None
+
+
+def _tile_slices(pool, x):
+    """Index tuples of the kernel-volume strided slices of x, in window cell order (row-major over the
+    kernel), when the windows tile x exactly; else None."""
+    if pool.kernel_size != pool.stride or any(pool.padding) or any(
+            n % k for n, k in zip(x.shape[2:], pool.kernel_size)) or x.numel() == 0:
+        return None
+    offsets = [()]
+    for k in pool.kernel_size:
+        offsets = [o + (a,) for o in offsets for a in range(k)]
+    return [(slice(None), slice(None)) + tuple(slice(a, None, k) for a, k in zip(o, pool.kernel_size))
+            for o in offsets]
+
+
 class GatedPool(WindowPool):
     """sigmoid(w . R) * max + (1 - sigmoid(w . R)) * avg with a learned gating mask w over the window,
     one per layer (default) or one per channel (``per_channel=True``, needs ``channels``)."""
@@ -296,6 +357,8 @@ class GatedPool(WindowPool):
 
     def forward(self, x):
         self.check_input(x)
+        if _tile_slices(self, x) is not None:
+            return _TiledGated.apply(x, self.mask, self)
         # w . R for every window: a depthwise convolution with the mask as each channel's filter
         channels = x.shape[1]
         weight = self.mask.view((self.mask.shape[0], 1) + self.kernel_size).expand(
