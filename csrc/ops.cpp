@@ -9,6 +9,7 @@
 #include <torch/extension.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "geometry.h"
@@ -68,6 +69,34 @@ at::Tensor adaptive_soft_pool_backward(const at::Tensor& grad_output, const at::
 }
 
 }  // namespace
+
+#ifndef VIDPOOL_WITH_CUDA
+// The zoo's detail-preserving pooling (lite), fused on the CPU (dpp_cpu.cpp); CUDA tensors take the
+// Python composition in vidpool/ops/zoo.py.
+at::Tensor dpp_pool_cpu(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, const Geometry& g,
+                        bool asym, double eps);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> dpp_pool_backward_cpu(const at::Tensor& gy, const at::Tensor& x,
+                                                                     const at::Tensor& alpha, const at::Tensor& lam,
+                                                                     const Geometry& g, bool asym, double eps);
+
+namespace {
+
+at::Tensor dpp_pool(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, at::IntArrayRef kernel_size,
+                    at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode, bool asym, double eps) {
+  return dpp_pool_cpu(x, alpha, lam, pool_geometry(x, kernel_size, stride, padding, ceil_mode), asym, eps);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> dpp_pool_backward(const at::Tensor& grad_output, const at::Tensor& x,
+                                                                 const at::Tensor& alpha, const at::Tensor& lam,
+                                                                 at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                                                 at::IntArrayRef padding, bool ceil_mode, bool asym,
+                                                                 double eps) {
+  return dpp_pool_backward_cpu(grad_output, x, alpha, lam, pool_geometry(x, kernel_size, stride, padding, ceil_mode),
+                               asym, eps);
+}
+
+}  // namespace
+#endif
 }  // namespace vidpool
 
 #define VIDPOOL_REGISTER_KERNELS(KEY)                                            \
@@ -87,8 +116,16 @@ TORCH_LIBRARY(vidpool, m) {
         "int[] padding, bool ceil_mode) -> Tensor");
   m.def("adaptive_soft_pool(Tensor self, int[] output_size) -> Tensor");
   m.def("adaptive_soft_pool_backward(Tensor grad_output, Tensor self, Tensor output, int[] output_size) -> Tensor");
+  m.def("dpp_pool(Tensor self, Tensor alpha, Tensor lam, int[] kernel_size, int[] stride, int[] padding, "
+        "bool ceil_mode, bool asym, float eps) -> Tensor");
+  m.def("dpp_pool_backward(Tensor grad_output, Tensor self, Tensor alpha, Tensor lam, int[] kernel_size, "
+        "int[] stride, int[] padding, bool ceil_mode, bool asym, float eps) -> (Tensor, Tensor, Tensor)");
 }
 VIDPOOL_REGISTER_KERNELS(CPU)
+TORCH_LIBRARY_IMPL(vidpool, CPU, m) {
+  m.impl("dpp_pool", &vidpool::dpp_pool);
+  m.impl("dpp_pool_backward", &vidpool::dpp_pool_backward);
+}
 #endif
 
 #define VIDPOOL_STR2(x) #x

@@ -89,6 +89,20 @@ def test_opcheck(dtype):
 
 
 @needs_c
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck_fused_dpp(dtype):
+    """The zoo's fused DPP lite ops: schema and fake kernels (torch.compile), any layout."""
+    x = torch.randn(2, 3, 5, 6, 7, dtype=dtype)
+    alpha, lam = torch.rand(3, dtype=dtype) + 0.1, torch.rand(3, dtype=dtype) + 0.5
+    for xi in (x, x.contiguous(memory_format=torch.channels_last_3d)):
+        args = ([3, 2, 2], [2, 1, 2], [1, 0, 1], True, False, 1e-3)
+        torch.library.opcheck(torch.ops.vidpool.dpp_pool.default, (xi, alpha, lam) + args)
+        y = torch.ops.vidpool.dpp_pool(xi, alpha, lam, *args)
+        torch.library.opcheck(torch.ops.vidpool.dpp_pool_backward.default,
+                              (torch.randn_like(y), xi, alpha, lam) + args)
+
+
+@needs_c
 def test_torch_compile_fullgraph_without_graph_breaks():
     model = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), ops.SoftPool3d(3, 2, 1), nn.ReLU(),
                           ops.AdaptiveSoftPool3d(1), nn.Flatten())

@@ -397,3 +397,61 @@ def test_gated_tiled_path_matches_conv_and_pooling_with_ties(per_channel):
     torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
     for a, b in zip(got, torch.autograd.grad(ref, [x, m.mask], g)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("reward", ["sym", "asym"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("case", [
+    (3, (2, 3, 5, 7, 37), (3, 2, 3), (2, 2, 2), (1, 0, 1), True, "channels_last"),  # rows of several vectors
+    (3, (1, 2, 4, 6, 9), (2, 2, 2), (2, 2, 2), (0, 0, 0), False, "gapped"),
+    (2, (2, 3, 9, 19), (3, 3), (1, 2), (1, 1), False, "contiguous"),            # overlapping windows
+    (1, (3, 2, 23), (4,), (3,), (2,), True, "contiguous"),
+    # contiguous rows wide enough for whole-vector loads (strides 1 and 2) and, k = s = 2 tiling the
+    # input, whole-vector stores of the gradient
+    (3, (2, 3, 4, 6, 40), (2, 2, 2), (2, 2, 2), (0, 0, 0), False, "contiguous"),
+    (3, (1, 2, 3, 5, 41), (3, 3, 3), (1, 1, 1), (1, 1, 1), False, "contiguous"),
+    (2, (1, 2, 7, 45), (3, 3), (2, 2), (1, 1), True, "contiguous"),
+])
+def test_dpp_lite_fused_kernel_matches_the_composition(case, dtype, reward, monkeypatch):
+    """The fused CPU kernel for DPP lite against the unfold composition under autograd (the path CUDA
+    tensors take), for values and the input, alpha and lambda gradients; any layout; bitwise the same
+    for 1 and 3 threads."""
+    from vidpool.ops import zoo
+    dim, shape, k, s, p, ceil, layout = case
+    x = torch.randn(shape, dtype=dtype) * 2
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    elif layout == "gapped":
+        x = torch.randn(shape[:-1] + (2 * shape[-1],), dtype=dtype)[..., ::2]
+    m = build_pool(f"dpp_lite_{reward}", dim, k, s, p, ceil, channels=shape[1]).to(dtype)
+    with torch.no_grad():
+        m.alpha.copy_(torch.rand(shape[1]) + 0.1)
+        m.lam.copy_(torch.rand(shape[1]) * 2 + 0.1)
+    if not zoo._fused_dpp_available(x):
+        pytest.skip("vidpool's CPU kernels are not built")
+    params = [x.requires_grad_(), m.alpha, m.lam]
+    y = m(x)
+    g = torch.randn(y.shape, dtype=dtype)[..., :1].expand(y.shape)  # a stride-0 grad_output too
+    got = torch.autograd.grad(y, params, g)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        y1 = m(x)
+        got1 = torch.autograd.grad(y1, params, g)
+        torch.set_num_threads(3)
+        y3 = m(x)
+        got3 = torch.autograd.grad(y3, params, g)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip((y1,) + got1, (y3,) + got3):
+        assert torch.equal(a, b)
+    monkeypatch.setattr(zoo, "_fused_dpp_available", lambda t: False)
+    m64 = m.double()  # the reference in float64 (float32 differs from it by rounding, either path)
+    params64 = [x.detach().double().requires_grad_(), m64.alpha, m64.lam]
+    ref = m64(params64[0])
+    expected = torch.autograd.grad(ref, params64, g.double())
+    for name, a, b in zip(("output", "input", "alpha", "lambda"), (y,) + got, (ref,) + expected):
+        # float32: within 1e-3 of the largest magnitude (both paths measured ~7e-5 over 300 draws)
+        atol = 1e-10 if dtype == torch.float64 else 1e-3 * float(b.detach().abs().max())
+        torch.testing.assert_close(a.double(), b, rtol=1e-10 if dtype == torch.float64 else 0, atol=atol,
+                                   msg=lambda text: f"{name}: {text}")

@@ -277,6 +277,14 @@ def _register_torch_library() -> None:
     def fake_backward(grad_output, x, output, *args):
         return torch.empty_like(x, memory_format=_memory_format(x))
 
+    def fake_dpp(x, alpha, lam, kernel_size, stride, padding, ceil_mode, asym, eps):
+        return fake_soft_pool(x, kernel_size, stride, padding, ceil_mode)
+
+    def fake_dpp_backward(grad_output, x, alpha, lam, *args):
+        return torch.empty_like(x, memory_format=_memory_format(x)), torch.empty_like(alpha), torch.empty_like(lam)
+
+    torch.library.register_fake("vidpool::dpp_pool", fake_dpp)  # the zoo's fused DPP lite (CPU)
+    torch.library.register_fake("vidpool::dpp_pool_backward", fake_dpp_backward)
     torch.library.register_fake("vidpool::soft_pool", fake_soft_pool)
     torch.library.register_fake("vidpool::adaptive_soft_pool", fake_adaptive)
     torch.library.register_fake("vidpool::soft_pool_backward", fake_backward)

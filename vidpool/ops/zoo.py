@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._reference import pool_output_size
+from . import softpool as _softpool_module
 from .softpool import SoftPool1d, SoftPool2d, SoftPool3d, _pool_args
 
 _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
@@ -460,6 +461,35 @@ class LIPPool(WindowPool):
         return (weights * cells).sum(-1)
 
 
+def _fused_dpp_available(x):
+    """The compiled CPU kernel for DPP lite (csrc/dpp_cpu.cpp) serves float32/float64 CPU tensors."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or _softpool_module._C is None:
+        return False
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key("vidpool::dpp_pool", "CPU")
+    except RuntimeError:  # an older build without the op
+        return False
+
+
+class _FusedDppLite(torch.autograd.Function):
+    """DPP lite through the fused CPU kernel: one pass over the windows forward, one backward that
+    returns the input, alpha and lambda gradients (the formulas are in csrc/dpp_cpu.cpp)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha, lam, geometry, asym, eps):
+        ctx.save_for_backward(x, alpha, lam)
+        ctx.args = (geometry, asym, eps)
+        return torch.ops.vidpool.dpp_pool(x, alpha, lam, *geometry, asym, eps)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, alpha, lam = ctx.saved_tensors
+        geometry, asym, eps = ctx.args
+        gx, galpha, glam = torch.ops.vidpool.dpp_pool_backward(g, x, alpha, lam, *geometry, asym, eps)
+        return gx, galpha, glam, None, None, None
+
+
 class DPPPool(WindowPool):
     """Detail-preserving pooling: sum(w I) / sum(w) over the window, w = alpha + rho_lambda(I_q - I~_p).
 
@@ -484,6 +514,11 @@ class DPPPool(WindowPool):
             self.filter = nn.Parameter(torch.ones(channels, math.prod(self.kernel_size)))
 
     def forward(self, x):
+        if self.variant == "lite" and _fused_dpp_available(x):
+            self.check_input(x)
+            alpha, lam = (t.clamp(min=0).to(x.dtype) for t in (self.alpha, self.lam))
+            geometry = (list(self.kernel_size), list(self.stride), list(self.padding), self.ceil_mode)
+            return _FusedDppLite.apply(x, alpha, lam, geometry, self.reward == "asym", self.eps)
         cells, mask = self.windows(x)
         mask = mask.to(x.dtype)
         nd = cells.dim()

@@ -1,0 +1,299 @@
+// Detail-preserving pooling, lite variant (the window mean as the smoothed image), fused on the CPU:
+// one pass over each window's cells forward, and one backward that recomputes the window and writes
+// the input gradient plus the per-channel alpha and lambda gradients. For a window of valid cells x_i
+// (padding and ceil_mode overhang excluded), n of them:
+//
+//   mu = sum(x) / n,  d_i = x_i - mu (asym: max(d_i, 0)),  q_i = d_i^2 + eps^2,  rho_i = q_i^(lambda/2)
+//   w_i = alpha + rho_i,  y = sum(w x) / sum(w) = N / S
+//
+//   t_i = gy (x_i - y) / S                      (the gradient reaching w_i)
+//   u_i = t_i lambda d_i rho_i / q_i            (through rho to d_i; 0 where asym clamps d_i)
+//   dx_k = gy w_k / S + u_k - sum(u) / n        (the last term through mu)
+//   dalpha = sum(t),  dlambda = sum(t rho ln(q) / 2)
+//
+// Outputs are processed L at a time along W (one window per SIMD lane): each window's cells are first
+// gathered slot by slot into a small cell-major buffer (invalid slots 0 with mask 0). One thread owns
+// each (n, c) plane, so the sums are bitwise the same for any thread count.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <tuple>
+#include <vector>
+
+#include "geometry.h"
+#include "softpool_host.h"
+
+namespace vidpool {
+namespace {
+
+using at::vec::Vectorized;
+
+// Walks the windows of one plane, L outputs along W at a time, with their cells gathered slot-major.
+template <typename scalar_t>
+struct DppWalker {
+  using V = Vectorized<scalar_t>;
+  static constexpr int64_t L = V::size();
+  const Geometry& g;
+  int64_t K;                       // slots per window: the kernel volume
+  std::vector<scalar_t> cells, mask;  // [K][L]; mask 1 for a cell of the window (and a lane's fake cell)
+  std::vector<char> valid;         // [K][L]: a real cell of the input
+
+  explicit DppWalker(const Geometry& geometry)
+      : g(geometry), K(geometry.dim[0].k * geometry.dim[1].k * geometry.dim[2].k),
+        cells(K * L), mask(K * L), valid(K * L) {}
+
+  // Gathers the windows (od, oh, ow0 .. ow0 + lanes - 1) of a plane with strides s; returns lanes.
+  int64_t gather(const scalar_t* plane, const Strides& s, int64_t od, int64_t oh, int64_t ow0) {
+    const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+    const int64_t lanes = std::min<int64_t>(L, W.out - ow0);
+    int64_t k = 0;
+    for (int64_t a = 0; a < D.k; ++a)
+      for (int64_t b = 0; b < H.k; ++b) {
+        const int64_t d = od * D.s - D.p + a, h = oh * H.s - H.p + b;
+        const bool row_ok = d >= 0 && d < D.in && h >= 0 && h < H.in;
+        const scalar_t* row = plane + d * s.d + h * s.h;
+        for (int64_t c = 0; c < W.k; ++c, ++k) {
+          scalar_t* cell = cells.data() + k * L;
+          scalar_t* m = mask.data() + k * L;
+          char* ok = valid.data() + k * L;
+          // whole vectors on W-contiguous rows where every lane's cell lies inside (stride 2
+          // de-interleaves 2L loaded values: one past the last cell used, hence the < W.in - 1)
+          const int64_t w0 = ow0 * W.s - W.p + c, last = w0 + (L - 1) * W.s;
+          if (row_ok && lanes == L && s.w == 1 && w0 >= 0 && (W.s == 1 || W.s == 2) &&
+              last + W.s - 1 < W.in) {
+            const V v = W.s == 1 ? V::loadu(row + w0)
+                                 : std::get<0>(at::vec::deinterleave2(V::loadu(row + w0), V::loadu(row + w0 + L)));
+            v.store(cell);
+            V(scalar_t(1)).store(m);
+            std::fill(ok, ok + L, char(1));
+            continue;
+          }
+          for (int64_t j = 0; j < L; ++j) {
+            const int64_t w = (ow0 + j) * W.s - W.p + c;
+            ok[j] = row_ok && j < lanes && w >= 0 && w < W.in;
+            cell[j] = ok[j] ? row[w * s.w] : scalar_t(0);
+            // a lane past the row's end gets one fake cell (0), so its sums stay finite
+            m[j] = ok[j] || (j >= lanes && k == 0) ? scalar_t(1) : scalar_t(0);
+          }
+        }
+      }
+    return lanes;
+  }
+};
+
+// Per-slot values of one gathered window chunk, kept for the backward.
+template <typename scalar_t>
+struct DppWindow {
+  using V = Vectorized<scalar_t>;
+  V count, y, inv_sum;
+};
+
+template <typename scalar_t>
+DppWindow<scalar_t> dpp_window(const DppWalker<scalar_t>& wk, const Vectorized<scalar_t>& alpha,
+                               const Vectorized<scalar_t>& half_lam, scalar_t eps2, bool asym,
+                               scalar_t* d_out, scalar_t* rho_out, scalar_t* lq_out) {
+  using V = Vectorized<scalar_t>;
+  constexpr int64_t L = V::size();
+  V sum_x(0), count(0);
+  for (int64_t k = 0; k < wk.K; ++k) {
+    sum_x = sum_x + V::loadu(wk.cells.data() + k * L);
+    count = count + V::loadu(wk.mask.data() + k * L);
+  }
+  const V mu = sum_x / count;
+  V num(0), den(0);
+  for (int64_t k = 0; k < wk.K; ++k) {
+    const V x = V::loadu(wk.cells.data() + k * L), m = V::loadu(wk.mask.data() + k * L);
+    V d = x - mu;
+    if (asym) d = at::vec::maximum(d, V(0));
+    const V lq = (d * d + V(eps2)).log();
+    const V rho = (lq * half_lam).exp();
+    const V w = (alpha + rho) * m;
+    num = num + w * x;
+    den = den + w;
+    if (d_out != nullptr) {
+      d.store(d_out + k * L);
+      rho.store(rho_out + k * L);
+      lq.store(lq_out + k * L);
+    }
+  }
+  const V inv = V(1) / den;
+  return {count, num * inv, inv};
+}
+
+template <typename scalar_t>
+void dpp_forward(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, at::Tensor& y,
+                 const Geometry& g, bool asym, double eps) {
+  using V = Vectorized<scalar_t>;
+  constexpr int64_t L = V::size();
+  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t C = x.size(1), planes = x.size(0) * C;
+  const Strides sx = strides5(x), sy = strides5(y);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+  const scalar_t* ap = alpha.const_data_ptr<scalar_t>();
+  const scalar_t* lp = lam.const_data_ptr<scalar_t>();
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    DppWalker<scalar_t> wk(g);
+    scalar_t out[L];
+    for (int64_t pl = begin; pl < end; ++pl) {
+      const int64_t n = pl / C, c = pl % C;
+      const scalar_t* plane = xp + n * sx.n + c * sx.c;
+      const V av(ap[c]), hl(lp[c] * scalar_t(0.5));
+      for (int64_t od = 0; od < D.out; ++od)
+        for (int64_t oh = 0; oh < H.out; ++oh)
+          for (int64_t ow0 = 0; ow0 < W.out; ow0 += L) {
+            const int64_t lanes = wk.gather(plane, sx, od, oh, ow0);
+            dpp_window<scalar_t>(wk, av, hl, scalar_t(eps * eps), asym, nullptr, nullptr, nullptr).y.store(out);
+            scalar_t* row = yp + n * sy.n + c * sy.c + od * sy.d + oh * sy.h;
+            for (int64_t j = 0; j < lanes; ++j) row[(ow0 + j) * sy.w] = out[j];
+          }
+    }
+  });
+}
+
+template <typename scalar_t>
+void dpp_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam,
+                  at::Tensor& gx, at::Tensor& galpha, at::Tensor& glam, const Geometry& g, bool asym, double eps,
+                  bool accumulate) {
+  using V = Vectorized<scalar_t>;
+  constexpr int64_t L = V::size();
+  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t C = x.size(1), N = x.size(0), planes = N * C;
+  const Strides sx = strides5(x), sg = strides5(gy), sgx = strides5(gx);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+  scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  const scalar_t* ap = alpha.const_data_ptr<scalar_t>();
+  const scalar_t* lp = lam.const_data_ptr<scalar_t>();
+  std::vector<scalar_t> plane_alpha(planes), plane_lam(planes);  // per-plane sums, reduced over N below
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    DppWalker<scalar_t> wk(g);
+    std::vector<scalar_t> dv(wk.K * L), rv(wk.K * L), lv(wk.K * L), grad(wk.K * L);
+    scalar_t gy_lanes[L], lanes_a[L], lanes_l[L];
+    for (int64_t pl = begin; pl < end; ++pl) {
+      const int64_t n = pl / C, c = pl % C;
+      const scalar_t* plane = xp + n * sx.n + c * sx.c;
+      scalar_t* gplane = gxp + n * sgx.n + c * sgx.c;
+      const V av(ap[c]), lv_c(lp[c]), hl(lp[c] * scalar_t(0.5));
+      V acc_a(0), acc_l(0);
+      for (int64_t od = 0; od < D.out; ++od)
+        for (int64_t oh = 0; oh < H.out; ++oh)
+          for (int64_t ow0 = 0; ow0 < W.out; ow0 += L) {
+            const int64_t lanes = wk.gather(plane, sx, od, oh, ow0);
+            const DppWindow<scalar_t> win =
+                dpp_window<scalar_t>(wk, av, hl, scalar_t(eps * eps), asym, dv.data(), rv.data(), lv.data());
+            const scalar_t* grow = gyp + n * sg.n + c * sg.c + od * sg.d + oh * sg.h;
+            for (int64_t j = 0; j < L; ++j) gy_lanes[j] = j < lanes ? grow[(ow0 + j) * sg.w] : scalar_t(0);
+            // lanes past the row's end: gradient 0 even where their fake window's sums are not finite
+            const V live = V::arange(scalar_t(0), scalar_t(1)) < V(scalar_t(lanes));
+            const V gs = V::blendv(V(0), V::loadu(gy_lanes) * win.inv_sum, live);
+            V sum_u(0);
+            for (int64_t k = 0; k < wk.K; ++k) {
+              const V x = V::loadu(wk.cells.data() + k * L), m = V::loadu(wk.mask.data() + k * L);
+              const V d = V::loadu(dv.data() + k * L), rho = V::loadu(rv.data() + k * L);
+              const V lq = V::loadu(lv.data() + k * L);
+              const V t = (x - win.y) * gs * m;
+              acc_a = acc_a + t;
+              acc_l = acc_l + t * rho * lq * V(scalar_t(0.5));
+              const V u = t * lv_c * d * rho / (d * d + V(scalar_t(eps * eps)));
+              sum_u = sum_u + u;
+              ((av + rho) * m * gs + u).store(grad.data() + k * L);
+            }
+            const V mean_u = sum_u / win.count;
+            // write or add into gx (x's memory format, possibly other strides than x): slot k of lane j
+            // is cell (od s - p + a, oh s - p + b, (ow0 + j) s - p + c)
+            int64_t k = 0;
+            for (int64_t a = 0; a < D.k; ++a)
+              for (int64_t b = 0; b < H.k; ++b) {
+                scalar_t* row = gplane + (od * D.s - D.p + a) * sgx.d + (oh * H.s - H.p + b) * sgx.h;
+                const int64_t w0 = ow0 * W.s - W.p;
+                const char* ok0 = wk.valid.data() + k * L;
+                if (!accumulate && W.k == 2 && W.s == 2 && sgx.w == 1 && lanes == L && ok0[0] && ok0[L - 1] &&
+                    wk.valid[(k + 1) * L + L - 1]) {
+                  // 2x stride-2 windows tiling a contiguous row: the two slots interleave into 2L cells
+                  const V g0 = V::loadu(grad.data() + k * L) - mean_u, g1 = V::loadu(grad.data() + (k + 1) * L) - mean_u;
+                  const auto pair = at::vec::interleave2(g0, g1);
+                  std::get<0>(pair).store(row + w0);
+                  std::get<1>(pair).store(row + w0 + L);
+                  k += 2;
+                  continue;
+                }
+                for (int64_t cc = 0; cc < W.k; ++cc, ++k) {
+                  (V::loadu(grad.data() + k * L) - mean_u).store(grad.data() + k * L);
+                  const char* ok = wk.valid.data() + k * L;
+                  for (int64_t j = 0; j < lanes; ++j) {
+                    if (!ok[j]) continue;
+                    scalar_t& cell = row[((ow0 + j) * W.s - W.p + cc) * sgx.w];
+                    cell = accumulate ? cell + grad[k * L + j] : grad[k * L + j];
+                  }
+                }
+              }
+          }
+      acc_a.store(lanes_a);
+      acc_l.store(lanes_l);
+      scalar_t sa = 0, sl = 0;
+      for (int64_t j = 0; j < L; ++j) {
+        sa += lanes_a[j];
+        sl += lanes_l[j];
+      }
+      plane_alpha[pl] = sa;
+      plane_lam[pl] = sl;
+    }
+  });
+  scalar_t* ga = galpha.mutable_data_ptr<scalar_t>();
+  scalar_t* gl = glam.mutable_data_ptr<scalar_t>();
+  for (int64_t c = 0; c < C; ++c) {
+    scalar_t sa = 0, sl = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      sa += plane_alpha[n * C + c];
+      sl += plane_lam[n * C + c];
+    }
+    ga[c] = sa;
+    gl[c] = sl;
+  }
+}
+
+void check_params(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam) {
+  TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+                    "dpp_pool: the fused CPU kernel takes float32 or float64, got ", x.scalar_type());
+  for (const at::Tensor* t : {&alpha, &lam}) {
+    TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == x.size(1) && t->scalar_type() == x.scalar_type() &&
+                          t->device() == x.device(),
+                      "dpp_pool: alpha and lambda must be (C,) = (", x.size(1), ",) tensors of the input's dtype and "
+                      "device, got ", t->sizes(), " ", t->scalar_type());
+  }
+}
+
+}  // namespace
+
+at::Tensor dpp_pool_cpu(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, const Geometry& g,
+                        bool asym, double eps) {
+  check_params(x, alpha, lam);
+  at::Tensor y = at::empty(output_shape(x, g), x.options(), x.suggest_memory_format());
+  if (y.numel() == 0) return y;
+  const at::Tensor a = alpha.contiguous(), l = lam.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dpp_pool_cpu", [&] { dpp_forward<scalar_t>(x, a, l, y, g, asym, eps); });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> dpp_pool_backward_cpu(const at::Tensor& gy, const at::Tensor& x,
+                                                                     const at::Tensor& alpha, const at::Tensor& lam,
+                                                                     const Geometry& g, bool asym, double eps) {
+  check_params(x, alpha, lam);
+  TORCH_CHECK_VALUE(gy.sizes() == at::IntArrayRef(output_shape(x, g)) && gy.scalar_type() == x.scalar_type(),
+                    "dpp_pool_backward: grad_output ", gy.sizes(), " ", gy.scalar_type(), " does not match the output");
+  // windows that neither overlap nor leave cells out write every cell once: no zero fill, no adds
+  const bool accumulate = !(windows_disjoint(g) && windows_cover_input(g));
+  at::Tensor gx = at::empty(x.sizes(), x.options(), x.suggest_memory_format());
+  if (accumulate) gx.zero_();
+  at::Tensor ga = at::zeros({x.size(1)}, x.options()), gl = at::zeros({x.size(1)}, x.options());
+  if (gy.numel() == 0) return {gx, ga, gl};
+  const at::Tensor a = alpha.contiguous(), l = lam.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dpp_pool_backward_cpu",
+                             [&] { dpp_backward<scalar_t>(gy, x, a, l, gx, ga, gl, g, asym, eps, accumulate); });
+  return {gx, ga, gl};
+}
+
+}  // namespace vidpool
