@@ -143,7 +143,7 @@ def _extensions(cuda):
     for isa in cpu_variants(os.environ, platform.machine()):
         # at::parallel_for is OpenMP-based in torch's builds: without -fopenmp it runs serially.
         exts.append(CppExtension(
-            f"vidpool._kernels_{isa}", ["csrc/ops.cpp", "csrc/softpool_cpu.cpp", "csrc/dpp_cpu.cpp"],
+            f"vidpool._kernels_{isa}", ["csrc/ops.cpp", "csrc/softpool_cpu.cpp", "csrc/zoo_cpu.cpp"],
             define_macros=[("VIDPOOL_CPU_ISA", isa)],
             extra_compile_args={"cxx": ["-O3", "-fopenmp"] + ISA_FLAGS[isa]}, extra_link_args=["-fopenmp"]))
     if os.environ.get("VIDPOOL_EMULATED", "1").strip() != "0":

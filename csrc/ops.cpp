@@ -71,15 +71,31 @@ at::Tensor adaptive_soft_pool_backward(const at::Tensor& grad_output, const at::
 }  // namespace
 
 #ifndef VIDPOOL_WITH_CUDA
-// The zoo's detail-preserving pooling (lite), fused on the CPU (dpp_cpu.cpp); CUDA tensors take the
-// Python composition in vidpool/ops/zoo.py.
+// The zoo's gated and detail-preserving (lite) pooling, fused on the CPU (zoo_cpu.cpp); CUDA tensors
+// take the Python compositions in vidpool/ops/zoo.py.
 at::Tensor dpp_pool_cpu(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, const Geometry& g,
                         bool asym, double eps);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> dpp_pool_backward_cpu(const at::Tensor& gy, const at::Tensor& x,
                                                                      const at::Tensor& alpha, const at::Tensor& lam,
                                                                      const Geometry& g, bool asym, double eps);
 
+at::Tensor gated_pool_cpu(const at::Tensor& x, const at::Tensor& mask, const Geometry& g);
+std::tuple<at::Tensor, at::Tensor> gated_pool_backward_cpu(const at::Tensor& gy, const at::Tensor& x,
+                                                           const at::Tensor& mask, const Geometry& g);
+
 namespace {
+
+at::Tensor gated_pool(const at::Tensor& x, const at::Tensor& mask, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                      at::IntArrayRef padding, bool ceil_mode) {
+  return gated_pool_cpu(x, mask, pool_geometry(x, kernel_size, stride, padding, ceil_mode));
+}
+
+std::tuple<at::Tensor, at::Tensor> gated_pool_backward(const at::Tensor& grad_output, const at::Tensor& x,
+                                                       const at::Tensor& mask, at::IntArrayRef kernel_size,
+                                                       at::IntArrayRef stride, at::IntArrayRef padding,
+                                                       bool ceil_mode) {
+  return gated_pool_backward_cpu(grad_output, x, mask, pool_geometry(x, kernel_size, stride, padding, ceil_mode));
+}
 
 at::Tensor dpp_pool(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, at::IntArrayRef kernel_size,
                     at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode, bool asym, double eps) {
@@ -116,6 +132,9 @@ TORCH_LIBRARY(vidpool, m) {
         "int[] padding, bool ceil_mode) -> Tensor");
   m.def("adaptive_soft_pool(Tensor self, int[] output_size) -> Tensor");
   m.def("adaptive_soft_pool_backward(Tensor grad_output, Tensor self, Tensor output, int[] output_size) -> Tensor");
+  m.def("gated_pool(Tensor self, Tensor mask, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> Tensor");
+  m.def("gated_pool_backward(Tensor grad_output, Tensor self, Tensor mask, int[] kernel_size, int[] stride, "
+        "int[] padding, bool ceil_mode) -> (Tensor, Tensor)");
   m.def("dpp_pool(Tensor self, Tensor alpha, Tensor lam, int[] kernel_size, int[] stride, int[] padding, "
         "bool ceil_mode, bool asym, float eps) -> Tensor");
   m.def("dpp_pool_backward(Tensor grad_output, Tensor self, Tensor alpha, Tensor lam, int[] kernel_size, "
@@ -123,6 +142,8 @@ TORCH_LIBRARY(vidpool, m) {
 }
 VIDPOOL_REGISTER_KERNELS(CPU)
 TORCH_LIBRARY_IMPL(vidpool, CPU, m) {
+  m.impl("gated_pool", &vidpool::gated_pool);
+  m.impl("gated_pool_backward", &vidpool::gated_pool_backward);
   m.impl("dpp_pool", &vidpool::dpp_pool);
   m.impl("dpp_pool_backward", &vidpool::dpp_pool_backward);
 }

@@ -378,11 +378,18 @@ def test_trainable_lp_backward_twice_with_retained_graph():
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("path", ["fused", "tiled"])
 @pytest.mark.parametrize("per_channel", [False, True])
-def test_gated_tiled_path_matches_conv_and_pooling_with_ties(per_channel):
-    """Where windows tile the input, gated pooling takes strided slices and a scatter to max pooling's
-    indices; against torch's conv3d + max/avg pooling under autograd, on integer inputs full of ties
-    (max pooling's choice of cell must be kept) and a channels-last input."""
+def test_gated_fast_paths_match_conv_and_pooling_with_ties(per_channel, path, monkeypatch):
+    """Gated pooling's fused CPU kernel, and (other devices and dtypes, forced here) the strided slices
+    with a scatter to max pooling's indices where windows tile the input: against torch's conv3d +
+    max/avg pooling under autograd, on integer inputs full of ties (max pooling's choice of cell must
+    be kept) and a channels-last input."""
+    from vidpool.ops import zoo
+    if path == "tiled":
+        monkeypatch.setattr(zoo, "_fused_available", lambda t, op: False)
+    elif not zoo._fused_available(torch.zeros(1, dtype=torch.float64), "gated_pool"):
+        pytest.skip("vidpool's CPU kernels are not built")
     m = build_pool("gated", 3, 2, channels=4, per_channel=per_channel).double()
     with torch.no_grad():
         m.mask.normal_(0, 0.5)
@@ -455,3 +462,45 @@ def test_dpp_lite_fused_kernel_matches_the_composition(case, dtype, reward, monk
         atol = 1e-10 if dtype == torch.float64 else 1e-3 * float(b.detach().abs().max())
         torch.testing.assert_close(a.double(), b, rtol=1e-10 if dtype == torch.float64 else 0, atol=atol,
                                    msg=lambda text: f"{name}: {text}")
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("case", [
+    (3, (2, 3, 5, 7, 37), (3, 2, 3), (2, 2, 2), (1, 0, 1), True, "channels_last"),
+    (3, (1, 2, 4, 6, 9), (2, 2, 2), (2, 2, 2), (0, 0, 0), False, "gapped"),
+    (2, (2, 3, 9, 19), (3, 3), (1, 2), (1, 1), False, "contiguous"),
+    (3, (2, 3, 4, 6, 40), (2, 2, 2), (2, 2, 2), (0, 0, 0), False, "contiguous"),
+])
+def test_gated_fused_kernel_matches_the_convolution(case, per_channel, monkeypatch):
+    """The fused CPU kernel for gated pooling against the convolution composition (float64, autograd)
+    over padding, ceil_mode, overlapping windows and layouts; bitwise the same for 1 and 3 threads."""
+    from vidpool.ops import zoo
+    dim, shape, k, s, p, ceil, layout = case
+    x = torch.randn(shape, dtype=torch.float64)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    elif layout == "gapped":
+        x = torch.randn(shape[:-1] + (2 * shape[-1],), dtype=torch.float64)[..., ::2]
+    if not zoo._fused_available(x, "gated_pool"):
+        pytest.skip("vidpool's CPU kernels are not built")
+    m = build_pool("gated", dim, k, s, p, ceil, channels=shape[1], per_channel=per_channel).double()
+    with torch.no_grad():
+        m.mask.normal_(0, 0.5)
+    params = [x.requires_grad_(), m.mask]
+    y = m(x)
+    g = torch.randn(y.shape, dtype=torch.float64)
+    got = torch.autograd.grad(y, params, g)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = (m(x),) + torch.autograd.grad(m(x), params, g)
+        torch.set_num_threads(3)
+        three = (m(x),) + torch.autograd.grad(m(x), params, g)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(one, three):
+        assert torch.equal(a, b)
+    monkeypatch.setattr(zoo, "_fused_available", lambda t, op: False)
+    ref = m(x)
+    for a, b in zip((y,) + got, (ref,) + torch.autograd.grad(ref, params, g)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

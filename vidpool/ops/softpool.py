@@ -283,7 +283,15 @@ def _register_torch_library() -> None:
     def fake_dpp_backward(grad_output, x, alpha, lam, *args):
         return torch.empty_like(x, memory_format=_memory_format(x)), torch.empty_like(alpha), torch.empty_like(lam)
 
-    torch.library.register_fake("vidpool::dpp_pool", fake_dpp)  # the zoo's fused DPP lite (CPU)
+    def fake_gated(x, mask, kernel_size, stride, padding, ceil_mode):
+        return fake_soft_pool(x, kernel_size, stride, padding, ceil_mode)
+
+    def fake_gated_backward(grad_output, x, mask, *args):
+        return torch.empty_like(x, memory_format=_memory_format(x)), torch.empty_like(mask)
+
+    torch.library.register_fake("vidpool::gated_pool", fake_gated)  # the zoo's fused kernels (CPU)
+    torch.library.register_fake("vidpool::gated_pool_backward", fake_gated_backward)
+    torch.library.register_fake("vidpool::dpp_pool", fake_dpp)
     torch.library.register_fake("vidpool::dpp_pool_backward", fake_dpp_backward)
     torch.library.register_fake("vidpool::soft_pool", fake_soft_pool)
     torch.library.register_fake("vidpool::adaptive_soft_pool", fake_adaptive)

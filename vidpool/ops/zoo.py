@@ -358,6 +358,9 @@ class GatedPool(WindowPool):
 
     def forward(self, x):
         self.check_input(x)
+        if _fused_available(x, "gated_pool"):
+            geometry = (list(self.kernel_size), list(self.stride), list(self.padding), self.ceil_mode)
+            return _FusedGated.apply(x, self.mask.to(x.dtype), geometry)
         if _tile_slices(self, x) is not None:
             return _TiledGated.apply(x, self.mask, self)
         # w . R for every window: a depthwise convolution with the mask as each channel's filter
@@ -461,19 +464,42 @@ class LIPPool(WindowPool):
         return (weights * cells).sum(-1)
 
 
-def _fused_dpp_available(x):
-    """The compiled CPU kernel for DPP lite (csrc/dpp_cpu.cpp) serves float32/float64 CPU tensors."""
+def _fused_available(x, op):
+    """The zoo's compiled CPU kernels (csrc/zoo_cpu.cpp: gated_pool, dpp_pool) serve float32/float64
+    CPU tensors; other devices and dtypes take the compositions."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or _softpool_module._C is None:
         return False
     try:
-        return torch._C._dispatch_has_kernel_for_dispatch_key("vidpool::dpp_pool", "CPU")
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"vidpool::{op}", "CPU")
     except RuntimeError:  # an older build without the op
         return False
 
 
+def _fused_dpp_available(x):
+    return _fused_available(x, "dpp_pool")
+
+
+class _FusedGated(torch.autograd.Function):
+    """Gated pooling through the fused CPU kernel: one pass over the windows forward, one backward
+    giving the input and mask gradients (formulas in csrc/zoo_cpu.cpp)."""
+
+    @staticmethod
+    def forward(ctx, x, mask, geometry):
+        ctx.save_for_backward(x, mask)
+        ctx.geometry = geometry
+        return torch.ops.vidpool.gated_pool(x, mask, *geometry)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, mask = ctx.saved_tensors
+        gx, gmask = torch.ops.vidpool.gated_pool_backward(g, x, mask, *ctx.geometry)
+        return gx, gmask, None
+
+
 class _FusedDppLite(torch.autograd.Function):
     """DPP lite through the fused CPU kernel: one pass over the windows forward, one backward that
-    returns the input, alpha and lambda gradients (the formulas are in csrc/dpp_cpu.cpp)."""
+    returns the input, alpha and lambda gradients (the formulas are in csrc/zoo_cpu.cpp)."""
 
     @staticmethod
     def forward(ctx, x, alpha, lam, geometry, asym, eps):

@@ -19,6 +19,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include <limits>
 #include <tuple>
 #include <vector>
 
@@ -30,9 +31,10 @@ namespace {
 
 using at::vec::Vectorized;
 
-// Walks the windows of one plane, L outputs along W at a time, with their cells gathered slot-major.
+// Walks the windows of one plane, L outputs along W at a time, with their cells gathered slot-major
+// (the zoo's fused kernels below share it).
 template <typename scalar_t>
-struct DppWalker {
+struct WindowWalker {
   using V = Vectorized<scalar_t>;
   static constexpr int64_t L = V::size();
   const Geometry& g;
@@ -40,7 +42,7 @@ struct DppWalker {
   std::vector<scalar_t> cells, mask;  // [K][L]; mask 1 for a cell of the window (and a lane's fake cell)
   std::vector<char> valid;         // [K][L]: a real cell of the input
 
-  explicit DppWalker(const Geometry& geometry)
+  explicit WindowWalker(const Geometry& geometry)
       : g(geometry), K(geometry.dim[0].k * geometry.dim[1].k * geometry.dim[2].k),
         cells(K * L), mask(K * L), valid(K * L) {}
 
@@ -81,7 +83,44 @@ struct DppWalker {
       }
     return lanes;
   }
+
+  // Writes (or, with accumulate, adds) grad [K][L] into the cells the last gather read, in gx's plane
+  // (gx has x's memory format, possibly other strides than x): slot k of lane j is cell
+  // (od s - p + a, oh s - p + b, (ow0 + j) s - p + c).
+  void scatter(const scalar_t* grad, scalar_t* gplane, const Strides& s, int64_t od, int64_t oh, int64_t ow0,
+               int64_t lanes, bool accumulate) const {
+    const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+    int64_t k = 0;
+    for (int64_t a = 0; a < D.k; ++a)
+      for (int64_t b = 0; b < H.k; ++b) {
+        scalar_t* row = gplane + (od * D.s - D.p + a) * s.d + (oh * H.s - H.p + b) * s.h;
+        const char* ok0 = valid.data() + k * L;
+        if (!accumulate && W.k == 2 && W.s == 2 && s.w == 1 && lanes == L && ok0[0] && ok0[L - 1] &&
+            valid[(k + 1) * L + L - 1]) {
+          // 2-cell stride-2 windows tiling a contiguous row: the two slots interleave into 2L cells
+          const auto pair = at::vec::interleave2(V::loadu(grad + k * L), V::loadu(grad + (k + 1) * L));
+          std::get<0>(pair).store(row + ow0 * 2 - W.p);
+          std::get<1>(pair).store(row + ow0 * 2 - W.p + L);
+          k += 2;
+          continue;
+        }
+        for (int64_t c = 0; c < W.k; ++c, ++k) {
+          const char* ok = valid.data() + k * L;
+          for (int64_t j = 0; j < lanes; ++j) {
+            if (!ok[j]) continue;
+            scalar_t& cell = row[((ow0 + j) * W.s - W.p + c) * s.w];
+            cell = accumulate ? cell + grad[k * L + j] : grad[k * L + j];
+          }
+        }
+      }
+  }
+
+  // Lanes of a chunk that hold a window (the rest are past the row's end).
+  static V live(int64_t lanes) { return V::arange(scalar_t(0), scalar_t(1)) < V(scalar_t(lanes)); }
 };
+
+// Windows that neither overlap nor leave cells out write every input gradient cell exactly once.
+inline bool writes_every_cell_once(const Geometry& g) { return windows_disjoint(g) && windows_cover_input(g); }
 
 // Per-slot values of one gathered window chunk, kept for the backward.
 template <typename scalar_t>
@@ -91,7 +130,7 @@ struct DppWindow {
 };
 
 template <typename scalar_t>
-DppWindow<scalar_t> dpp_window(const DppWalker<scalar_t>& wk, const Vectorized<scalar_t>& alpha,
+DppWindow<scalar_t> dpp_window(const WindowWalker<scalar_t>& wk, const Vectorized<scalar_t>& alpha,
                                const Vectorized<scalar_t>& half_lam, scalar_t eps2, bool asym,
                                scalar_t* d_out, scalar_t* rho_out, scalar_t* lq_out) {
   using V = Vectorized<scalar_t>;
@@ -135,7 +174,7 @@ void dpp_forward(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor&
   const scalar_t* ap = alpha.const_data_ptr<scalar_t>();
   const scalar_t* lp = lam.const_data_ptr<scalar_t>();
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    DppWalker<scalar_t> wk(g);
+    WindowWalker<scalar_t> wk(g);
     scalar_t out[L];
     for (int64_t pl = begin; pl < end; ++pl) {
       const int64_t n = pl / C, c = pl % C;
@@ -169,7 +208,7 @@ void dpp_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& a
   const scalar_t* lp = lam.const_data_ptr<scalar_t>();
   std::vector<scalar_t> plane_alpha(planes), plane_lam(planes);  // per-plane sums, reduced over N below
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    DppWalker<scalar_t> wk(g);
+    WindowWalker<scalar_t> wk(g);
     std::vector<scalar_t> dv(wk.K * L), rv(wk.K * L), lv(wk.K * L), grad(wk.K * L);
     scalar_t gy_lanes[L], lanes_a[L], lanes_l[L];
     for (int64_t pl = begin; pl < end; ++pl) {
@@ -187,8 +226,7 @@ void dpp_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& a
             const scalar_t* grow = gyp + n * sg.n + c * sg.c + od * sg.d + oh * sg.h;
             for (int64_t j = 0; j < L; ++j) gy_lanes[j] = j < lanes ? grow[(ow0 + j) * sg.w] : scalar_t(0);
             // lanes past the row's end: gradient 0 even where their fake window's sums are not finite
-            const V live = V::arange(scalar_t(0), scalar_t(1)) < V(scalar_t(lanes));
-            const V gs = V::blendv(V(0), V::loadu(gy_lanes) * win.inv_sum, live);
+            const V gs = V::blendv(V(0), V::loadu(gy_lanes) * win.inv_sum, wk.live(lanes));
             V sum_u(0);
             for (int64_t k = 0; k < wk.K; ++k) {
               const V x = V::loadu(wk.cells.data() + k * L), m = V::loadu(wk.mask.data() + k * L);
@@ -202,34 +240,8 @@ void dpp_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& a
               ((av + rho) * m * gs + u).store(grad.data() + k * L);
             }
             const V mean_u = sum_u / win.count;
-            // write or add into gx (x's memory format, possibly other strides than x): slot k of lane j
-            // is cell (od s - p + a, oh s - p + b, (ow0 + j) s - p + c)
-            int64_t k = 0;
-            for (int64_t a = 0; a < D.k; ++a)
-              for (int64_t b = 0; b < H.k; ++b) {
-                scalar_t* row = gplane + (od * D.s - D.p + a) * sgx.d + (oh * H.s - H.p + b) * sgx.h;
-                const int64_t w0 = ow0 * W.s - W.p;
-                const char* ok0 = wk.valid.data() + k * L;
-                if (!accumulate && W.k == 2 && W.s == 2 && sgx.w == 1 && lanes == L && ok0[0] && ok0[L - 1] &&
-                    wk.valid[(k + 1) * L + L - 1]) {
-                  // 2x stride-2 windows tiling a contiguous row: the two slots interleave into 2L cells
-                  const V g0 = V::loadu(grad.data() + k * L) - mean_u, g1 = V::loadu(grad.data() + (k + 1) * L) - mean_u;
-                  const auto pair = at::vec::interleave2(g0, g1);
-                  std::get<0>(pair).store(row + w0);
-                  std::get<1>(pair).store(row + w0 + L);
-                  k += 2;
-                  continue;
-                }
-                for (int64_t cc = 0; cc < W.k; ++cc, ++k) {
-                  (V::loadu(grad.data() + k * L) - mean_u).store(grad.data() + k * L);
-                  const char* ok = wk.valid.data() + k * L;
-                  for (int64_t j = 0; j < lanes; ++j) {
-                    if (!ok[j]) continue;
-                    scalar_t& cell = row[((ow0 + j) * W.s - W.p + cc) * sgx.w];
-                    cell = accumulate ? cell + grad[k * L + j] : grad[k * L + j];
-                  }
-                }
-              }
+            for (int64_t k = 0; k < wk.K; ++k) (V::loadu(grad.data() + k * L) - mean_u).store(grad.data() + k * L);
+            wk.scatter(grad.data(), gplane, sgx, od, oh, ow0, lanes, accumulate);
           }
       acc_a.store(lanes_a);
       acc_l.store(lanes_l);
@@ -255,6 +267,123 @@ void dpp_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& a
   }
 }
 
+// Gated pooling: y = mean + gate (max - mean), gate = sigmoid(sum_k w_k x_k) over the window's slots
+// (padding and overhang cells count as 0 in the logit, as a convolution over zero padding, and are left
+// out of max and mean). Backward, with a the first maximum (max pooling's cell):
+//   dx_k = gy ((1 - gate) / n + gate (1 - gate) (max - mean) w_k + gate [k = a]),
+//   dw_k = sum gy gate (1 - gate) (max - mean) x_k.
+template <typename scalar_t>
+struct GatedWindow {
+  using V = Vectorized<scalar_t>;
+  V count, mean, top, arg, gate;
+};
+
+template <typename scalar_t>
+GatedWindow<scalar_t> gated_window(const WindowWalker<scalar_t>& wk, const scalar_t* w) {
+  using V = Vectorized<scalar_t>;
+  constexpr int64_t L = V::size();
+  V sum(0), count(0), logit(0), top(-std::numeric_limits<scalar_t>::infinity()), arg(0);
+  for (int64_t k = 0; k < wk.K; ++k) {
+    const V x = V::loadu(wk.cells.data() + k * L), m = V::loadu(wk.mask.data() + k * L);
+    sum = sum + x;
+    count = count + m;
+    logit = logit + x * V(w[k]);
+    // first maximum among the window's cells; a NaN wins, as in max pooling
+    const V better = ((x > top) | (x.isnan() & ~top.isnan())) & (m != V(0));
+    top = V::blendv(top, x, better);
+    arg = V::blendv(arg, V(scalar_t(k)), better);
+  }
+  const V gate = V(1) / (V(1) + logit.neg().exp());
+  return {count, sum / count, top, arg, gate};
+}
+
+template <typename scalar_t>
+void gated_forward(const at::Tensor& x, const at::Tensor& mask, at::Tensor& y, const Geometry& g) {
+  using V = Vectorized<scalar_t>;
+  constexpr int64_t L = V::size();
+  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t C = x.size(1), planes = x.size(0) * C, K = mask.size(1);
+  const bool per_channel = mask.size(0) > 1;
+  const Strides sx = strides5(x), sy = strides5(y);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const scalar_t* mp = mask.const_data_ptr<scalar_t>();
+  scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    WindowWalker<scalar_t> wk(g);
+    scalar_t out[L];
+    for (int64_t pl = begin; pl < end; ++pl) {
+      const int64_t n = pl / C, c = pl % C;
+      const scalar_t* plane = xp + n * sx.n + c * sx.c;
+      const scalar_t* w = mp + (per_channel ? c * K : 0);
+      for (int64_t od = 0; od < D.out; ++od)
+        for (int64_t oh = 0; oh < H.out; ++oh)
+          for (int64_t ow0 = 0; ow0 < W.out; ow0 += L) {
+            const int64_t lanes = wk.gather(plane, sx, od, oh, ow0);
+            const GatedWindow<scalar_t> win = gated_window<scalar_t>(wk, w);
+            (win.mean + win.gate * (win.top - win.mean)).store(out);
+            scalar_t* row = yp + n * sy.n + c * sy.c + od * sy.d + oh * sy.h;
+            for (int64_t j = 0; j < lanes; ++j) row[(ow0 + j) * sy.w] = out[j];
+          }
+    }
+  });
+}
+
+template <typename scalar_t>
+void gated_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& mask, at::Tensor& gx,
+                    at::Tensor& gmask, const Geometry& g, bool accumulate) {
+  using V = Vectorized<scalar_t>;
+  constexpr int64_t L = V::size();
+  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t C = x.size(1), N = x.size(0), planes = N * C, K = mask.size(1);
+  const bool per_channel = mask.size(0) > 1;
+  const Strides sx = strides5(x), sg = strides5(gy), sgx = strides5(gx);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+  const scalar_t* mp = mask.const_data_ptr<scalar_t>();
+  scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  std::vector<scalar_t> plane_grads(planes * K);  // per plane and slot, reduced in a fixed order below
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    WindowWalker<scalar_t> wk(g);
+    std::vector<scalar_t> grad(K * L), acc(K * L);
+    scalar_t gy_lanes[L];
+    for (int64_t pl = begin; pl < end; ++pl) {
+      const int64_t n = pl / C, c = pl % C;
+      const scalar_t* plane = xp + n * sx.n + c * sx.c;
+      scalar_t* gplane = gxp + n * sgx.n + c * sgx.c;
+      const scalar_t* w = mp + (per_channel ? c * K : 0);
+      std::fill(acc.begin(), acc.end(), scalar_t(0));
+      for (int64_t od = 0; od < D.out; ++od)
+        for (int64_t oh = 0; oh < H.out; ++oh)
+          for (int64_t ow0 = 0; ow0 < W.out; ow0 += L) {
+            const int64_t lanes = wk.gather(plane, sx, od, oh, ow0);
+            const GatedWindow<scalar_t> win = gated_window<scalar_t>(wk, w);
+            const scalar_t* grow = gyp + n * sg.n + c * sg.c + od * sg.d + oh * sg.h;
+            for (int64_t j = 0; j < L; ++j) gy_lanes[j] = j < lanes ? grow[(ow0 + j) * sg.w] : scalar_t(0);
+            const V gv = V::blendv(V(0), V::loadu(gy_lanes), wk.live(lanes));
+            const V g_max = gv * win.gate;
+            const V g_mean = (gv - g_max) / win.count;
+            const V g_logit = g_max * (V(1) - win.gate) * (win.top - win.mean);
+            for (int64_t k = 0; k < K; ++k) {
+              const V x = V::loadu(wk.cells.data() + k * L), m = V::loadu(wk.mask.data() + k * L);
+              const V at_max = V::blendv(V(0), g_max, win.arg == V(scalar_t(k)));
+              ((g_mean + g_logit * V(w[k])) * m + at_max).store(grad.data() + k * L);
+              (V::loadu(acc.data() + k * L) + g_logit * x).store(acc.data() + k * L);
+            }
+            wk.scatter(grad.data(), gplane, sgx, od, oh, ow0, lanes, accumulate);
+          }
+      for (int64_t k = 0; k < K; ++k) {
+        scalar_t total = 0;
+        for (int64_t j = 0; j < L; ++j) total += acc[k * L + j];
+        plane_grads[pl * K + k] = total;
+      }
+    }
+  });
+  scalar_t* gm = gmask.mutable_data_ptr<scalar_t>();
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) gm[(per_channel ? c * K : 0) + k] += plane_grads[(n * C + c) * K + k];
+}
+
 void check_params(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam) {
   TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
                     "dpp_pool: the fused CPU kernel takes float32 or float64, got ", x.scalar_type());
@@ -266,7 +395,42 @@ void check_params(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor
   }
 }
 
+void check_gated(const at::Tensor& x, const at::Tensor& mask, const Geometry& g) {
+  TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+                    "gated_pool: the fused CPU kernel takes float32 or float64, got ", x.scalar_type());
+  const int64_t K = g.dim[0].k * g.dim[1].k * g.dim[2].k;
+  TORCH_CHECK_VALUE(mask.dim() == 2 && (mask.size(0) == 1 || mask.size(0) == x.size(1)) && mask.size(1) == K &&
+                        mask.scalar_type() == x.scalar_type() && mask.device() == x.device(),
+                    "gated_pool: mask must be (1 or C, kernel volume) = (1 or ", x.size(1), ", ", K,
+                    ") of the input's dtype and device, got ", mask.sizes(), " ", mask.scalar_type());
+}
+
 }  // namespace
+
+at::Tensor gated_pool_cpu(const at::Tensor& x, const at::Tensor& mask, const Geometry& g) {
+  check_gated(x, mask, g);
+  at::Tensor y = at::empty(output_shape(x, g), x.options(), x.suggest_memory_format());
+  if (y.numel() == 0) return y;
+  const at::Tensor m = mask.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gated_pool_cpu", [&] { gated_forward<scalar_t>(x, m, y, g); });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor> gated_pool_backward_cpu(const at::Tensor& gy, const at::Tensor& x,
+                                                           const at::Tensor& mask, const Geometry& g) {
+  check_gated(x, mask, g);
+  TORCH_CHECK_VALUE(gy.sizes() == at::IntArrayRef(output_shape(x, g)) && gy.scalar_type() == x.scalar_type(),
+                    "gated_pool_backward: grad_output ", gy.sizes(), " ", gy.scalar_type(), " does not match the output");
+  const bool accumulate = !writes_every_cell_once(g);
+  at::Tensor gx = at::empty(x.sizes(), x.options(), x.suggest_memory_format());
+  if (accumulate) gx.zero_();
+  at::Tensor gm = at::zeros(mask.sizes(), mask.options());
+  if (gy.numel() == 0) return {gx.zero_(), gm};
+  const at::Tensor m = mask.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gated_pool_backward_cpu",
+                             [&] { gated_backward<scalar_t>(gy, x, m, gx, gm, g, accumulate); });
+  return {gx, gm};
+}
 
 at::Tensor dpp_pool_cpu(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, const Geometry& g,
                         bool asym, double eps) {
@@ -285,7 +449,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dpp_pool_backward_cpu(const at::T
   TORCH_CHECK_VALUE(gy.sizes() == at::IntArrayRef(output_shape(x, g)) && gy.scalar_type() == x.scalar_type(),
                     "dpp_pool_backward: grad_output ", gy.sizes(), " ", gy.scalar_type(), " does not match the output");
   // windows that neither overlap nor leave cells out write every cell once: no zero fill, no adds
-  const bool accumulate = !(windows_disjoint(g) && windows_cover_input(g));
+  const bool accumulate = !writes_every_cell_once(g);
   at::Tensor gx = at::empty(x.sizes(), x.options(), x.suggest_memory_format());
   if (accumulate) gx.zero_();
   at::Tensor ga = at::zeros({x.size(1)}, x.options()), gl = at::zeros({x.size(1)}, x.options());
