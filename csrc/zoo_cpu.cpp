@@ -1,7 +1,9 @@
-// Detail-preserving pooling, lite variant (the window mean as the smoothed image), fused on the CPU:
-// one pass over each window's cells forward, and one backward that recomputes the window and writes
-// the input gradient plus the per-channel alpha and lambda gradients. For a window of valid cells x_i
-// (padding and ceil_mode overhang excluded), n of them:
+// Zoo methods fused on the CPU (torch.ops.vidpool.gated_pool, dpp_pool and their backwards): one pass
+// over each window's cells forward, and one backward that recomputes the window and writes the input
+// gradient plus the parameters' gradients. Gated pooling's formulas are at gated_window below.
+//
+// Detail-preserving pooling, lite variant (the window mean as the smoothed image). For a window of
+// valid cells x_i (padding and ceil_mode overhang excluded), n of them:
 //
 //   mu = sum(x) / n,  d_i = x_i - mu (asym: max(d_i, 0)),  q_i = d_i^2 + eps^2,  rho_i = q_i^(lambda/2)
 //   w_i = alpha + rho_i,  y = sum(w x) / sum(w) = N / S
@@ -41,6 +43,7 @@ struct WindowWalker {
   int64_t K;                       // slots per window: the kernel volume
   std::vector<scalar_t> cells, mask;  // [K][L]; mask 1 for a cell of the window (and a lane's fake cell)
   std::vector<char> valid;         // [K][L]: a real cell of the input
+  std::vector<scalar_t> scratch;   // the callers' per-thread values (walk_windows)
 
   explicit WindowWalker(const Geometry& geometry)
       : g(geometry), K(geometry.dim[0].k * geometry.dim[1].k * geometry.dim[2].k),
@@ -161,34 +164,87 @@ DppWindow<scalar_t> dpp_window(const WindowWalker<scalar_t>& wk, const Vectorize
   return {count, num * inv, inv};
 }
 
+// Runs chunk(wk, n, c, od, oh, ow0, lanes) over every chunk of L windows of x after gathering its
+// cells, one thread per (n, c) plane in a fixed order, then plane_done(wk, plane). Each thread has its
+// own walker, with `scratch` values of its own for the callbacks.
+template <typename scalar_t, typename Chunk, typename PlaneDone>
+void walk_windows(const at::Tensor& x, const Geometry& g, int64_t scratch, Chunk&& chunk, PlaneDone&& plane_done) {
+  constexpr int64_t L = Vectorized<scalar_t>::size();
+  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t C = x.size(1), planes = x.size(0) * C;
+  const Strides sx = strides5(x);
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    WindowWalker<scalar_t> wk(g);
+    wk.scratch.assign(scratch, scalar_t(0));
+    for (int64_t pl = begin; pl < end; ++pl) {
+      const int64_t n = pl / C, c = pl % C;
+      for (int64_t od = 0; od < D.out; ++od)
+        for (int64_t oh = 0; oh < H.out; ++oh)
+          for (int64_t ow0 = 0; ow0 < W.out; ow0 += L)
+            chunk(wk, n, c, od, oh, ow0, wk.gather(xp + n * sx.n + c * sx.c, sx, od, oh, ow0));
+      plane_done(wk, pl);
+    }
+  });
+}
+
+// Forward of a fused method: out_of(wk, c) gives the outputs of the chunk just gathered.
+template <typename scalar_t, typename Out>
+void walk_forward(const at::Tensor& x, at::Tensor& y, const Geometry& g, Out&& out_of) {
+  constexpr int64_t L = Vectorized<scalar_t>::size();
+  const Strides sy = strides5(y);
+  scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+  walk_windows<scalar_t>(x, g, 0, [&](WindowWalker<scalar_t>& wk, int64_t n, int64_t c, int64_t od, int64_t oh,
+                                      int64_t ow0, int64_t lanes) {
+    scalar_t out[L];
+    out_of(wk, c).store(out);
+    scalar_t* row = yp + n * sy.n + c * sy.c + od * sy.d + oh * sy.h;
+    for (int64_t j = 0; j < lanes; ++j) row[(ow0 + j) * sy.w] = out[j];
+  }, [](WindowWalker<scalar_t>&, int64_t) {});
+}
+
+// The output gradient of a chunk's windows, 0 in lanes past the row's end.
+template <typename scalar_t>
+Vectorized<scalar_t> grad_lanes(const at::Tensor& gy, const Strides& sg, int64_t n, int64_t c, int64_t od, int64_t oh,
+                                int64_t ow0, int64_t lanes) {
+  constexpr int64_t L = Vectorized<scalar_t>::size();
+  const scalar_t* row = gy.const_data_ptr<scalar_t>() + n * sg.n + c * sg.c + od * sg.d + oh * sg.h;
+  scalar_t v[L];
+  for (int64_t j = 0; j < L; ++j) v[j] = j < lanes ? row[(ow0 + j) * sg.w] : scalar_t(0);
+  return Vectorized<scalar_t>::loadu(v);
+}
+
+// Sums of each plane's per-lane accumulators (slots of L values), then over N in a fixed order:
+// out[c * slots + s] (or out[s] when shared by all channels).
+template <typename scalar_t>
+void reduce_planes(const std::vector<scalar_t>& per_plane, int64_t N, int64_t C, int64_t slots, bool per_channel,
+                   scalar_t* out) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < slots; ++s) out[(per_channel ? c * slots : 0) + s] += per_plane[(n * C + c) * slots + s];
+}
+
+// Horizontal sums of `slots` accumulators of L lanes each (from scratch + offset) into dst; resets them.
+template <typename scalar_t>
+void drain_lanes(std::vector<scalar_t>& scratch, int64_t offset, int64_t slots, scalar_t* dst) {
+  constexpr int64_t L = Vectorized<scalar_t>::size();
+  for (int64_t s = 0; s < slots; ++s) {
+    scalar_t total = 0;
+    for (int64_t j = 0; j < L; ++j) total += scratch[offset + s * L + j];
+    dst[s] = total;
+  }
+  std::fill(scratch.begin() + offset, scratch.begin() + offset + slots * L, scalar_t(0));
+}
+
 template <typename scalar_t>
 void dpp_forward(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, at::Tensor& y,
                  const Geometry& g, bool asym, double eps) {
-  using V = Vectorized<scalar_t>;
-  constexpr int64_t L = V::size();
-  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-  const int64_t C = x.size(1), planes = x.size(0) * C;
-  const Strides sx = strides5(x), sy = strides5(y);
-  const scalar_t* xp = x.const_data_ptr<scalar_t>();
-  scalar_t* yp = y.mutable_data_ptr<scalar_t>();
   const scalar_t* ap = alpha.const_data_ptr<scalar_t>();
   const scalar_t* lp = lam.const_data_ptr<scalar_t>();
-  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    WindowWalker<scalar_t> wk(g);
-    scalar_t out[L];
-    for (int64_t pl = begin; pl < end; ++pl) {
-      const int64_t n = pl / C, c = pl % C;
-      const scalar_t* plane = xp + n * sx.n + c * sx.c;
-      const V av(ap[c]), hl(lp[c] * scalar_t(0.5));
-      for (int64_t od = 0; od < D.out; ++od)
-        for (int64_t oh = 0; oh < H.out; ++oh)
-          for (int64_t ow0 = 0; ow0 < W.out; ow0 += L) {
-            const int64_t lanes = wk.gather(plane, sx, od, oh, ow0);
-            dpp_window<scalar_t>(wk, av, hl, scalar_t(eps * eps), asym, nullptr, nullptr, nullptr).y.store(out);
-            scalar_t* row = yp + n * sy.n + c * sy.c + od * sy.d + oh * sy.h;
-            for (int64_t j = 0; j < lanes; ++j) row[(ow0 + j) * sy.w] = out[j];
-          }
-    }
+  walk_forward<scalar_t>(x, y, g, [&](const WindowWalker<scalar_t>& wk, int64_t c) {
+    using V = Vectorized<scalar_t>;
+    return dpp_window<scalar_t>(wk, V(ap[c]), V(lp[c] * scalar_t(0.5)), scalar_t(eps * eps), asym, nullptr, nullptr,
+                                nullptr).y;
   });
 }
 
@@ -198,74 +254,49 @@ void dpp_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& a
                   bool accumulate) {
   using V = Vectorized<scalar_t>;
   constexpr int64_t L = V::size();
-  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-  const int64_t C = x.size(1), N = x.size(0), planes = N * C;
-  const Strides sx = strides5(x), sg = strides5(gy), sgx = strides5(gx);
-  const scalar_t* xp = x.const_data_ptr<scalar_t>();
-  const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+  const int64_t C = x.size(1), N = x.size(0), K = g.dim[0].k * g.dim[1].k * g.dim[2].k;
+  const Strides sg = strides5(gy), sgx = strides5(gx);
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
   const scalar_t* ap = alpha.const_data_ptr<scalar_t>();
   const scalar_t* lp = lam.const_data_ptr<scalar_t>();
-  std::vector<scalar_t> plane_alpha(planes), plane_lam(planes);  // per-plane sums, reduced over N below
-  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    WindowWalker<scalar_t> wk(g);
-    std::vector<scalar_t> dv(wk.K * L), rv(wk.K * L), lv(wk.K * L), grad(wk.K * L);
-    scalar_t gy_lanes[L], lanes_a[L], lanes_l[L];
-    for (int64_t pl = begin; pl < end; ++pl) {
-      const int64_t n = pl / C, c = pl % C;
-      const scalar_t* plane = xp + n * sx.n + c * sx.c;
-      scalar_t* gplane = gxp + n * sgx.n + c * sgx.c;
-      const V av(ap[c]), lv_c(lp[c]), hl(lp[c] * scalar_t(0.5));
-      V acc_a(0), acc_l(0);
-      for (int64_t od = 0; od < D.out; ++od)
-        for (int64_t oh = 0; oh < H.out; ++oh)
-          for (int64_t ow0 = 0; ow0 < W.out; ow0 += L) {
-            const int64_t lanes = wk.gather(plane, sx, od, oh, ow0);
-            const DppWindow<scalar_t> win =
-                dpp_window<scalar_t>(wk, av, hl, scalar_t(eps * eps), asym, dv.data(), rv.data(), lv.data());
-            const scalar_t* grow = gyp + n * sg.n + c * sg.c + od * sg.d + oh * sg.h;
-            for (int64_t j = 0; j < L; ++j) gy_lanes[j] = j < lanes ? grow[(ow0 + j) * sg.w] : scalar_t(0);
-            // lanes past the row's end: gradient 0 even where their fake window's sums are not finite
-            const V gs = V::blendv(V(0), V::loadu(gy_lanes) * win.inv_sum, wk.live(lanes));
-            V sum_u(0);
-            for (int64_t k = 0; k < wk.K; ++k) {
-              const V x = V::loadu(wk.cells.data() + k * L), m = V::loadu(wk.mask.data() + k * L);
-              const V d = V::loadu(dv.data() + k * L), rho = V::loadu(rv.data() + k * L);
-              const V lq = V::loadu(lv.data() + k * L);
-              const V t = (x - win.y) * gs * m;
-              acc_a = acc_a + t;
-              acc_l = acc_l + t * rho * lq * V(scalar_t(0.5));
-              const V u = t * lv_c * d * rho / (d * d + V(scalar_t(eps * eps)));
-              sum_u = sum_u + u;
-              ((av + rho) * m * gs + u).store(grad.data() + k * L);
-            }
-            const V mean_u = sum_u / win.count;
-            for (int64_t k = 0; k < wk.K; ++k) (V::loadu(grad.data() + k * L) - mean_u).store(grad.data() + k * L);
-            wk.scatter(grad.data(), gplane, sgx, od, oh, ow0, lanes, accumulate);
-          }
-      acc_a.store(lanes_a);
-      acc_l.store(lanes_l);
-      scalar_t sa = 0, sl = 0;
-      for (int64_t j = 0; j < L; ++j) {
-        sa += lanes_a[j];
-        sl += lanes_l[j];
-      }
-      plane_alpha[pl] = sa;
-      plane_lam[pl] = sl;
+  const scalar_t e2 = scalar_t(eps * eps);
+  std::vector<scalar_t> per_plane(N * C * 2);  // (alpha, lambda) sums per plane
+  // scratch: d, rho, ln q, grad [K][L] each, then the alpha and lambda accumulators [2][L]
+  walk_windows<scalar_t>(x, g, 4 * K * L + 2 * L, [&](WindowWalker<scalar_t>& wk, int64_t n, int64_t c, int64_t od,
+                                                      int64_t oh, int64_t ow0, int64_t lanes) {
+    scalar_t *dv = wk.scratch.data(), *rv = dv + K * L, *lv = rv + K * L, *grad = lv + K * L, *acc = grad + K * L;
+    const V av(ap[c]), lam_c(lp[c]);
+    const DppWindow<scalar_t> win = dpp_window<scalar_t>(wk, av, V(lp[c] * scalar_t(0.5)), e2, asym, dv, rv, lv);
+    // lanes past the row's end: gradient 0 even where their fake window's sums are not finite
+    const V gs = V::blendv(V(0), grad_lanes<scalar_t>(gy, sg, n, c, od, oh, ow0, lanes) * win.inv_sum,
+                           wk.live(lanes));
+    V sum_u(0), acc_a = V::loadu(acc), acc_l = V::loadu(acc + L);
+    for (int64_t k = 0; k < K; ++k) {
+      const V x = V::loadu(wk.cells.data() + k * L), m = V::loadu(wk.mask.data() + k * L);
+      const V d = V::loadu(dv + k * L), rho = V::loadu(rv + k * L), lq = V::loadu(lv + k * L);
+      const V t = (x - win.y) * gs * m;
+      acc_a = acc_a + t;
+      acc_l = acc_l + t * rho * lq * V(scalar_t(0.5));
+      const V u = t * lam_c * d * rho / (d * d + V(e2));
+      sum_u = sum_u + u;
+      ((av + rho) * m * gs + u).store(grad + k * L);
     }
-  });
+    acc_a.store(acc);
+    acc_l.store(acc + L);
+    const V mean_u = sum_u / win.count;
+    for (int64_t k = 0; k < K; ++k) (V::loadu(grad + k * L) - mean_u).store(grad + k * L);
+    wk.scatter(grad, gxp + n * sgx.n + c * sgx.c, sgx, od, oh, ow0, lanes, accumulate);
+  }, [&](WindowWalker<scalar_t>& wk, int64_t pl) { drain_lanes(wk.scratch, 4 * K * L, 2, &per_plane[pl * 2]); });
+  std::vector<scalar_t> sums(C * 2, scalar_t(0));
+  reduce_planes(per_plane, N, C, 2, true, sums.data());
   scalar_t* ga = galpha.mutable_data_ptr<scalar_t>();
   scalar_t* gl = glam.mutable_data_ptr<scalar_t>();
   for (int64_t c = 0; c < C; ++c) {
-    scalar_t sa = 0, sl = 0;
-    for (int64_t n = 0; n < N; ++n) {
-      sa += plane_alpha[n * C + c];
-      sl += plane_lam[n * C + c];
-    }
-    ga[c] = sa;
-    gl[c] = sl;
+    ga[c] = sums[c * 2];
+    gl[c] = sums[c * 2 + 1];
   }
 }
+
 
 // Gated pooling: y = mean + gate (max - mean), gate = sigmoid(sum_k w_k x_k) over the window's slots
 // (padding and overhang cells count as 0 in the logit, as a convolution over zero padding, and are left
@@ -297,34 +328,15 @@ GatedWindow<scalar_t> gated_window(const WindowWalker<scalar_t>& wk, const scala
   return {count, sum / count, top, arg, gate};
 }
 
+
 template <typename scalar_t>
 void gated_forward(const at::Tensor& x, const at::Tensor& mask, at::Tensor& y, const Geometry& g) {
-  using V = Vectorized<scalar_t>;
-  constexpr int64_t L = V::size();
-  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-  const int64_t C = x.size(1), planes = x.size(0) * C, K = mask.size(1);
+  const int64_t K = mask.size(1);
   const bool per_channel = mask.size(0) > 1;
-  const Strides sx = strides5(x), sy = strides5(y);
-  const scalar_t* xp = x.const_data_ptr<scalar_t>();
   const scalar_t* mp = mask.const_data_ptr<scalar_t>();
-  scalar_t* yp = y.mutable_data_ptr<scalar_t>();
-  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    WindowWalker<scalar_t> wk(g);
-    scalar_t out[L];
-    for (int64_t pl = begin; pl < end; ++pl) {
-      const int64_t n = pl / C, c = pl % C;
-      const scalar_t* plane = xp + n * sx.n + c * sx.c;
-      const scalar_t* w = mp + (per_channel ? c * K : 0);
-      for (int64_t od = 0; od < D.out; ++od)
-        for (int64_t oh = 0; oh < H.out; ++oh)
-          for (int64_t ow0 = 0; ow0 < W.out; ow0 += L) {
-            const int64_t lanes = wk.gather(plane, sx, od, oh, ow0);
-            const GatedWindow<scalar_t> win = gated_window<scalar_t>(wk, w);
-            (win.mean + win.gate * (win.top - win.mean)).store(out);
-            scalar_t* row = yp + n * sy.n + c * sy.c + od * sy.d + oh * sy.h;
-            for (int64_t j = 0; j < lanes; ++j) row[(ow0 + j) * sy.w] = out[j];
-          }
-    }
+  walk_forward<scalar_t>(x, y, g, [&](const WindowWalker<scalar_t>& wk, int64_t c) {
+    const GatedWindow<scalar_t> win = gated_window<scalar_t>(wk, mp + (per_channel ? c * K : 0));
+    return win.mean + win.gate * (win.top - win.mean);
   });
 }
 
@@ -333,56 +345,33 @@ void gated_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor&
                     at::Tensor& gmask, const Geometry& g, bool accumulate) {
   using V = Vectorized<scalar_t>;
   constexpr int64_t L = V::size();
-  const PoolDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-  const int64_t C = x.size(1), N = x.size(0), planes = N * C, K = mask.size(1);
+  const int64_t C = x.size(1), N = x.size(0), K = mask.size(1);
   const bool per_channel = mask.size(0) > 1;
-  const Strides sx = strides5(x), sg = strides5(gy), sgx = strides5(gx);
-  const scalar_t* xp = x.const_data_ptr<scalar_t>();
-  const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+  const Strides sg = strides5(gy), sgx = strides5(gx);
   const scalar_t* mp = mask.const_data_ptr<scalar_t>();
   scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
-  std::vector<scalar_t> plane_grads(planes * K);  // per plane and slot, reduced in a fixed order below
-  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    WindowWalker<scalar_t> wk(g);
-    std::vector<scalar_t> grad(K * L), acc(K * L);
-    scalar_t gy_lanes[L];
-    for (int64_t pl = begin; pl < end; ++pl) {
-      const int64_t n = pl / C, c = pl % C;
-      const scalar_t* plane = xp + n * sx.n + c * sx.c;
-      scalar_t* gplane = gxp + n * sgx.n + c * sgx.c;
-      const scalar_t* w = mp + (per_channel ? c * K : 0);
-      std::fill(acc.begin(), acc.end(), scalar_t(0));
-      for (int64_t od = 0; od < D.out; ++od)
-        for (int64_t oh = 0; oh < H.out; ++oh)
-          for (int64_t ow0 = 0; ow0 < W.out; ow0 += L) {
-            const int64_t lanes = wk.gather(plane, sx, od, oh, ow0);
-            const GatedWindow<scalar_t> win = gated_window<scalar_t>(wk, w);
-            const scalar_t* grow = gyp + n * sg.n + c * sg.c + od * sg.d + oh * sg.h;
-            for (int64_t j = 0; j < L; ++j) gy_lanes[j] = j < lanes ? grow[(ow0 + j) * sg.w] : scalar_t(0);
-            const V gv = V::blendv(V(0), V::loadu(gy_lanes), wk.live(lanes));
-            const V g_max = gv * win.gate;
-            const V g_mean = (gv - g_max) / win.count;
-            const V g_logit = g_max * (V(1) - win.gate) * (win.top - win.mean);
-            for (int64_t k = 0; k < K; ++k) {
-              const V x = V::loadu(wk.cells.data() + k * L), m = V::loadu(wk.mask.data() + k * L);
-              const V at_max = V::blendv(V(0), g_max, win.arg == V(scalar_t(k)));
-              ((g_mean + g_logit * V(w[k])) * m + at_max).store(grad.data() + k * L);
-              (V::loadu(acc.data() + k * L) + g_logit * x).store(acc.data() + k * L);
-            }
-            wk.scatter(grad.data(), gplane, sgx, od, oh, ow0, lanes, accumulate);
-          }
-      for (int64_t k = 0; k < K; ++k) {
-        scalar_t total = 0;
-        for (int64_t j = 0; j < L; ++j) total += acc[k * L + j];
-        plane_grads[pl * K + k] = total;
-      }
+  std::vector<scalar_t> per_plane(N * C * K);  // mask-gradient sums per plane and slot
+  // scratch: grad [K][L], then the mask-gradient accumulators [K][L]
+  walk_windows<scalar_t>(x, g, 2 * K * L, [&](WindowWalker<scalar_t>& wk, int64_t n, int64_t c, int64_t od,
+                                              int64_t oh, int64_t ow0, int64_t lanes) {
+    scalar_t *grad = wk.scratch.data(), *acc = grad + K * L;
+    const scalar_t* w = mp + (per_channel ? c * K : 0);
+    const GatedWindow<scalar_t> win = gated_window<scalar_t>(wk, w);
+    const V gv = V::blendv(V(0), grad_lanes<scalar_t>(gy, sg, n, c, od, oh, ow0, lanes), wk.live(lanes));
+    const V g_max = gv * win.gate;
+    const V g_mean = (gv - g_max) / win.count;
+    const V g_logit = g_max * (V(1) - win.gate) * (win.top - win.mean);
+    for (int64_t k = 0; k < K; ++k) {
+      const V x = V::loadu(wk.cells.data() + k * L), m = V::loadu(wk.mask.data() + k * L);
+      const V at_max = V::blendv(V(0), g_max, win.arg == V(scalar_t(k)));
+      ((g_mean + g_logit * V(w[k])) * m + at_max).store(grad + k * L);
+      (V::loadu(acc + k * L) + g_logit * x).store(acc + k * L);
     }
-  });
-  scalar_t* gm = gmask.mutable_data_ptr<scalar_t>();
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t k = 0; k < K; ++k) gm[(per_channel ? c * K : 0) + k] += plane_grads[(n * C + c) * K + k];
+    wk.scatter(grad, gxp + n * sgx.n + c * sgx.c, sgx, od, oh, ow0, lanes, accumulate);
+  }, [&](WindowWalker<scalar_t>& wk, int64_t pl) { drain_lanes(wk.scratch, K * L, K, &per_plane[pl * K]); });
+  reduce_planes(per_plane, N, C, K, per_channel, gmask.mutable_data_ptr<scalar_t>());
 }
+
 
 void check_params(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam) {
   TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
