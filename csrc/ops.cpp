@@ -71,7 +71,7 @@ at::Tensor adaptive_soft_pool_backward(const at::Tensor& grad_output, const at::
 }  // namespace
 
 #ifndef VIDPOOL_WITH_CUDA
-// The zoo's gated and detail-preserving (lite) pooling, fused on the CPU (zoo_cpu.cpp); CUDA tensors
+// The zoo's Lp, gated and detail-preserving (lite) pooling, fused on the CPU (zoo_cpu.cpp); CUDA tensors
 // take the Python compositions in vidpool/ops/zoo.py.
 at::Tensor dpp_pool_cpu(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, const Geometry& g,
                         bool asym, double eps);
@@ -79,11 +79,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dpp_pool_backward_cpu(const at::T
                                                                      const at::Tensor& alpha, const at::Tensor& lam,
                                                                      const Geometry& g, bool asym, double eps);
 
+at::Tensor lp_pool_cpu(const at::Tensor& x, const at::Tensor& p, const Geometry& g);
+std::tuple<at::Tensor, at::Tensor> lp_pool_backward_cpu(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& p,
+                                                        const Geometry& g);
 at::Tensor gated_pool_cpu(const at::Tensor& x, const at::Tensor& mask, const Geometry& g);
 std::tuple<at::Tensor, at::Tensor> gated_pool_backward_cpu(const at::Tensor& gy, const at::Tensor& x,
                                                            const at::Tensor& mask, const Geometry& g);
 
 namespace {
+
+at::Tensor lp_pool(const at::Tensor& x, const at::Tensor& p, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                   at::IntArrayRef padding, bool ceil_mode) {
+  return lp_pool_cpu(x, p, pool_geometry(x, kernel_size, stride, padding, ceil_mode));
+}
+
+std::tuple<at::Tensor, at::Tensor> lp_pool_backward(const at::Tensor& grad_output, const at::Tensor& x,
+                                                    const at::Tensor& p, at::IntArrayRef kernel_size,
+                                                    at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode) {
+  return lp_pool_backward_cpu(grad_output, x, p, pool_geometry(x, kernel_size, stride, padding, ceil_mode));
+}
 
 at::Tensor gated_pool(const at::Tensor& x, const at::Tensor& mask, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                       at::IntArrayRef padding, bool ceil_mode) {
@@ -132,6 +146,9 @@ TORCH_LIBRARY(vidpool, m) {
         "int[] padding, bool ceil_mode) -> Tensor");
   m.def("adaptive_soft_pool(Tensor self, int[] output_size) -> Tensor");
   m.def("adaptive_soft_pool_backward(Tensor grad_output, Tensor self, Tensor output, int[] output_size) -> Tensor");
+  m.def("lp_pool(Tensor self, Tensor p, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> Tensor");
+  m.def("lp_pool_backward(Tensor grad_output, Tensor self, Tensor p, int[] kernel_size, int[] stride, "
+        "int[] padding, bool ceil_mode) -> (Tensor, Tensor)");
   m.def("gated_pool(Tensor self, Tensor mask, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> Tensor");
   m.def("gated_pool_backward(Tensor grad_output, Tensor self, Tensor mask, int[] kernel_size, int[] stride, "
         "int[] padding, bool ceil_mode) -> (Tensor, Tensor)");
@@ -142,6 +159,8 @@ TORCH_LIBRARY(vidpool, m) {
 }
 VIDPOOL_REGISTER_KERNELS(CPU)
 TORCH_LIBRARY_IMPL(vidpool, CPU, m) {
+  m.impl("lp_pool", &vidpool::lp_pool);
+  m.impl("lp_pool_backward", &vidpool::lp_pool_backward);
   m.impl("gated_pool", &vidpool::gated_pool);
   m.impl("gated_pool_backward", &vidpool::gated_pool_backward);
   m.impl("dpp_pool", &vidpool::dpp_pool);

@@ -1,6 +1,7 @@
 // Zoo methods fused on the CPU (torch.ops.vidpool.gated_pool, dpp_pool and their backwards): one pass
 // over each window's cells forward, and one backward that recomputes the window and writes the input
-// gradient plus the parameters' gradients. Gated pooling's formulas are at gated_window below.
+// gradient plus the parameters' gradients. Gated and Lp pooling's formulas are at gated_window and
+// lp_window below.
 //
 // Detail-preserving pooling, lite variant (the window mean as the smoothed image). For a window of
 // valid cells x_i (padding and ceil_mode overhang excluded), n of them:
@@ -22,6 +23,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <limits>
+#include <utility>
 #include <tuple>
 #include <vector>
 
@@ -373,14 +375,93 @@ void gated_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor&
 }
 
 
+// Power average over |x| with a per-channel p >= 1, scaled by the window's own largest magnitude mx
+// (so r = |x| / mx <= 1 and r^p cannot overflow; the largest term is 1, so S >= 1 cannot underflow):
+//   y = mx S^(1/p),  S = sum r_i^p      (y = 0 where the window is all zeros)
+//   dy/dx_i = sign(x_i) r_i^(p-1) S^(1/p - 1),  dy/dp = y (sum(r^p ln r) / (p S) - ln(S) / p^2)
+// with r^p ln r and r^(p-1) taken as 0 at r = 0 (p = 1 included: the derivative of |x| at 0 is 0).
+template <typename scalar_t>
+struct LpWindow {
+  using V = Vectorized<scalar_t>;
+  V scale, total, y;
+};
+
+template <typename scalar_t>
+LpWindow<scalar_t> lp_window(const WindowWalker<scalar_t>& wk, const Vectorized<scalar_t>& p, scalar_t* rp_out,
+                             scalar_t* lr_out) {
+  using V = Vectorized<scalar_t>;
+  constexpr int64_t L = V::size();
+  V mx(0);
+  for (int64_t k = 0; k < wk.K; ++k) mx = at::vec::maximum(mx, V::loadu(wk.cells.data() + k * L).abs());
+  const V zero_window = mx == V(0);
+  const V scale = V::blendv(mx, V(1), zero_window);  // all-zero windows: r = 0 everywhere, y = 0
+  const V inv = V(1) / scale;
+  V total(0);
+  for (int64_t k = 0; k < wk.K; ++k) {
+    const V lr = (V::loadu(wk.cells.data() + k * L).abs() * inv).log();  // -inf at r = 0; invalid slots are 0
+    const V rp = (lr * p).exp();
+    total = total + rp;
+    if (rp_out != nullptr) {
+      rp.store(rp_out + k * L);
+      lr.store(lr_out + k * L);
+    }
+  }
+  const V y = V::blendv(scale * (total.log() / p).exp(), V(0), zero_window);
+  return {scale, total, y};
+}
+
+template <typename scalar_t>
+void lp_forward(const at::Tensor& x, const at::Tensor& p, at::Tensor& y, const Geometry& g) {
+  const scalar_t* pp = p.const_data_ptr<scalar_t>();
+  walk_forward<scalar_t>(x, y, g, [&](const WindowWalker<scalar_t>& wk, int64_t c) {
+    return lp_window<scalar_t>(wk, Vectorized<scalar_t>(pp[c]), nullptr, nullptr).y;
+  });
+}
+
+template <typename scalar_t>
+void lp_backward(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& p, at::Tensor& gx, at::Tensor& gp,
+                 const Geometry& g, bool accumulate) {
+  using V = Vectorized<scalar_t>;
+  constexpr int64_t L = V::size();
+  const int64_t C = x.size(1), N = x.size(0), K = g.dim[0].k * g.dim[1].k * g.dim[2].k;
+  const Strides sg = strides5(gy), sgx = strides5(gx);
+  const scalar_t* pp = p.const_data_ptr<scalar_t>();
+  scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
+  std::vector<scalar_t> per_plane(N * C);
+  // scratch: r^p, ln r, grad [K][L] each, then the p-gradient accumulator [L]
+  walk_windows<scalar_t>(x, g, 3 * K * L + L, [&](WindowWalker<scalar_t>& wk, int64_t n, int64_t c, int64_t od,
+                                                  int64_t oh, int64_t ow0, int64_t lanes) {
+    scalar_t *rpv = wk.scratch.data(), *lrv = rpv + K * L, *grad = lrv + K * L, *acc = grad + K * L;
+    const V pv(pp[c]);
+    const LpWindow<scalar_t> win = lp_window<scalar_t>(wk, pv, rpv, lrv);
+    const V gv = V::blendv(V(0), grad_lanes<scalar_t>(gy, sg, n, c, od, oh, ow0, lanes), wk.live(lanes));
+    const V live = win.y != V(0);  // all-zero windows (and dead lanes' fake windows) pass no gradient
+    // d y / d x_i = sign(x_i) r^(p-1) S^(1/p - 1);  S^(1/p - 1) = y / (scale S)
+    const V factor = V::blendv(V(0), gv * win.y / (win.scale * win.total), live);
+    V sum_rl(0);
+    for (int64_t k = 0; k < K; ++k) {
+      const V x = V::loadu(wk.cells.data() + k * L), rp = V::loadu(rpv + k * L), lr = V::loadu(lrv + k * L);
+      const V positive = rp > V(0);
+      const V r = x.abs() / win.scale;
+      const V sign = V::blendv(V::blendv(V(0), V(-1), x < V(0)), V(1), x > V(0));
+      (V::blendv(V(0), rp / r, positive) * sign * factor).store(grad + k * L);
+      sum_rl = sum_rl + V::blendv(V(0), rp * lr, positive);
+    }
+    const V dydp = V::blendv(V(0), win.y * (sum_rl / (pv * win.total) - win.total.log() / (pv * pv)), live);
+    (V::loadu(acc) + gv * dydp).store(acc);
+    wk.scatter(grad, gxp + n * sgx.n + c * sgx.c, sgx, od, oh, ow0, lanes, accumulate);
+  }, [&](WindowWalker<scalar_t>& wk, int64_t pl) { drain_lanes(wk.scratch, 3 * K * L, 1, &per_plane[pl]); });
+  reduce_planes(per_plane, N, C, 1, true, gp.mutable_data_ptr<scalar_t>());
+}
+
 void check_params(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam) {
   TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
-                    "dpp_pool: the fused CPU kernel takes float32 or float64, got ", x.scalar_type());
+                    "dpp_pool/lp_pool: the fused CPU kernel takes float32 or float64, got ", x.scalar_type());
   for (const at::Tensor* t : {&alpha, &lam}) {
     TORCH_CHECK_VALUE(t->dim() == 1 && t->size(0) == x.size(1) && t->scalar_type() == x.scalar_type() &&
                           t->device() == x.device(),
-                      "dpp_pool: alpha and lambda must be (C,) = (", x.size(1), ",) tensors of the input's dtype and "
-                      "device, got ", t->sizes(), " ", t->scalar_type());
+                      "dpp_pool/lp_pool: per-channel parameters must be (C,) = (", x.size(1), ",) tensors of the "
+                      "input's dtype and device, got ", t->sizes(), " ", t->scalar_type());
   }
 }
 
@@ -394,40 +475,72 @@ void check_gated(const at::Tensor& x, const at::Tensor& mask, const Geometry& g)
                     ") of the input's dtype and device, got ", mask.sizes(), " ", mask.scalar_type());
 }
 
+at::Tensor new_output(const at::Tensor& x, const Geometry& g) {
+  return at::empty(output_shape(x, g), x.options(), x.suggest_memory_format());
+}
+
+// The input gradient (x's memory format), zeroed unless every cell is written exactly once; checks gy.
+std::pair<at::Tensor, bool> new_grad_input(const at::Tensor& gy, const at::Tensor& x, const Geometry& g,
+                                           const char* op) {
+  TORCH_CHECK_VALUE(gy.sizes() == at::IntArrayRef(output_shape(x, g)) && gy.scalar_type() == x.scalar_type(), op,
+                    ": grad_output ", gy.sizes(), " ", gy.scalar_type(), " does not match the output");
+  const bool accumulate = !writes_every_cell_once(g) || gy.numel() == 0;
+  at::Tensor gx = at::empty(x.sizes(), x.options(), x.suggest_memory_format());
+  if (accumulate) gx.zero_();
+  return {gx, accumulate};
+}
+
 }  // namespace
+
+at::Tensor lp_pool_cpu(const at::Tensor& x, const at::Tensor& p, const Geometry& g) {
+  check_params(x, p, p);
+  at::Tensor y = new_output(x, g);
+  const at::Tensor pc = p.contiguous();
+  if (y.numel() > 0)
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lp_pool_cpu", [&] { lp_forward<scalar_t>(x, pc, y, g); });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor> lp_pool_backward_cpu(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& p,
+                                                        const Geometry& g) {
+  check_params(x, p, p);
+  auto [gx, accumulate] = new_grad_input(gy, x, g, "lp_pool_backward");
+  at::Tensor gp = at::zeros({x.size(1)}, x.options());
+  const at::Tensor pc = p.contiguous();
+  if (gy.numel() > 0)
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lp_pool_backward_cpu",
+                               [&] { lp_backward<scalar_t>(gy, x, pc, gx, gp, g, accumulate); });
+  return {gx, gp};
+}
 
 at::Tensor gated_pool_cpu(const at::Tensor& x, const at::Tensor& mask, const Geometry& g) {
   check_gated(x, mask, g);
-  at::Tensor y = at::empty(output_shape(x, g), x.options(), x.suggest_memory_format());
-  if (y.numel() == 0) return y;
+  at::Tensor y = new_output(x, g);
   const at::Tensor m = mask.contiguous();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gated_pool_cpu", [&] { gated_forward<scalar_t>(x, m, y, g); });
+  if (y.numel() > 0)
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gated_pool_cpu", [&] { gated_forward<scalar_t>(x, m, y, g); });
   return y;
 }
 
 std::tuple<at::Tensor, at::Tensor> gated_pool_backward_cpu(const at::Tensor& gy, const at::Tensor& x,
                                                            const at::Tensor& mask, const Geometry& g) {
   check_gated(x, mask, g);
-  TORCH_CHECK_VALUE(gy.sizes() == at::IntArrayRef(output_shape(x, g)) && gy.scalar_type() == x.scalar_type(),
-                    "gated_pool_backward: grad_output ", gy.sizes(), " ", gy.scalar_type(), " does not match the output");
-  const bool accumulate = !writes_every_cell_once(g);
-  at::Tensor gx = at::empty(x.sizes(), x.options(), x.suggest_memory_format());
-  if (accumulate) gx.zero_();
+  auto [gx, accumulate] = new_grad_input(gy, x, g, "gated_pool_backward");
   at::Tensor gm = at::zeros(mask.sizes(), mask.options());
-  if (gy.numel() == 0) return {gx.zero_(), gm};
   const at::Tensor m = mask.contiguous();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gated_pool_backward_cpu",
-                             [&] { gated_backward<scalar_t>(gy, x, m, gx, gm, g, accumulate); });
+  if (gy.numel() > 0)
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gated_pool_backward_cpu",
+                               [&] { gated_backward<scalar_t>(gy, x, m, gx, gm, g, accumulate); });
   return {gx, gm};
 }
 
 at::Tensor dpp_pool_cpu(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, const Geometry& g,
                         bool asym, double eps) {
   check_params(x, alpha, lam);
-  at::Tensor y = at::empty(output_shape(x, g), x.options(), x.suggest_memory_format());
-  if (y.numel() == 0) return y;
+  at::Tensor y = new_output(x, g);
   const at::Tensor a = alpha.contiguous(), l = lam.contiguous();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dpp_pool_cpu", [&] { dpp_forward<scalar_t>(x, a, l, y, g, asym, eps); });
+  if (y.numel() > 0)
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dpp_pool_cpu", [&] { dpp_forward<scalar_t>(x, a, l, y, g, asym, eps); });
   return y;
 }
 
@@ -435,17 +548,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dpp_pool_backward_cpu(const at::T
                                                                      const at::Tensor& alpha, const at::Tensor& lam,
                                                                      const Geometry& g, bool asym, double eps) {
   check_params(x, alpha, lam);
-  TORCH_CHECK_VALUE(gy.sizes() == at::IntArrayRef(output_shape(x, g)) && gy.scalar_type() == x.scalar_type(),
-                    "dpp_pool_backward: grad_output ", gy.sizes(), " ", gy.scalar_type(), " does not match the output");
-  // windows that neither overlap nor leave cells out write every cell once: no zero fill, no adds
-  const bool accumulate = !writes_every_cell_once(g);
-  at::Tensor gx = at::empty(x.sizes(), x.options(), x.suggest_memory_format());
-  if (accumulate) gx.zero_();
+  auto [gx, accumulate] = new_grad_input(gy, x, g, "dpp_pool_backward");
   at::Tensor ga = at::zeros({x.size(1)}, x.options()), gl = at::zeros({x.size(1)}, x.options());
-  if (gy.numel() == 0) return {gx, ga, gl};
   const at::Tensor a = alpha.contiguous(), l = lam.contiguous();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dpp_pool_backward_cpu",
-                             [&] { dpp_backward<scalar_t>(gy, x, a, l, gx, ga, gl, g, asym, eps, accumulate); });
+  if (gy.numel() > 0)
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dpp_pool_backward_cpu",
+                               [&] { dpp_backward<scalar_t>(gy, x, a, l, gx, ga, gl, g, asym, eps, accumulate); });
   return {gx, ga, gl};
 }
 

@@ -91,7 +91,7 @@ def test_opcheck(dtype):
 @needs_c
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_opcheck_fused_zoo_ops(dtype):
-    """The zoo's fused DPP lite and gated ops: schema and fake kernels (torch.compile), any layout."""
+    """The zoo's fused Lp, DPP lite and gated ops: schema and fake kernels (torch.compile), any layout."""
     x = torch.randn(2, 3, 5, 6, 7, dtype=dtype)
     alpha, lam = torch.rand(3, dtype=dtype) + 0.1, torch.rand(3, dtype=dtype) + 0.5
     for xi in (x, x.contiguous(memory_format=torch.channels_last_3d)):
@@ -100,6 +100,11 @@ def test_opcheck_fused_zoo_ops(dtype):
         y = torch.ops.vidpool.dpp_pool(xi, alpha, lam, *args)
         torch.library.opcheck(torch.ops.vidpool.dpp_pool_backward.default,
                               (torch.randn_like(y), xi, alpha, lam) + args)
+        p = torch.tensor([1.0, 2.5, 4.0], dtype=dtype)
+        torch.library.opcheck(torch.ops.vidpool.lp_pool.default, (xi, p, [3, 2, 2], [2, 1, 2], [1, 0, 1], True))
+        y = torch.ops.vidpool.lp_pool(xi, p, [3, 2, 2], [2, 1, 2], [1, 0, 1], True)
+        torch.library.opcheck(torch.ops.vidpool.lp_pool_backward.default,
+                              (torch.randn_like(y), xi, p, [3, 2, 2], [2, 1, 2], [1, 0, 1], True))
         mask = torch.randn(3, 12, dtype=dtype)
         geometry = ([3, 2, 2], [2, 1, 2], [1, 0, 1], True)
         torch.library.opcheck(torch.ops.vidpool.gated_pool.default, (xi, mask) + geometry)

@@ -357,9 +357,13 @@ def test_hand_written_backwards_take_any_grad_layout(name):
     assert ref.shape == x.shape
 
 
-def test_trainable_lp_backward_twice_with_retained_graph():
-    """The learned-p backward reuses its saved ln P in place; a second backward through the same graph
-    (retain_graph=True) must still give the same gradients."""
+@pytest.mark.parametrize("path", ["fused", "composition"])
+def test_trainable_lp_backward_twice_with_retained_graph(path, monkeypatch):
+    """The composition's learned-p backward reuses its saved ln P in place; a second backward through
+    the same graph (retain_graph=True) must still give the same gradients (the fused kernel too)."""
+    from vidpool.ops import zoo
+    if path == "composition":
+        monkeypatch.setattr(zoo, "_fused_available", lambda t, op: False)
     m = build_pool("trainable_lp", 3, 2, channels=3).double()
     with torch.no_grad():
         m.p.copy_(torch.tensor([1.25, 2.5, 4.0]))
@@ -486,7 +490,42 @@ def test_gated_fused_kernel_matches_the_convolution(case, per_channel, monkeypat
     m = build_pool("gated", dim, k, s, p, ceil, channels=shape[1], per_channel=per_channel).double()
     with torch.no_grad():
         m.mask.normal_(0, 0.5)
-    params = [x.requires_grad_(), m.mask]
+    _fused_against_composition(m, x, monkeypatch)
+
+
+@pytest.mark.parametrize("name", ["lp", "trainable_lp"])
+@pytest.mark.parametrize("case", [
+    (3, (2, 3, 5, 7, 37), (3, 2, 3), (2, 2, 2), (1, 0, 1), True, "channels_last"),
+    (3, (1, 2, 4, 6, 9), (2, 2, 2), (2, 2, 2), (0, 0, 0), False, "gapped"),
+    (2, (2, 3, 9, 19), (3, 3), (1, 2), (1, 1), False, "contiguous"),
+    (3, (2, 3, 4, 6, 40), (2, 2, 2), (2, 2, 2), (0, 0, 0), False, "contiguous"),
+])
+def test_lp_fused_kernel_matches_the_composition(case, name, monkeypatch):
+    """The fused CPU kernel for Lp pooling (each window scaled by its own max) against the composition
+    (scaled by the plane's max, hand-written backward; what CUDA tensors take), float64, with zero cells
+    and an all-zero window; bitwise the same for 1 and 3 threads."""
+    from vidpool.ops import zoo
+    dim, shape, k, s, p, ceil, layout = case
+    x = torch.randn(shape, dtype=torch.float64) * 2
+    x[0, 0, ..., :3] = 0.0
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    elif layout == "gapped":
+        x = torch.cat([x, x], dim=-1)[..., ::2]
+    if not zoo._fused_available(x, "lp_pool"):
+        pytest.skip("vidpool's CPU kernels are not built")
+    m = build_pool(name, dim, k, s, p, ceil, channels=shape[1], **({"p": 3.0} if name == "lp" else {})).double()
+    if name == "trainable_lp":
+        with torch.no_grad():
+            m.p.copy_(torch.linspace(1.25, 4.0, shape[1]))
+    _fused_against_composition(m, x, monkeypatch)
+
+
+def _fused_against_composition(m, x, monkeypatch):
+    """m(x) and its input and parameter gradients through a fused CPU kernel: bitwise the same for 1 and
+    3 threads, and equal (float64) to the composition that other devices take."""
+    from vidpool.ops import zoo
+    params = [x.requires_grad_()] + list(m.parameters())
     y = m(x)
     g = torch.randn(y.shape, dtype=torch.float64)
     got = torch.autograd.grad(y, params, g)

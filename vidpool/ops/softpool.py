@@ -289,7 +289,15 @@ def _register_torch_library() -> None:
     def fake_gated_backward(grad_output, x, mask, *args):
         return torch.empty_like(x, memory_format=_memory_format(x)), torch.empty_like(mask)
 
-    torch.library.register_fake("vidpool::gated_pool", fake_gated)  # the zoo's fused kernels (CPU)
+    def fake_lp(x, p, kernel_size, stride, padding, ceil_mode):
+        return fake_soft_pool(x, kernel_size, stride, padding, ceil_mode)
+
+    def fake_lp_backward(grad_output, x, p, *args):
+        return torch.empty_like(x, memory_format=_memory_format(x)), torch.empty_like(p)
+
+    torch.library.register_fake("vidpool::lp_pool", fake_lp)  # the zoo's fused kernels (CPU)
+    torch.library.register_fake("vidpool::lp_pool_backward", fake_lp_backward)
+    torch.library.register_fake("vidpool::gated_pool", fake_gated)
     torch.library.register_fake("vidpool::gated_pool_backward", fake_gated_backward)
     torch.library.register_fake("vidpool::dpp_pool", fake_dpp)
     torch.library.register_fake("vidpool::dpp_pool_backward", fake_dpp_backward)

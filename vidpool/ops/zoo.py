@@ -143,6 +143,10 @@ def _lp(pool, x, p):
     own max instead, so the p -> inf limit stays the max.
     """
     pool.check_input(x)
+    if _fused_available(x, "lp_pool"):
+        p_vec = (p.reshape(-1) if isinstance(p, torch.Tensor) else torch.tensor([float(p)])).to(x.dtype)
+        geometry = (list(pool.kernel_size), list(pool.stride), list(pool.padding), pool.ceil_mode)
+        return _Fused.apply("lp_pool", x, geometry, p_vec.expand(x.shape[1]).contiguous())
     with torch.no_grad():  # the plane's largest magnitude, without a full-size |x| tensor
         dims = tuple(range(2, x.dim()))
         m = torch.maximum(x.amax(dims, keepdim=True), -x.amin(dims, keepdim=True))
@@ -360,7 +364,7 @@ class GatedPool(WindowPool):
         self.check_input(x)
         if _fused_available(x, "gated_pool"):
             geometry = (list(self.kernel_size), list(self.stride), list(self.padding), self.ceil_mode)
-            return _FusedGated.apply(x, self.mask.to(x.dtype), geometry)
+            return _Fused.apply("gated_pool", x, geometry, self.mask.to(x.dtype))
         if _tile_slices(self, x) is not None:
             return _TiledGated.apply(x, self.mask, self)
         # w . R for every window: a depthwise convolution with the mask as each channel's filter
@@ -479,41 +483,23 @@ def _fused_dpp_available(x):
     return _fused_available(x, "dpp_pool")
 
 
-class _FusedGated(torch.autograd.Function):
-    """Gated pooling through the fused CPU kernel: one pass over the windows forward, one backward
-    giving the input and mask gradients (formulas in csrc/zoo_cpu.cpp)."""
+class _Fused(torch.autograd.Function):
+    """A zoo method through its fused CPU kernel (csrc/zoo_cpu.cpp, where the formulas are):
+    torch.ops.vidpool.<op>(x, *params, *args) forward, and <op>_backward(grad, x, *params, *args)
+    returning the gradients of x and of each parameter. Once differentiable."""
 
     @staticmethod
-    def forward(ctx, x, mask, geometry):
-        ctx.save_for_backward(x, mask)
-        ctx.geometry = geometry
-        return torch.ops.vidpool.gated_pool(x, mask, *geometry)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        x, mask = ctx.saved_tensors
-        gx, gmask = torch.ops.vidpool.gated_pool_backward(g, x, mask, *ctx.geometry)
-        return gx, gmask, None
-
-
-class _FusedDppLite(torch.autograd.Function):
-    """DPP lite through the fused CPU kernel: one pass over the windows forward, one backward that
-    returns the input, alpha and lambda gradients (the formulas are in csrc/zoo_cpu.cpp)."""
-
-    @staticmethod
-    def forward(ctx, x, alpha, lam, geometry, asym, eps):
-        ctx.save_for_backward(x, alpha, lam)
-        ctx.args = (geometry, asym, eps)
-        return torch.ops.vidpool.dpp_pool(x, alpha, lam, *geometry, asym, eps)
+    def forward(ctx, op, x, args, *params):
+        ctx.save_for_backward(x, *params)
+        ctx.op, ctx.args = op, args
+        return getattr(torch.ops.vidpool, op)(x, *params, *args)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        x, alpha, lam = ctx.saved_tensors
-        geometry, asym, eps = ctx.args
-        gx, galpha, glam = torch.ops.vidpool.dpp_pool_backward(g, x, alpha, lam, *geometry, asym, eps)
-        return gx, galpha, glam, None, None, None
+        x, *params = ctx.saved_tensors
+        gx, *gparams = getattr(torch.ops.vidpool, ctx.op + "_backward")(g, x, *params, *ctx.args)
+        return (None, gx, None, *gparams)
 
 
 class DPPPool(WindowPool):
@@ -544,7 +530,7 @@ class DPPPool(WindowPool):
             self.check_input(x)
             alpha, lam = (t.clamp(min=0).to(x.dtype) for t in (self.alpha, self.lam))
             geometry = (list(self.kernel_size), list(self.stride), list(self.padding), self.ceil_mode)
-            return _FusedDppLite.apply(x, alpha, lam, geometry, self.reward == "asym", self.eps)
+            return _Fused.apply("dpp_pool", x, geometry + (self.reward == "asym", self.eps), alpha, lam)
         cells, mask = self.windows(x)
         mask = mask.to(x.dtype)
         nd = cells.dim()
