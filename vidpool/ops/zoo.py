@@ -6,10 +6,12 @@ and ceil_mode overhang cells belong to no window (``avg`` alone follows ``nn.Avg
 ``count_include_pad``). Random methods (mixed, stochastic, s3pool) sample from the torch RNG in
 ``train()`` mode only and are deterministic in ``eval()``. Trainable methods need ``channels``.
 
-Where a method is a function of per-window sums (sum, lp, trainable_lp, stochastic in eval) or of a
-per-window weighted sum (gated: strided slices where the windows tile the input, else a depthwise
-convolution), it is computed with torch's pooling and convolution kernels and hand-written backwards
-(once differentiable): memory O(input + output). The others gather explicit windows
+On float32/float64 CPU tensors, lp, trainable_lp, gated and dpp lite run fused kernels
+(``csrc/zoo_cpu.cpp``: one pass over each window forward and backward). Elsewhere, and for the other
+methods that are functions of per-window sums (sum, stochastic in eval), they are computed with torch's
+pooling and convolution kernels and hand-written backwards (gated: strided slices where the windows
+tile the input, else a depthwise convolution). Fused kernels and hand-written backwards are once
+differentiable; memory stays O(input + output). The others gather explicit windows
 (``WindowPool.windows``).
 """
 from __future__ import annotations
