@@ -60,6 +60,10 @@ class WindowPool(nn.Module):
         ones = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=torch.bool, device=x.device)
         return unfold(x, fill), unfold(ones, False)
 
+    def geometry(self):
+        """(kernel_size, stride, padding, ceil_mode) as the compiled ops take them."""
+        return (list(self.kernel_size), list(self.stride), list(self.padding), self.ceil_mode)
+
     def window_sum(self, t):
         """Sum over each window's cells (padding and overhang cells excluded: they pool as zeros)."""
         if self.dim == 1:  # avg_pool1d has no divisor_override: pool a (N, C, 1, L) view in 2D
@@ -147,8 +151,7 @@ def _lp(pool, x, p):
     pool.check_input(x)
     if _fused_available(x, "lp_pool"):
         p_vec = (p.reshape(-1) if isinstance(p, torch.Tensor) else torch.tensor([float(p)])).to(x.dtype)
-        geometry = (list(pool.kernel_size), list(pool.stride), list(pool.padding), pool.ceil_mode)
-        return _Fused.apply("lp_pool", x, geometry, p_vec.expand(x.shape[1]).contiguous())
+        return _Fused.apply("lp_pool", x, pool.geometry(), p_vec.expand(x.shape[1]).contiguous())
     with torch.no_grad():  # the plane's largest magnitude, without a full-size |x| tensor
         dims = tuple(range(2, x.dim()))
         m = torch.maximum(x.amax(dims, keepdim=True), -x.amin(dims, keepdim=True))
@@ -365,8 +368,7 @@ class GatedPool(WindowPool):
     def forward(self, x):
         self.check_input(x)
         if _fused_available(x, "gated_pool"):
-            geometry = (list(self.kernel_size), list(self.stride), list(self.padding), self.ceil_mode)
-            return _Fused.apply("gated_pool", x, geometry, self.mask.to(x.dtype))
+            return _Fused.apply("gated_pool", x, self.geometry(), self.mask.to(x.dtype))
         if _tile_slices(self, x) is not None:
             return _TiledGated.apply(x, self.mask, self)
         # w . R for every window: a depthwise convolution with the mask as each channel's filter
@@ -471,7 +473,7 @@ class LIPPool(WindowPool):
 
 
 def _fused_available(x, op):
-    """The zoo's compiled CPU kernels (csrc/zoo_cpu.cpp: gated_pool, dpp_pool) serve float32/float64
+    """The zoo's compiled CPU kernels (csrc/zoo_cpu.cpp: lp_pool, gated_pool, dpp_pool) serve float32/float64
     CPU tensors; other devices and dtypes take the compositions."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or _softpool_module._C is None:
         return False
@@ -531,8 +533,7 @@ class DPPPool(WindowPool):
         if self.variant == "lite" and _fused_dpp_available(x):
             self.check_input(x)
             alpha, lam = (t.clamp(min=0).to(x.dtype) for t in (self.alpha, self.lam))
-            geometry = (list(self.kernel_size), list(self.stride), list(self.padding), self.ceil_mode)
-            return _Fused.apply("dpp_pool", x, geometry + (self.reward == "asym", self.eps), alpha, lam)
+            return _Fused.apply("dpp_pool", x, self.geometry() + (self.reward == "asym", self.eps), alpha, lam)
         cells, mask = self.windows(x)
         mask = mask.to(x.dtype)
         nd = cells.dim()
