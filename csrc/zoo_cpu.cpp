@@ -60,7 +60,7 @@ struct WindowWalker {
       for (int64_t b = 0; b < H.k; ++b) {
         const int64_t d = od * D.s - D.p + a, h = oh * H.s - H.p + b;
         const bool row_ok = d >= 0 && d < D.in && h >= 0 && h < H.in;
-        const scalar_t* row = plane + d * s.d + h * s.h;
+        const scalar_t* row = row_ok ? plane + d * s.d + h * s.h : plane;  // no pointer outside the plane
         for (int64_t c = 0; c < W.k; ++c, ++k) {
           scalar_t* cell = cells.data() + k * L;
           scalar_t* m = mask.data() + k * L;
@@ -98,7 +98,12 @@ struct WindowWalker {
     int64_t k = 0;
     for (int64_t a = 0; a < D.k; ++a)
       for (int64_t b = 0; b < H.k; ++b) {
-        scalar_t* row = gplane + (od * D.s - D.p + a) * s.d + (oh * H.s - H.p + b) * s.h;
+        const int64_t d = od * D.s - D.p + a, h = oh * H.s - H.p + b;
+        if (d < 0 || d >= D.in || h < 0 || h >= H.in) {  // a padding row: no cell to write
+          k += W.k;
+          continue;
+        }
+        scalar_t* row = gplane + d * s.d + h * s.h;
         const char* ok0 = valid.data() + k * L;
         if (!accumulate && W.k == 2 && W.s == 2 && s.w == 1 && lanes == L && ok0[0] && ok0[L - 1] &&
             valid[(k + 1) * L + L - 1]) {
