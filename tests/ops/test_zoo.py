@@ -438,7 +438,7 @@ def test_dpp_lite_fused_kernel_matches_the_composition(case, dtype, reward, monk
     with torch.no_grad():
         m.alpha.copy_(torch.rand(shape[1]) + 0.1)
         m.lam.copy_(torch.rand(shape[1]) * 2 + 0.1)
-    if not zoo._fused_dpp_available(x):
+    if not zoo._fused_available(x, "dpp_pool"):
         pytest.skip("vidpool's CPU kernels are not built")
     params = [x.requires_grad_(), m.alpha, m.lam]
     y = m(x)
@@ -456,7 +456,7 @@ def test_dpp_lite_fused_kernel_matches_the_composition(case, dtype, reward, monk
         torch.set_num_threads(threads)
     for a, b in zip((y1,) + got1, (y3,) + got3):
         assert torch.equal(a, b)
-    monkeypatch.setattr(zoo, "_fused_dpp_available", lambda t: False)
+    monkeypatch.setattr(zoo, "_fused_available", lambda t, op: False)
     m64 = m.double()  # the reference in float64 (float32 differs from it by rounding, either path)
     params64 = [x.detach().double().requires_grad_(), m64.alpha, m64.lam]
     ref = m64(params64[0])

@@ -483,10 +483,6 @@ def _fused_available(x, op):
         return False
 
 
-def _fused_dpp_available(x):
-    return _fused_available(x, "dpp_pool")
-
-
 class _Fused(torch.autograd.Function):
     """A zoo method through its fused CPU kernel (csrc/zoo_cpu.cpp, where the formulas are):
     torch.ops.vidpool.<op>(x, *params, *args) forward, and <op>_backward(grad, x, *params, *args)
@@ -530,7 +526,7 @@ class DPPPool(WindowPool):
             self.filter = nn.Parameter(torch.ones(channels, math.prod(self.kernel_size)))
 
     def forward(self, x):
-        if self.variant == "lite" and _fused_dpp_available(x):
+        if self.variant == "lite" and _fused_available(x, "dpp_pool"):
             self.check_input(x)
             alpha, lam = (t.clamp(min=0).to(x.dtype) for t in (self.alpha, self.lam))
             return _Fused.apply("dpp_pool", x, self.geometry() + (self.reward == "asym", self.eps), alpha, lam)
