@@ -273,3 +273,36 @@ def test_narrow_rows_of_large_planes(k, s, p, layout):
     (gx,) = torch.autograd.grad(y, x, g.float())
     (gr,) = torch.autograd.grad(ref, x64, g)
     torch.testing.assert_close(gx.double(), gr, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (2, 3, 0), (3, 2, 1)])  # tiling, gapped, overlapping windows
+@pytest.mark.parametrize("layout", ["contiguous", "channel_slice", "row_slice", "channels_last"])
+def test_narrow_rows_of_small_planes(dtype, k, s, p, layout):
+    """The transposed-block path (W < one vector of outputs, small planes): planes moved in SIMD
+    tiles when they are dense and evenly spaced (a tail tile: 3*5*13 cells; tail blocks of 2 and 6 planes),
+    per row when rows are sliced, lane by lane for channels-last, across a batch boundary inside a
+    block, with a gapped and a broadcast grad_output; forward and backward against float64."""
+    gen = torch.Generator().manual_seed(k * 10 + s)
+    base = torch.randn(2, 9, 3, 5, 15, generator=gen, dtype=torch.float64) * 3
+    dense = base[..., :13].contiguous()
+    x = {"contiguous": dense,
+         "channel_slice": dense[:, 1:8],  # 14 dense planes, not evenly spaced across the batch boundary
+         "row_slice": base[..., :13],
+         "channels_last": dense.contiguous(memory_format=torch.channels_last_3d)}[layout]
+    xl = x.to(dtype).requires_grad_()
+    x64 = xl.detach().double().requires_grad_()
+    kk, ss, pp = (k,) * 3, (s,) * 3, (p,) * 3
+    y = ops.soft_pool3d(xl, k, s, p)
+    ref = brute.soft_pool(x64, kk, ss, pp)
+    assert y.shape[-1] < 8  # narrow: the block path
+    tol = {torch.float32: 1e-5, torch.float64: 1e-10, torch.bfloat16: 3e-2}[dtype]
+    torch.testing.assert_close(y.double(), ref, rtol=tol, atol=tol)
+    for kind in ("gapped", "broadcast"):
+        if kind == "gapped":
+            g = torch.randn(ref.shape[:-1] + (2 * ref.shape[-1],), generator=gen, dtype=torch.float64)[..., ::2]
+        else:
+            g = torch.randn(ref.shape[:-1] + (1,), generator=gen, dtype=torch.float64).expand(ref.shape)
+        (gx,) = torch.autograd.grad(y, xl, g.to(dtype), retain_graph=True)
+        (gr,) = torch.autograd.grad(ref, x64, g, retain_graph=True)
+        torch.testing.assert_close(gx.double(), gr, rtol=tol, atol=tol * (10 if dtype == torch.bfloat16 else 1))
