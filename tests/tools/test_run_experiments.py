@@ -1,0 +1,208 @@
+"""tools/run_experiments.py and vidpool.experiments: a tiny grid run for real (two jobs at once),
+skipped when finished, resumed after a kill; McNemar and the summary on hand-built prediction files;
+clear errors for bad grids and changed settings."""
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from vidpool.experiments import Cell, Grid, load_grid, summarise, write_results
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+TOOL = os.path.join(ROOT, "tools", "run_experiments.py")
+TINY = {"TRAIN": {"DATASET": "ucf101", "BATCH_SIZE": 4, "EVAL_PERIOD": 0},
+        "TEST": {"DATASET": "ucf101", "BATCH_SIZE": 8, "NUM_ENSEMBLE_VIEWS": 1, "NUM_SPATIAL_CROPS": 1},
+        "MODEL": {"ARCH": "r3d_10", "BASE_WIDTH": 8, "NUM_CLASSES": 5},
+        "DATA": {"NUM_FRAMES": 4, "SAMPLING_RATE": 8, "TRAIN_JITTER_SCALES": [32, 36], "TRAIN_CROP_SIZE": 32,
+                 "TEST_CROP_SIZE": 32},
+        "DATA_LOADER": {"NUM_WORKERS": 0}, "SOLVER": {"BASE_LR": 0.01, "MAX_EPOCH": 1}, "LOG_PERIOD": 0}
+
+
+def _grid_file(tmp_path, root, name="tiny", **fields):
+    base = tmp_path / "base.yaml"
+    cfg = json.loads(json.dumps(TINY))
+    cfg["DATA"]["PATH_TO_DATA_DIR"] = os.path.join(root, "ucf101")
+    base.write_text(yaml.safe_dump(cfg))
+    grid = {"base": str(base), "overrides": {"SOLVER.MAX_EPOCH": 1},
+            "axes": {"MODEL.POOL": ["max", "softpool"], "RNG_SEED": [0, 1]},
+            "baseline": {"MODEL.POOL": "max"}, "seed_key": "RNG_SEED", "out": str(tmp_path / name)}
+    grid.update(fields)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return str(path)
+
+
+def _tool(*args, **kw):
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, cwd=ROOT, **kw)
+
+
+def _predictions(out):
+    with open(os.path.join(out, "predictions.csv")) as f:
+        return {r["video_id"]: r for r in csv.DictReader(f)}
+
+
+def _accuracy(rows, k=1):
+    if k == 1:
+        return 100.0 * sum(r["correct"] == "1" for r in rows.values()) / len(rows)
+    return 100.0 * sum(r["true_label"] in r["top5_labels"].split() for r in rows.values()) / len(rows)
+
+
+@pytest.mark.slow
+def test_tiny_grid_two_jobs_results_and_skip_when_finished(synthetic_root, tmp_path):
+    grid_path = _grid_file(tmp_path, synthetic_root)
+    dry = _tool("--grid", grid_path, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("[to run]") == 4 and not os.path.exists(tmp_path / "tiny")  # nothing ran
+    done = _tool("--grid", grid_path, "--jobs", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    grid = load_grid(grid_path)
+    cells = {(c.values["MODEL.POOL"], c.values["RNG_SEED"]): c for c in grid.cells()}
+    # two jobs at once: the runs' lifetimes (config written at start, predictions at the end) overlap
+    spans = sorted((os.stat(os.path.join(c.out, "config.yaml")).st_mtime,
+                    os.stat(os.path.join(c.out, "predictions.csv")).st_mtime) for c in cells.values())
+    assert any(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1)), spans
+    for c in cells.values():  # each run had its threads split: 2 cores / 2 jobs (or 1 core)
+        with open(os.path.join(c.out, "run.log")) as f:
+            assert "train_net.py" in f.readline()
+    with open(tmp_path / "tiny" / "results.json") as f:
+        res = json.load(f)
+    by_pool = {r["MODEL.POOL"]: r for r in res["records"]}
+    for pool in ("max", "softpool"):
+        preds = [_predictions(cells[pool, s].out) for s in (0, 1)]
+        top1 = [_accuracy(p) for p in preds]
+        top5 = [_accuracy(p, 5) for p in preds]
+        rec = by_pool[pool]
+        assert rec["runs"] == 2 and sorted(rec["seeds"]) == [0, 1]
+        assert rec["top1_mean"] == pytest.approx(statistics.fmean(top1))
+        assert rec["top1_std"] == pytest.approx(statistics.stdev(top1))
+        assert rec["top5_mean"] == pytest.approx(statistics.fmean(top5))
+        assert rec["params"] > 0 and rec["gflops"] > 0 and rec["train_s_mean"] > 0
+    # McNemar of softpool against max, same seed matched, tables summed over both seeds
+    n01 = n10 = 0
+    for s in (0, 1):
+        a, b = _predictions(cells["max", s].out), _predictions(cells["softpool", s].out)
+        n01 += sum(a[v]["correct"] == "0" and b[v]["correct"] == "1" for v in a)
+        n10 += sum(a[v]["correct"] == "1" and b[v]["correct"] == "0" for v in a)
+    (cmp,) = res["comparisons"]
+    assert cmp["compared"] == {"MODEL.POOL": "softpool"} and (cmp["n01"], cmp["n10"]) == (n01, n10)
+    if n01 + n10:
+        assert cmp["chi2"] == pytest.approx(max(abs(n01 - n10) - 1, 0) ** 2 / (n01 + n10))
+    with open(tmp_path / "tiny" / "results.csv") as f:
+        kinds = [r["kind"] for r in csv.DictReader(f)]
+    assert sorted(kinds) == ["cell", "cell", "mcnemar"]
+    assert os.path.getsize(tmp_path / "tiny" / "results.png") > 10_000
+    # rerun: every cell finished, nothing trains again (no file of any run is touched)
+    before = {c.name: os.stat(os.path.join(c.out, "stats.jsonl")).st_mtime_ns for c in grid.cells()}
+    again = _tool("--grid", grid_path)
+    assert again.returncode == 0 and "4 finished, 0 to run" in again.stdout, again.stdout + again.stderr
+    assert {c.name: os.stat(os.path.join(c.out, "stats.jsonl")).st_mtime_ns for c in grid.cells()} == before
+
+
+@pytest.mark.slow
+def test_interrupted_cell_resumes_from_its_checkpoint(synthetic_root, tmp_path):
+    grid_path = _grid_file(tmp_path, synthetic_root, name="resume", overrides={"SOLVER.MAX_EPOCH": 3},
+                           axes={"MODEL.POOL": ["softpool"]}, baseline={}, seed_key=None)
+    (cell,) = load_grid(grid_path).cells()
+    first = os.path.join(cell.out, "checkpoints", "checkpoint_epoch_00001.pyth")
+    last = os.path.join(cell.out, "checkpoints", "checkpoint_epoch_00003.pyth")
+    proc = subprocess.Popen([sys.executable, TOOL, "--grid", grid_path], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not os.path.exists(first) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its training run die at once
+    proc.wait()
+    assert os.path.exists(first) and not os.path.exists(last), "the kill came too late to interrupt"
+    first_mtime = os.stat(first).st_mtime_ns
+    dry = _tool("--grid", grid_path, "--dry-run")
+    assert "[interrupted]" in dry.stdout
+    done = _tool("--grid", grid_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resuming" in done.stdout
+    assert os.stat(first).st_mtime_ns == first_mtime  # epoch 1 was not trained again
+    with open(os.path.join(cell.out, "stats.jsonl")) as f:
+        epochs = [r["epoch"] for r in map(json.loads, f) if r.get("kind", "epoch") == "epoch"]
+    assert epochs[-1] == 3 and epochs.count(1) == 1
+
+
+def _fake_cell(cell: Cell, correct, top1, seconds=10.0):
+    """A finished cell folder: marker, predictions.csv (videos v0.. with the given correctness) and
+    the test record."""
+    os.makedirs(cell.out)
+    with open(os.path.join(cell.out, "experiment_cell.json"), "w") as f:
+        json.dump(cell.marker(), f)
+    with open(os.path.join(cell.out, "predictions.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["video_id", "true_label", "predicted_label", "correct"])
+        for i, ok in enumerate(correct):
+            w.writerow([f"v{i}", 1, 1 if ok else 0, int(ok)])
+    with open(os.path.join(cell.out, "stats.jsonl"), "w") as f:
+        f.write(json.dumps({"epoch": 1, "lr": 0.1, "train_loss": 1.0, "epoch_time_s": seconds}) + "\n")
+        f.write(json.dumps({"kind": "test", "epoch": 1, "test_video_top1": top1, "test_video_top5": 100.0}) + "\n")
+
+
+def test_mcnemar_on_hand_built_predictions_pooled_over_seeds(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("MODEL:\n  ARCH: r3d_10\n")
+    grid = Grid(name="hand", base=str(base), overrides={}, out=str(tmp_path / "hand"), seed_key="RNG_SEED",
+                axes={"MODEL.ARCH": ["r3d_10", "i3d"], "MODEL.POOL": ["max", "softpool", "lp"], "RNG_SEED": [0, 1]},
+                baseline={"MODEL.POOL": "max"})
+    cells = {(c.values["MODEL.ARCH"], c.values["MODEL.POOL"], c.values["RNG_SEED"]): c for c in grid.cells()}
+    # r3d_10, 20 videos. seed 0: max right on v0-v9, softpool right on v5-v17 -> n01 = 8, n10 = 5
+    #                    seed 1: max right on v0-v4, softpool right on v0-v15 -> n01 = 11, n10 = 0
+    _fake_cell(cells["r3d_10", "max", 0], [i < 10 for i in range(20)], 50.0)
+    _fake_cell(cells["r3d_10", "softpool", 0], [5 <= i < 18 for i in range(20)], 65.0)
+    _fake_cell(cells["r3d_10", "max", 1], [i < 5 for i in range(20)], 25.0)
+    _fake_cell(cells["r3d_10", "softpool", 1], [i < 16 for i in range(20)], 80.0)
+    # i3d: lp identical to max on seed 0 only (no discordant video); i3d softpool has no run at all
+    _fake_cell(cells["i3d", "max", 0], [i % 2 == 0 for i in range(20)], 50.0)
+    _fake_cell(cells["i3d", "lp", 0], [i % 2 == 0 for i in range(20)], 50.0)
+    summary = summarise(grid, with_complexity=False)
+    comps = {(c["compared"]["MODEL.ARCH"], c["compared"]["MODEL.POOL"]): c for c in summary["comparisons"]}
+    assert set(comps) == {("r3d_10", "softpool"), ("i3d", "lp")}
+    sp = comps["r3d_10", "softpool"]
+    assert (sp["n00"], sp["n01"], sp["n10"], sp["n11"]) == (2 + 4, 8 + 11, 5 + 0, 5 + 5)
+    assert sp["baseline"] == {"MODEL.ARCH": "r3d_10", "MODEL.POOL": "max"} and sorted(sp["seeds"]) == [0, 1]
+    assert sp["chi2"] == pytest.approx((19 - 5 - 1) ** 2 / 24)  # 7.0417: past 6.635
+    assert sp["level"] == 99.0 and sp["better"] == "compared"
+    lp = comps["i3d", "lp"]
+    assert lp["chi2"] is None and "undefined" in lp["notes"][-1]
+    recs = {(r["MODEL.ARCH"], r["MODEL.POOL"]): r for r in summary["records"]}
+    assert recs["r3d_10", "softpool"]["top1_mean"] == pytest.approx(72.5)
+    assert recs["r3d_10", "softpool"]["top1_std"] == pytest.approx(10.606601717798213)  # stdev([65, 80])
+    assert recs["i3d", "max"]["runs"] == 1 and recs["i3d", "max"]["top1_std"] == 0.0
+    assert len(summary["unfinished"]) == 12 - 6
+    paths = write_results(summary, grid.out)
+    md = open(paths[2]).read()
+    assert "| ARCH=r3d_10, POOL=softpool | 2 | 5 | 19 | 7.04 |" in md
+    with open(paths[1]) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["kind"] for r in rows].count("mcnemar") == 2 and [r["kind"] for r in rows].count("cell") == 4
+
+
+def test_bad_grids_and_changed_settings_are_clear_errors(synthetic_root, tmp_path):
+    bad = _grid_file(tmp_path, synthetic_root, name="bad", axes={"MODEL.POOLS": ["max"]}, baseline={}, seed_key=None)
+    done = _tool("--grid", bad, "--dry-run")
+    assert done.returncode == 2 and "MODEL.POOLS" in done.stderr and "did you mean MODEL.POOL" in done.stderr
+    for fields, message in (({"baseline": {"MODEL.POOL": "avg"}}, "baseline MODEL.POOL: 'avg'"),
+                            ({"seed_key": "SEED"}, "seed_key 'SEED' is not an axis"),
+                            ({"overrides": {"MODEL.POOL": "max"}}, "both fixed in 'overrides' and varied")):
+        with pytest.raises(ValueError, match=message):
+            load_grid(_grid_file(tmp_path, synthetic_root, name="bad2", **fields))
+    # a cell folder made for other settings is never reused or overwritten
+    path = _grid_file(tmp_path, synthetic_root, name="changed", axes={"MODEL.POOL": ["max"]}, baseline={},
+                      seed_key=None)
+    (cell,) = load_grid(path).cells()
+    os.makedirs(cell.out)
+    with open(os.path.join(cell.out, "experiment_cell.json"), "w") as f:
+        json.dump({"base": "elsewhere.yaml", "overrides": ["SOLVER.MAX_EPOCH", "7"]}, f)
+    done = _tool("--grid", path)
+    assert done.returncode == 2 and "holds a run of other settings" in done.stderr
+    assert os.listdir(cell.out) == ["experiment_cell.json"]

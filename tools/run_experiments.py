@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Run an ablation grid: every combination of config overrides as a training run, then one table.
+
+    python tools/run_experiments.py --grid configs/experiments/paper_mini.yaml [--jobs 2] [--dry-run]
+    python tools/run_experiments.py --grid GRID.yaml --summarise      # tables and plot from what is done
+
+A grid file (YAML):
+
+    base: configs/demo/r3d10_softpool.yaml
+    overrides: {SOLVER.MAX_EPOCH: 2}
+    axes: {MODEL.ARCH: [r3d_10, r2plus1d_10], MODEL.POOL: [max, softpool], RNG_SEED: [0, 1, 2]}
+    baseline: {MODEL.POOL: max}        # every other value of these axes is tested against it
+    seed_key: RNG_SEED                 # the axis averaged over
+    out: output/experiments/NAME
+
+Each cell trains with tools/train_net.py into OUT/cells/<cell>/ (its log in run.log there). Finished
+cells are skipped and interrupted ones resume, so the same command continues or extends a grid.
+--jobs N runs N cells at once with this machine's cores split between them (OMP_NUM_THREADS).
+The summary goes to OUT/results.{md,csv,json} and OUT/results.png: per cell (over the seed axis)
+the mean and sample std of video top-1/top-5, params, GFLOPs and training time; and McNemar's test
+of every non-baseline value against the baseline on the same test videos, tables summed over seeds.
+Exit status: 0 when every cell finished, 1 when some failed (their logs are named), 2 on a bad grid.
+"""
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from vidpool.experiments import Runner, load_grid, summarise, write_results  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--grid", required=True, help="grid YAML")
+    ap.add_argument("--jobs", type=int, default=1, help="cells trained at the same time (default 1)")
+    ap.add_argument("--threads", type=int, help="torch threads per cell (default: cores / jobs)")
+    ap.add_argument("--dry-run", action="store_true", help="list the cells, their state and commands; run nothing")
+    ap.add_argument("--summarise", action="store_true", help="only write the results of the finished cells")
+    ap.add_argument("--no-complexity", action="store_true", help="leave params and GFLOPs out of the results")
+    args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error("--jobs must be >= 1")
+    try:
+        grid = load_grid(args.grid)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    runner = Runner(grid, jobs=args.jobs, threads=args.threads)
+    cells = grid.cells()
+    if args.dry_run:
+        print(f"grid {grid.name}: {len(cells)} cells -> {grid.out} ({args.jobs} at a time, "
+              f"{runner.threads_per_job()} threads each)")
+        for cell in cells:
+            state = "finished" if cell.finished() else "interrupted" if cell.started() else "to run"
+            print(f"  [{state}] {cell.name}\n      {' '.join(runner.command(cell))}")
+        return 0
+    failed = []
+    if not args.summarise:
+        start = time.time()
+        try:
+            failed = runner.run()
+        except RuntimeError as e:  # a folder of other settings: nothing was started for it
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"grid {grid.name}: ran for {time.time() - start:.0f} s, {len(failed)} failed", flush=True)
+    summary = summarise(grid, with_complexity=not args.no_complexity)
+    paths = write_results(summary, grid.out)
+    if summary["records"]:
+        from vidpool.viz.stats import plot_results
+
+        plot_results(summary, os.path.join(grid.out, "results.png"))
+        paths.append(os.path.join(grid.out, "results.png"))
+    with open(paths[2]) as f:
+        print(f.read())
+    print("wrote " + ", ".join(paths))
+    if failed:
+        print(f"{len(failed)} cells failed: " + ", ".join(os.path.join(c.out, "run.log") for c in failed),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

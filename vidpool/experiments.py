@@ -1,0 +1,451 @@
+"""Ablation grids: many training runs that differ in a few config keys, and their comparison.
+
+A grid (YAML; the format is in tools/run_experiments.py's help) names a base config, fixed
+overrides, axes of config overrides, a baseline (values of some axes that every other value is
+tested against), the seed axis averaged over, and an output folder.
+
+Every combination of axis values is a cell: a normal training run (tools/train_net.py) in its own
+OUTPUT_DIR under ``out``. A finished cell (its test written) is skipped, an interrupted one resumes
+from its checkpoints, and a cell whose folder holds a run of other overrides is an error, so a grid
+can be rerun or extended safely. The summary groups the cells over the seed axis (mean and sample
+standard deviation of the video top-1/top-5) and tests every non-baseline value of the baseline axes
+against the baseline with McNemar's test, matching the other axes and the seed, with the 2x2 tables
+of all seeds summed (:mod:`vidpool.analysis.mcnemar`).
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from vidpool.analysis.mcnemar import LEVELS, Table, mcnemar, table_from_predictions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CELL_FILE = "experiment_cell.json"  # the overrides a cell folder was created for
+
+
+@dataclass
+class Grid:
+    name: str
+    base: str
+    overrides: Dict[str, Any]
+    axes: Dict[str, List[Any]]
+    baseline: Dict[str, Any]
+    seed_key: Optional[str]
+    out: str
+
+    def cells(self) -> List["Cell"]:
+        keys = list(self.axes)
+        return [Cell(self, dict(zip(keys, values))) for values in itertools.product(*self.axes.values())]
+
+    @property
+    def group_keys(self) -> List[str]:
+        """The axes a summary record is keyed by: every axis but the seed."""
+        return [k for k in self.axes if k != self.seed_key]
+
+
+def _value_text(value: Any) -> str:
+    """A YAML value as the text of a KEY VALUE override (fvcore parses it back with literal_eval)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    return repr(value) if isinstance(value, (int, float)) else json.dumps(value)
+
+
+def _slug(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "_"
+
+
+@dataclass
+class Cell:
+    grid: Grid
+    values: Dict[str, Any]  # axis key -> value
+
+    @property
+    def name(self) -> str:
+        return "__".join(f"{k.split('.')[-1]}-{_slug(v)}" for k, v in self.values.items())
+
+    @property
+    def out(self) -> str:
+        return os.path.join(self.grid.out, "cells", self.name)
+
+    def override_list(self) -> List[str]:
+        """KEY VALUE pairs for tools/train_net.py: the grid's fixed overrides, then this cell's."""
+        pairs = {**self.grid.overrides, **self.values}
+        out = []
+        for k, v in pairs.items():
+            out += [k, _value_text(v)]
+        return out
+
+    def group(self) -> Tuple:
+        return tuple(self.values[k] for k in self.grid.group_keys)
+
+    def seed(self):
+        return self.values.get(self.grid.seed_key) if self.grid.seed_key else None
+
+    def marker(self) -> dict:
+        return {"base": self.grid.base, "overrides": self.override_list()}
+
+    def made_for(self) -> Optional[dict]:
+        """What the cell's folder was created for (None: no marker)."""
+        path = os.path.join(self.out, CELL_FILE)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def finished(self) -> bool:
+        """Tested, by a run of exactly this cell's settings."""
+        return (os.path.isfile(os.path.join(self.out, "predictions.csv")) and self.made_for() == self.marker()
+                and test_record(self.out) is not None)
+
+    def started(self) -> bool:
+        return os.path.isdir(self.out)
+
+
+def _resolve(path: str, grid_file: str) -> str:
+    """Paths in a grid are relative to the working directory, else to the grid file's folder."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return os.path.abspath(path)
+    beside = os.path.join(os.path.dirname(os.path.abspath(grid_file)), path)
+    return os.path.abspath(beside) if os.path.exists(beside) else os.path.abspath(path)
+
+
+def load_grid(path: str, validate: bool = True) -> Grid:
+    """Reads and checks a grid file: the base config exists, every key is a config key (checked by
+    loading every cell's config when ``validate``), the baseline and seed key are axes."""
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a grid is a mapping with base, axes, ... (got {type(raw).__name__})")
+    unknown = set(raw) - {"base", "overrides", "axes", "baseline", "seed_key", "out", "name"}
+    if unknown:
+        raise ValueError(f"{path}: unknown grid field(s) {sorted(unknown)} (base, overrides, axes, baseline, "
+                         "seed_key, out, name)")
+    for required in ("base", "axes"):
+        if required not in raw:
+            raise ValueError(f"{path}: the grid needs '{required}'")
+    axes = raw["axes"]
+    if not isinstance(axes, dict) or not axes:
+        raise ValueError(f"{path}: 'axes' must map config keys to lists of values")
+    for k, v in axes.items():
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"{path}: axis {k} needs a non-empty list of values, got {v!r}")
+        if len(set(map(_slug, v))) != len(v):
+            raise ValueError(f"{path}: axis {k} repeats a value: {v}")
+    overrides = raw.get("overrides") or {}
+    both = set(overrides) & set(axes)
+    if both:
+        raise ValueError(f"{path}: {sorted(both)} both fixed in 'overrides' and varied in 'axes'")
+    if "OUTPUT_DIR" in axes or "OUTPUT_DIR" in overrides:
+        raise ValueError(f"{path}: OUTPUT_DIR is set per cell (under 'out'); do not override it")
+    baseline = raw.get("baseline") or {}
+    for k, v in baseline.items():
+        if k not in axes or v not in axes[k]:
+            raise ValueError(f"{path}: baseline {k}: {v!r} is not a value of an axis (axes: {sorted(axes)})")
+    seed_key = raw.get("seed_key")
+    if seed_key is not None and seed_key not in axes:
+        raise ValueError(f"{path}: seed_key {seed_key!r} is not an axis")
+    if seed_key is not None and seed_key in baseline:
+        raise ValueError(f"{path}: the seed axis cannot be the baseline")
+    name = raw.get("name") or os.path.splitext(os.path.basename(path))[0]
+    grid = Grid(name=name, base=_resolve(raw["base"], path), overrides=dict(overrides), axes=dict(axes),
+                baseline=dict(baseline), seed_key=seed_key,
+                out=os.path.abspath(raw.get("out") or os.path.join("output", "experiments", name)))
+    if not os.path.isfile(grid.base):
+        raise FileNotFoundError(f"{path}: base config {raw['base']} not found")
+    if validate:
+        from vidpool.config import load_cfg
+
+        for cell in grid.cells():
+            try:
+                load_cfg(grid.base, cell.override_list())
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"{path}: cell {cell.name}: {str(e).strip(chr(34))}") from None
+    return grid
+
+
+def read_stats(out: str) -> List[dict]:
+    path = os.path.join(out, "stats.jsonl")
+    if not os.path.isfile(path):
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill: the rest of the file still counts
+    return rows
+
+
+def test_record(out: str) -> Optional[dict]:
+    tests = [r for r in read_stats(out) if r.get("kind") == "test"]
+    return tests[-1] if tests else None
+
+
+def train_seconds(out: str) -> float:
+    """Training time of a run: the sum of its epochs' times (the last record of each epoch, so an
+    epoch replayed after a resume counts once)."""
+    epochs = {r["epoch"]: r.get("epoch_time_s", 0.0) for r in read_stats(out) if r.get("kind", "epoch") == "epoch"}
+    return float(sum(epochs.values()))
+
+
+def complexity(grid: Grid, cell: Cell) -> Dict[str, float]:
+    """Parameters and GFLOPs (fvcore, one test clip) of a cell's model."""
+    import torch
+
+    from vidpool.analysis.complexity import count_parameters, flops_and_activations
+    from vidpool.config import load_cfg
+    from vidpool.models import build_model
+
+    cfg = load_cfg(grid.base, cell.override_list())
+    model = build_model(cfg).eval()
+    size = cfg.DATA.TEST_CROP_SIZE
+    clip = torch.zeros(1, 3, cfg.DATA.NUM_FRAMES, size, size)
+    flops, _ = flops_and_activations(model, clip)
+    return {"params": count_parameters(model), "gflops": flops}
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+@dataclass
+class Runner:
+    grid: Grid
+    jobs: int = 1
+    threads: Optional[int] = None  # per job; default: this machine's cores split over the jobs
+    python: str = sys.executable
+    log: Any = print
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def command(self, cell: Cell) -> List[str]:
+        return [self.python, os.path.join(ROOT, "tools", "train_net.py"), "--cfg", self.grid.base,
+                "OUTPUT_DIR", cell.out] + cell.override_list()
+
+    def threads_per_job(self) -> int:
+        if self.threads:
+            return self.threads
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // max(1, self.jobs))
+
+    def check_folder(self, cell: Cell) -> None:
+        """A cell folder made for other settings (the grid changed) is an error, never reused."""
+        have, want = cell.made_for(), cell.marker()
+        if have is not None and have != want:
+            raise RuntimeError(f"{cell.out} holds a run of other settings ({have['overrides']} from {have['base']}), "
+                               f"not {want['overrides']}: move it away or give the grid another 'out'")
+        if have is None and os.path.isdir(cell.out) and os.listdir(cell.out):
+            raise RuntimeError(f"{cell.out} exists but was not made by this runner: move it away")
+
+    def claim(self, cell: Cell) -> None:
+        os.makedirs(cell.out, exist_ok=True)
+        if cell.made_for() is None:
+            with open(os.path.join(cell.out, CELL_FILE), "w") as f:
+                json.dump(cell.marker(), f, indent=1)
+
+    def run_cell(self, cell: Cell, index: int, total: int) -> dict:
+        self.claim(cell)
+        state = "resuming" if os.path.isdir(os.path.join(cell.out, "checkpoints")) else "starting"
+        threads = self.threads_per_job()
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self.log(f"[{index}/{total}] {state} {cell.name} ({threads} thread{'s' * (threads > 1)})")
+        start = time.time()
+        with open(os.path.join(cell.out, "run.log"), "a") as logf:
+            logf.write(f"$ {' '.join(self.command(cell))}\n")
+            logf.flush()
+            done = subprocess.run(self.command(cell), cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        seconds = time.time() - start
+        if done.returncode != 0 or not cell.finished():
+            raise RuntimeError(f"cell {cell.name} failed (exit {done.returncode}) after {seconds:.0f} s; "
+                               f"see {os.path.join(cell.out, 'run.log')}")
+        rec = test_record(cell.out)
+        self.log(f"[{index}/{total}] done {cell.name} in {seconds:.0f} s: video top-1 "
+                 f"{rec['test_video_top1']:.2f}%")
+        return {"cell": cell.name, "seconds": seconds}
+
+    def run(self) -> List[Cell]:
+        """Runs every unfinished cell (``jobs`` at a time); returns the cells that failed. Raises
+        RuntimeError, before running anything, when a cell's folder holds other settings."""
+        cells = self.grid.cells()
+        for cell in cells:  # every folder checked before anything runs
+            self.check_folder(cell)
+        todo = [c for c in cells if not c.finished()]
+        self.log(f"grid {self.grid.name}: {len(cells)} cells, {len(cells) - len(todo)} finished, {len(todo)} to run "
+                 f"({sum(c.started() for c in todo)} interrupted), {self.jobs} at a time -> {self.grid.out}")
+        failed: List[Cell] = []
+
+        def one(item):
+            i, cell = item
+            try:
+                self.run_cell(cell, i, len(todo))
+            except RuntimeError as e:
+                with self._lock:
+                    failed.append(cell)
+                self.log(f"error: {e}")
+
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            list(pool.map(one, enumerate(todo, start=1)))
+        return failed
+
+
+# -------------------------------------------------------------------------------------- summarising
+
+
+def _mean_std(values: Sequence[float]) -> Tuple[Optional[float], Optional[float]]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(grid: Grid, with_complexity: bool = True) -> dict:
+    """Records per cell group (over seeds) and McNemar comparisons against the baseline, from the
+    finished cells' files; unfinished cells are listed and left out."""
+    cells = grid.cells()
+    done = [c for c in cells if c.finished()]
+    groups: Dict[Tuple, List[Cell]] = {}
+    for c in done:
+        groups.setdefault(c.group(), []).append(c)
+    records = []
+    for key, members in groups.items():
+        tests = [test_record(c.out) for c in members]
+        top1, top5 = [t["test_video_top1"] for t in tests], [t["test_video_top5"] for t in tests]
+        rec: Dict[str, Any] = dict(zip(grid.group_keys, key))
+        rec["seeds"] = [c.seed() for c in members] if grid.seed_key else []
+        rec["runs"] = len(members)
+        rec["top1_mean"], rec["top1_std"] = _mean_std(top1)
+        rec["top5_mean"], rec["top5_std"] = _mean_std(top5)
+        rec["top1"], rec["top5"] = top1, top5
+        rec["train_s_mean"], rec["train_s_std"] = _mean_std([train_seconds(c.out) for c in members])
+        if with_complexity:
+            rec.update(complexity(grid, members[0]))
+        records.append(rec)
+    return {"grid": {"name": grid.name, "base": grid.base, "overrides": grid.overrides, "axes": grid.axes,
+                     "baseline": grid.baseline, "seed_key": grid.seed_key, "out": grid.out},
+            "records": records, "comparisons": compare(grid, done),
+            "unfinished": [c.name for c in cells if not c.finished()]}
+
+
+def compare(grid: Grid, done: Sequence[Cell]) -> List[dict]:
+    """McNemar's test of every non-baseline cell group against the baseline group with the same
+    values on the other axes, over the test videos of runs with the same seed (tables summed over
+    seeds, as the paper pools its per-run tables)."""
+    if not grid.baseline:
+        return []
+    by_values = {tuple(sorted((k, _slug(v)) for k, v in c.values.items())): c for c in done}
+    out = []
+    for key in sorted({c.group() for c in done}, key=str):
+        values = dict(zip(grid.group_keys, key))
+        if all(values[k] == v for k, v in grid.baseline.items()):
+            continue
+        base_values = {**values, **grid.baseline}
+        counts = [0, 0, 0, 0]
+        seeds, notes = [], []
+        for c in done:
+            if c.group() != key:
+                continue
+            partner = by_values.get(tuple(sorted((k, _slug(v)) for k, v in {**c.values, **grid.baseline}.items())))
+            if partner is None:
+                notes.append(f"no finished baseline run for seed {c.seed()}")
+                continue
+            matched = table_from_predictions(os.path.join(partner.out, "predictions.csv"),
+                                             os.path.join(c.out, "predictions.csv"))
+            if matched.only_a or matched.only_b or matched.label_mismatch:
+                notes.append(f"seed {c.seed()}: {len(matched.only_a)} videos only in the baseline, "
+                             f"{len(matched.only_b)} only in the compared run, {len(matched.label_mismatch)} "
+                             "with different labels (left out)")
+            t = matched.table
+            for i, n in enumerate((t.n00, t.n01, t.n10, t.n11)):
+                counts[i] += n
+            seeds.append(c.seed())
+        if not seeds:
+            continue
+        table = Table(*counts)
+        rec: Dict[str, Any] = {"compared": values, "baseline": base_values, "seeds": seeds, "n00": table.n00,
+                               "n01": table.n01, "n10": table.n10, "n11": table.n11, "notes": notes}
+        if table.discordant:
+            r = mcnemar(table)
+            rec.update(chi2=r.chi2, p=r.p_value, exact_p=r.exact_p_value, level=r.level,
+                       better=("compared" if table.n01 > table.n10 else "baseline") if r.level else None)
+        else:
+            rec.update(chi2=None, p=None, exact_p=None, level=0.0, better=None)
+            notes.append("no discordant video: the test is undefined")
+        out.append(rec)
+    return out
+
+
+def _fmt(v: Optional[float], digits: int = 2) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _label(values: Dict[str, Any]) -> str:
+    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items())
+
+
+def markdown(summary: dict) -> str:
+    g = summary["grid"]
+    keys = [k for k in g["axes"] if k != g["seed_key"]]
+    seeds = f" over {g['seed_key']} {g['axes'][g['seed_key']]}" if g["seed_key"] else ""
+    lines = [f"# {g['name']}", "", f"Video top-1 / top-5 (%), mean ± sample std{seeds}; training time per run.", "",
+             "| " + " | ".join(k.split(".")[-1] for k in keys) + " | runs | top-1 | top-5 | params (M) | GFLOPs | "
+             "train s |", "|" + "---|" * (len(keys) + 6)]
+    for r in summary["records"]:
+        params = _fmt(r["params"] / 1e6) if "params" in r else "–"
+        lines.append("| " + " | ".join(str(r[k]) for k in keys) + f" | {r['runs']} | "
+                     f"{_fmt(r['top1_mean'])} ± {_fmt(r['top1_std'])} | {_fmt(r['top5_mean'])} ± {_fmt(r['top5_std'])} | "
+                     f"{params} | {_fmt(r.get('gflops'), 3)} | {_fmt(r['train_s_mean'], 0)} |")
+    if summary["comparisons"]:
+        crit = ", ".join(f"{conf:g} % for χ² ≥ {c}" for c, conf in reversed(LEVELS))
+        lines += ["", f"McNemar's test against the baseline ({_label(g['baseline'])}), same test videos, 2×2 tables "
+                  f"summed over seeds (continuity-corrected χ², 1 dof; {crit}):", "",
+                  "| compared | seeds | baseline alone right | compared alone right | χ² | p | exact p | level |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in summary["comparisons"]:
+            level = f"{c['level']:g} % ({c['better']} better)" if c["level"] else "not significant"
+            lines.append(f"| {_label(c['compared'])} | {len(c['seeds'])} | {c['n10']} | {c['n01']} | {_fmt(c['chi2'])} | "
+                         f"{_fmt(c['p'], 4)} | {_fmt(c['exact_p'], 4)} | {level} |")
+    if summary["unfinished"]:
+        lines += ["", f"Unfinished cells (left out): {', '.join(summary['unfinished'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(summary: dict, out: str) -> List[str]:
+    """results.json (everything), results.csv (one row per record and per comparison, column
+    ``kind``) and results.md in ``out``; returns the paths."""
+    os.makedirs(out, exist_ok=True)
+    paths = [os.path.join(out, f"results.{ext}") for ext in ("json", "csv", "md")]
+    with open(paths[0], "w") as f:
+        json.dump(summary, f, indent=1, default=str)
+    keys = [k for k in summary["grid"]["axes"] if k != summary["grid"]["seed_key"]]
+    fields = ["kind"] + keys + ["runs", "seeds", "top1_mean", "top1_std", "top5_mean", "top5_std", "params", "gflops",
+                                "train_s_mean", "train_s_std", "baseline", "n00", "n01", "n10", "n11", "chi2", "p",
+                                "exact_p", "level", "better"]
+    with open(paths[1], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in summary["records"]:
+            w.writerow({"kind": "cell", **r, "seeds": " ".join(map(str, r["seeds"]))})
+        for c in summary["comparisons"]:
+            w.writerow({"kind": "mcnemar", **c["compared"], **{k: c[k] for k in c if k not in ("compared", "notes")},
+                        "baseline": _label(c["baseline"]), "runs": len(c["seeds"]),
+                        "seeds": " ".join(map(str, c["seeds"]))})
+    with open(paths[2], "w") as f:
+        f.write(markdown(summary))
+    return paths
