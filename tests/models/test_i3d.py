@@ -43,3 +43,20 @@ def test_feature_map_sizes_at_16x224():
     model = create_model("i3d", 400).eval()
     with torch.no_grad():
         assert model.forward_features(torch.zeros(1, 3, 16, 224, 224)).shape == (1, 1024, 2, 7, 7)
+
+
+def test_base_width_scales_every_layer_of_the_table():
+    """MODEL.BASE_WIDTH 16: every channel count of the layer table / 4 (parameters from the table),
+    the MODEL.BASE_WIDTH key reaches it, and a demo-sized clip runs through."""
+    from vidpool.config import load_cfg
+    from vidpool.models import build_model
+
+    table = [(48, (16, 24, 32, 4, 8, 8)), (64, (32, 32, 48, 8, 24, 16)), (120, (48, 24, 52, 4, 12, 16)),
+             (128, (40, 28, 56, 6, 16, 16)), (128, (32, 32, 64, 6, 16, 16)), (128, (28, 36, 72, 8, 16, 16)),
+             (132, (64, 40, 80, 8, 32, 32)), (208, (64, 40, 80, 8, 32, 32)), (208, (96, 48, 96, 12, 32, 32))]
+    expected = _unit(3, 16, 7) + _unit(16, 16) + _unit(16, 48, 3) + sum(_inception(i, w) for i, w in table)
+    expected += 256 * 10 + 10
+    model = build_model(load_cfg(None, ["MODEL.ARCH", "i3d", "MODEL.NUM_CLASSES", "10", "MODEL.BASE_WIDTH", "16"]))
+    assert sum(p.numel() for p in model.parameters()) == expected and model.num_features == 256
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(2, 3, 8, 48, 48)).shape == (2, 10)

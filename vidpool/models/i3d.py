@@ -95,32 +95,44 @@ _POOLS = {"MaxPool3d_2a_3x3": ((1, 3, 3), (1, 2, 2)), "MaxPool3d_3a_3x3": ((1, 3
 
 
 class I3D(nn.Module):
+    """``base_width`` scales every channel count by base_width / 64 (64: the published network;
+    smaller widths give the same architecture at a size that trains on a CPU)."""
+
     def __init__(self, num_classes: int = 400, pool: str = "max", head_pool: str = "avg", dropout: float = 0.5,
-                 tf_same: bool = False, **pool_kw):
+                 tf_same: bool = False, base_width: int = 64, **pool_kw):
         super().__init__()
+        if base_width < 1:
+            raise ValueError(f"I3D: base_width must be >= 1, got {base_width}")
+
+        def ch(c: int) -> int:
+            return max(1, int(round(c * base_width / 64)))
 
         def make_pool(kernel, stride, padding, channels):
             return build_pool(pool, 3, kernel, stride, padding, channels=channels, **pool_kw)
 
         layers = [
-            ("Conv3d_1a_7x7", Unit3d(3, 64, 7, 2)),
-            ("MaxPool3d_2a_3x3", make_pool((1, 3, 3), (1, 2, 2), (0, 1, 1), 64)),
-            ("Conv3d_2b_1x1", Unit3d(64, 64)),
-            ("Conv3d_2c_3x3", Unit3d(64, 192, 3)),
-            ("MaxPool3d_3a_3x3", make_pool((1, 3, 3), (1, 2, 2), (0, 1, 1), 192)),
+            ("Conv3d_1a_7x7", Unit3d(3, ch(64), 7, 2)),
+            ("MaxPool3d_2a_3x3", make_pool((1, 3, 3), (1, 2, 2), (0, 1, 1), ch(64))),
+            ("Conv3d_2b_1x1", Unit3d(ch(64), ch(64))),
+            ("Conv3d_2c_3x3", Unit3d(ch(64), ch(192), 3)),
+            ("MaxPool3d_3a_3x3", make_pool((1, 3, 3), (1, 2, 2), (0, 1, 1), ch(192))),
         ]
-        layers += [(n, InceptionBlock(c, w, pool, **pool_kw)) for n, c, w in _MIXED[3]]
-        layers.append(("MaxPool3d_4a_3x3", make_pool(3, 2, 1, 480)))
-        layers += [(n, InceptionBlock(c, w, pool, **pool_kw)) for n, c, w in _MIXED[4]]
-        layers.append(("MaxPool3d_5a_2x2", make_pool(2, 2, 0, 832)))
-        layers += [(n, InceptionBlock(c, w, pool, **pool_kw)) for n, c, w in _MIXED[5]]
+        channels = ch(192)
+        for stage, pool_name, pool_args in ((3, None, None), (4, "MaxPool3d_4a_3x3", (3, 2, 1)),
+                                            (5, "MaxPool3d_5a_2x2", (2, 2, 0))):
+            if pool_name:
+                layers.append((pool_name, make_pool(*pool_args, channels)))
+            for name, _, widths in _MIXED[stage]:
+                block = InceptionBlock(channels, [ch(w) for w in widths], pool, **pool_kw)
+                layers.append((name, block))
+                channels = block.out_channels
         self.features = nn.Sequential()
         for name, module in layers:
             self.features.add_module(name, module)
         self.head_pool = head_pool_module(head_pool)
         self.dropout = nn.Dropout(dropout)
-        self.logits = nn.Conv3d(1024, num_classes, 1)  # with bias, no BN or activation
-        self.num_features = 1024
+        self.logits = nn.Conv3d(channels, num_classes, 1)  # with bias, no BN or activation
+        self.num_features = channels
         self.head_pool_name = head_pool
         self.tf_same = False
         # uint8, not bool: DDP broadcasts buffers, and not every backend takes bool tensors
