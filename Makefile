@@ -6,6 +6,8 @@
 #                 the SoftPool demo model and print its video top-1; make demo-max: the max-pool baseline.
 # make bench    - run the pooling, model and data benchmarks; make bench-multigrid: the multigrid experiment;
 #                 make bench-robustness: the chaos benchmark (broken files, DDP, interruptions).
+# make paper-mini - the paper's pooling comparison in miniature (configs/experiments/paper_mini.yaml,
+#                 tools/run_experiments.py): 36 training runs on the demo data, about an hour on 2 cores.
 PYTHON ?= python3
 ifdef VIRTUAL_ENV
 VENV := $(VIRTUAL_ENV)
@@ -20,7 +22,7 @@ DEMO_DATA := data/demo
 DEMO_STAMP := $(DEMO_DATA)/.complete
 DEMO_DATA_ARGS := --videos 3000 --frames 32 --size 48x64 --clutter 0.3
 
-.PHONY: install test demo demo-max bench bench-multigrid bench-robustness clean
+.PHONY: install test demo demo-max bench bench-multigrid bench-robustness paper-mini clean
 
 install: $(STAMP)
 
@@ -50,9 +52,14 @@ demo: install $(DEMO_STAMP)
 demo-max: install $(DEMO_STAMP)
 	$(PY) tools/train_net.py --cfg configs/demo/r3d10_max.yaml
 
-# Demo model with and without multigrid (about 6 minutes): wall time and video top-1 of both.
+# Demo model with and without multigrid, 3 seeds: wall time and video top-1 of both.
 bench-multigrid: install $(DEMO_STAMP)
 	$(PY) tools/benchmark_multigrid.py
+
+# Four backbone families x {max, avg, softpool} x 3 seeds, two runs at a time; rerunning continues
+# an interrupted grid. Results: output/experiments/paper_mini/results.{md,csv,json,png}.
+paper-mini: install $(DEMO_STAMP)
+	$(PY) tools/run_experiments.py --grid configs/experiments/paper_mini.yaml --jobs 2
 
 # Broken files, 2-process DDP and a SIGTERM mid-epoch in every dataset layout (about 5 minutes).
 bench-robustness: install

@@ -1,24 +1,34 @@
 #!/usr/bin/env python
 """Multigrid experiment: train the demo model with and without multigrid under the same base
-schedule and report the wall time and the final video top-1 of both (one run each, in sequence).
+schedule, for several seeds, and report wall time and video top-1 of both.
 
     make bench-multigrid                    # generates data/demo first if needed
-    python tools/benchmark_multigrid.py [--out output/bench_multigrid] [KEY VALUE ...]
+    python tools/benchmark_multigrid.py [--seeds 0 1 2] [--out output/bench_multigrid] [KEY VALUE ...]
 
 The two configs are configs/demo/r3d10_softpool_steps.yaml (plain) and
 configs/demo/r3d10_softpool_multigrid.yaml (the same plus long and short cycle). KEY VALUE pairs
-override both. Each run trains from scratch into OUTPUT_DIR (--out)/<plain|multigrid>.
+override both. Each run trains from scratch into (--out)/<plain|multigrid>_seed<S>, in sequence
+(one at a time, so their wall times compare). Prints a table per run and the means, writes
+(--out)/curves_seed<S>.png (both runs against training time, tools/plot_stats.py --x time) and
+ends with the line
+
+    multigrid wall-time ratio R, top-1 difference D points (mean of N seeds)
+
+R: mean over seeds of multigrid's wall time (training and testing, the whole command) over the plain
+run's; D: mean of multigrid's video top-1 minus the plain run's.
 """
 import argparse
 import csv
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 RUNS = (("plain", "configs/demo/r3d10_softpool_steps.yaml"),
         ("multigrid", "configs/demo/r3d10_softpool_multigrid.yaml"))
 
@@ -35,27 +45,53 @@ def run(name: str, config: str, out: str, overrides) -> dict:
     if done.returncode:
         raise SystemExit(f"[{name}] training failed (exit {done.returncode}); see {out}/log.txt")
     with open(os.path.join(out, "stats.jsonl")) as f:
-        stats = [json.loads(line) for line in f]
+        stats = [r for r in map(json.loads, f) if r.get("kind", "epoch") == "epoch"]
     with open(os.path.join(out, "predictions.csv")) as f:
         correct = [row["correct"] == "1" for row in csv.DictReader(f)]
-    return {"name": name, "seconds": seconds, "epochs": len(stats), "top1": 100.0 * sum(correct) / len(correct),
-            "train_s": sum(s["epoch_time_s"] for s in stats)}
+    return {"name": name, "out": out, "seconds": seconds, "epochs": len(stats),
+            "top1": 100.0 * sum(correct) / len(correct), "train_s": sum(s["epoch_time_s"] for s in stats)}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "output", "bench_multigrid"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="RNG_SEED values (default 0 1 2)")
     args, overrides = ap.parse_known_args(argv)
+    if "RNG_SEED" in overrides[0::2]:
+        ap.error("set the seeds with --seeds, not RNG_SEED")
     data = os.path.join(ROOT, "data", "demo", ".complete")
     if not any(o == "DATA.PATH_TO_DATA_DIR" for o in overrides) and not os.path.exists(data):
         raise SystemExit("no demo data in data/demo: run `make bench-multigrid` (or `make demo`) once first")
-    results = [run(name, config, os.path.join(args.out, name), overrides) for name, config in RUNS]
-    plain = results[0]
-    print("\n| run | epochs | training s | wall s (train + test) | video top-1 % | wall time vs plain |")
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['name']} | {r['epochs']} | {r['train_s']:.0f} | {r['seconds']:.0f} | {r['top1']:.2f} | "
-              f"{r['seconds'] / plain['seconds']:.2f} |")
+    from vidpool.viz.stats import load, plot
+
+    rows = []
+    for seed in args.seeds:
+        pair = [run(name, config, os.path.join(args.out, f"{name}_seed{seed}"), overrides + ["RNG_SEED", str(seed)])
+                for name, config in RUNS]
+        for r in pair:
+            r["seed"] = seed
+        rows += pair
+        curves = os.path.join(args.out, f"curves_seed{seed}.png")
+        plot([load(r["out"]) for r in pair], [r["name"] for r in pair], curves, x="time",
+             finals=[r["top1"] for r in pair])
+        print(f"wrote {curves}", flush=True)
+    print("\n| seed | run | epochs | training s | wall s (train + test) | video top-1 % | wall time vs plain |")
+    print("|---|---|---|---|---|---|---|")
+    ratios, diffs = [], []
+    for seed in args.seeds:
+        plain, mg = [r for r in rows if r["seed"] == seed]
+        ratios.append(mg["seconds"] / plain["seconds"])
+        diffs.append(mg["top1"] - plain["top1"])
+        for r in (plain, mg):
+            print(f"| {seed} | {r['name']} | {r['epochs']} | {r['train_s']:.0f} | {r['seconds']:.0f} | {r['top1']:.2f} | "
+                  f"{r['seconds'] / plain['seconds']:.2f} |")
+    for name in ("plain", "multigrid"):
+        top1 = [r["top1"] for r in rows if r["name"] == name]
+        spread = f" ± {statistics.stdev(top1):.2f}" if len(top1) > 1 else ""
+        print(f"{name}: video top-1 {statistics.fmean(top1):.2f}{spread} %, wall "
+              f"{statistics.fmean(r['seconds'] for r in rows if r['name'] == name):.0f} s (mean of {len(top1)})")
+    print(f"multigrid wall-time ratio {statistics.fmean(ratios):.2f}, top-1 difference {statistics.fmean(diffs):+.2f} "
+          f"points (mean of {len(args.seeds)} seeds)")
     return 0
 
 
