@@ -1,4 +1,5 @@
 """tools/plot_stats.py on fabricated stats.jsonl files."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -76,3 +77,33 @@ def test_plotted_series_are_the_stats(tmp_path, monkeypatch):
     assert by_axis[loss_ax]["a train"] == [2.0, 1.0, 2 / 3, 0.5] and by_axis[top1_ax]["a train"] == [10, 20, 30, 40]
     assert by_axis[loss_ax]["a val"] == [2.5 / 2, 2.5 / 4] and by_axis[top1_ax]["a val"] == [18.0, 36.0]
     assert "b val" not in by_axis[loss_ax]  # no validation recorded, none drawn
+
+
+def test_time_axis_is_cumulative_training_minutes_with_the_final_test(tmp_path, monkeypatch):
+    """--x time: every series against the running sum of epoch_time_s in minutes; the last test
+    record's top-1 is a star at the run's end; epochs without a time are a clear error."""
+    import matplotlib.pyplot as plt
+
+    run = tmp_path / "mg"
+    os.makedirs(run)
+    times = [30.0, 90.0, 60.0]
+    with open(run / "stats.jsonl", "w") as f:
+        for e, t in enumerate(times, start=1):
+            f.write(json.dumps({"epoch": e, "lr": 0.1, "train_loss": 1.0 / e, "train_top1": 20.0 * e,
+                                "epoch_time_s": t, "num_frames": 8, "crop_size": 32, "batch_size": 16}) + "\n")
+        f.write(json.dumps({"kind": "test", "epoch": 3, "test_video_top1": 71.5}) + "\n")
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    spec = importlib.util.spec_from_file_location("plot_stats", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(run), "--x", "time", "--out", str(tmp_path / "t.png")]) == 0
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+             for ax in figures[0].axes for line in ax.get_lines()}
+    assert lines["mg train"][0] == [0.5, 2.0, 3.0]  # 30 s, 120 s, 180 s
+    assert lines["mg test 71.5"] == ([3.0], [71.5])
+    assert figures[0].axes[0].get_xlabel() == "training time (min)"
+    (run / "stats.jsonl").write_text(json.dumps({"epoch": 1, "lr": 0.1, "train_loss": 1.0}) + "\n")
+    done = subprocess.run([sys.executable, TOOL, str(run), "--x", "time", "--out", str(tmp_path / "u.png")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "no epoch_time_s" in done.stderr
