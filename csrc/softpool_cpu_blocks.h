@@ -61,8 +61,7 @@ void gather_cells(PlaneRows<const T, L>& rows, int64_t offset, int64_t n, T* dst
   if (n == L && rows.ld != 0) return at::vec::transpose_mxn<T, L, L>(rows.base[0] + offset, rows.ld, dst, L);
   alignas(64) T tile[L * L];
   for (int64_t j = 0; j < L; ++j) {
-    const T* src = rows.base[j] + offset;
-    const V v = j >= rows.lanes ? V(0) : n == L ? V::loadu(src) : V::loadu(src, n);
+    const V v = j >= rows.lanes ? V(0) : n == L ? V::loadu(rows.base[j] + offset) : V::loadu(rows.base[j] + offset, n);
     v.store(tile + j * L);
   }
   if (n == L) return at::vec::transpose_mxn<T, L, L>(tile, L, dst, L);

@@ -395,6 +395,10 @@ def _fmt(v: Optional[float], digits: int = 2) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _p(v: Optional[float]) -> str:
+    return "–" if v is None else f"{v:.3g}"
+
+
 def _label(values: Dict[str, Any]) -> str:
     return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items())
 
@@ -420,7 +424,7 @@ def markdown(summary: dict) -> str:
         for c in summary["comparisons"]:
             level = f"{c['level']:g} % ({c['better']} better)" if c["level"] else "not significant"
             lines.append(f"| {_label(c['compared'])} | {len(c['seeds'])} | {c['n10']} | {c['n01']} | {_fmt(c['chi2'])} | "
-                         f"{_fmt(c['p'], 4)} | {_fmt(c['exact_p'], 4)} | {level} |")
+                         f"{_p(c['p'])} | {_p(c['exact_p'])} | {level} |")
     if summary["unfinished"]:
         lines += ["", f"Unfinished cells (left out): {', '.join(summary['unfinished'])}"]
     return "\n".join(lines) + "\n"
