@@ -19,9 +19,9 @@ from vidpool.viz.stats import load, plot
 
 def final_top1(path: str):
     """The video top-1 of a run's last test record, if it has one."""
-    from vidpool.experiments import test_record
+    from vidpool.experiments import final_test_record
 
-    rec = test_record(path if os.path.isdir(path) else os.path.dirname(path))
+    rec = final_test_record(path if os.path.isdir(path) else os.path.dirname(path))
     return rec.get("test_video_top1") if rec else None
 
 

@@ -112,7 +112,7 @@ class Cell:
     def finished(self) -> bool:
         """Tested, by a run of exactly this cell's settings."""
         return (os.path.isfile(os.path.join(self.out, "predictions.csv")) and self.made_for() == self.marker()
-                and test_record(self.out) is not None)
+                and final_test_record(self.out) is not None)
 
     def started(self) -> bool:
         return os.path.isdir(self.out)
@@ -196,7 +196,7 @@ def read_stats(out: str) -> List[dict]:
     return rows
 
 
-def test_record(out: str) -> Optional[dict]:
+def final_test_record(out: str) -> Optional[dict]:
     tests = [r for r in read_stats(out) if r.get("kind") == "test"]
     return tests[-1] if tests else None
 
@@ -276,7 +276,7 @@ class Runner:
         if done.returncode != 0 or not cell.finished():
             raise RuntimeError(f"cell {cell.name} failed (exit {done.returncode}) after {seconds:.0f} s; "
                                f"see {os.path.join(cell.out, 'run.log')}")
-        rec = test_record(cell.out)
+        rec = final_test_record(cell.out)
         self.log(f"[{index}/{total}] done {cell.name} in {seconds:.0f} s: video top-1 "
                  f"{rec['test_video_top1']:.2f}%")
         return {"cell": cell.name, "seconds": seconds}
@@ -325,7 +325,7 @@ def summarise(grid: Grid, with_complexity: bool = True) -> dict:
         groups.setdefault(c.group(), []).append(c)
     records = []
     for key, members in groups.items():
-        tests = [test_record(c.out) for c in members]
+        tests = [final_test_record(c.out) for c in members]
         top1, top5 = [t["test_video_top1"] for t in tests], [t["test_video_top5"] for t in tests]
         rec: Dict[str, Any] = dict(zip(grid.group_keys, key))
         rec["seeds"] = [c.seed() for c in members] if grid.seed_key else []
