@@ -74,6 +74,40 @@ def test_short_side_resize_in_the_decoder(name, references):
     assert decode_frames(real_clip(name), [1], short_side=int(min(h, w) / 1.2)).shape[1:3] == (h, w)
 
 
+class _Decoded(torch.utils.data.Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        path, indices, short = self.items[i]
+        return decode_frames(path, indices, short_side=short, exact=True)
+
+
+def _scaled_reference(path, indices, short):
+    """PyAV's own conversion of each frame, a fresh scaler per frame (sequential decode)."""
+    with av.open(path) as c:
+        frames = list(c.decode(video=0))
+    f = frames[0]
+    w, h = scaled_size(f.width, f.height, short, True)
+    return np.stack([frames[i].to_ndarray(format="rgb24", width=w, height=h,
+                                          interpolation="AREA" if w < f.width else "BILINEAR") for i in indices])
+
+
+def test_worker_decoding_matches_the_reference():
+    """In DataLoader workers the decoder and the scaler run single-threaded through one reused
+    scaler per clip; the frames must be those PyAV gives frame by frame (shrunk, enlarged, and
+    several clips of different sizes in a row through the same worker)."""
+    items = [(real_clip(name), [3, 40, 41, 90], short) for name, *_ in REAL_CLIPS for short in (72, 131, 300)]
+    got = list(torch.utils.data.DataLoader(_Decoded(items), batch_size=None, num_workers=1))
+    for (path, indices, short), frames in zip(items, got):
+        np.testing.assert_array_equal(frames.numpy(), _scaled_reference(path, indices, short), err_msg=f"{path} {short}")
+    # the main process (FFmpeg's own threading) gives the same frames
+    np.testing.assert_array_equal(_Decoded(items[:1])[0].numpy(), got[0].numpy())
+
+
 def test_read_clip_chooses_from_the_info():
     path = real_clip("cleaning_pool.mp4")
     frames, info, indices = read_clip(path, lambda i: [i.num_frames - 2, 3])

@@ -17,6 +17,10 @@ the frames at the given indices (sorted or not, repeats allowed) as a uint8 tens
   decodes straight to that size.
 - Indices past the last decodable frame repeat the last frame (stream frame counts are estimates).
 - Only the first video stream is read: silent videos and audio streams are fine.
+- Threads: inside a DataLoader worker PyAV decodes and scales with one thread (the workers are the
+  parallelism; FFmpeg's automatic threading starts a pool per opened video and per converted
+  frame, which costs more than decoding a small clip); in the main process it lets FFmpeg choose.
+  One swscale context serves all frames of a clip.
 
 Every failure (missing file, not a video, no decodable frame) raises ``DecodeError`` naming the file.
 """
@@ -118,6 +122,31 @@ def _probe_pyav(path: str) -> VideoInfo:
         return _pyav_info(path, container, stream)
 
 
+class _Converter:
+    """Frame -> RGB array at a given size through one reused swscale context (a new context per
+    frame, as ``VideoFrame.to_ndarray(width=...)`` makes, costs more than the conversion itself for
+    small frames); ``single_thread``: scale with one thread (PyAV versions without the ``threads``
+    argument use their default)."""
+
+    threads_supported: Optional[bool] = None
+
+    def __init__(self, single_thread: bool):
+        from av.video.reformatter import VideoReformatter
+
+        self.reformatter, self.single_thread = VideoReformatter(), single_thread
+
+    def __call__(self, frame, width: int, height: int, interpolation: str) -> np.ndarray:
+        args = dict(width=width, height=height, format="rgb24", interpolation=interpolation)
+        if self.single_thread and _Converter.threads_supported is not False:
+            try:
+                out = self.reformatter.reformat(frame, threads=1, **args)
+                _Converter.threads_supported = True
+                return out.to_ndarray()
+            except TypeError:
+                _Converter.threads_supported = False
+        return self.reformatter.reformat(frame, **args).to_ndarray()
+
+
 class _UnorderedTimestamps(Exception):
     """Frame timestamps that go backwards (e.g. AVI files with packed B-frames)."""
 
@@ -132,7 +161,12 @@ def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequenc
 
     first, last = wanted[0], wanted[-1]
     got, first_seen, pending = {}, None, None
-    stream.thread_type = "AUTO"
+    in_worker = torch.utils.data.get_worker_info() is not None
+    if in_worker:
+        stream.codec_context.thread_count = 1
+    else:
+        stream.thread_type = "AUTO"
+    rgb = _Converter(in_worker)
     fps = Fraction(info.fps).limit_denominator(100000)
     tb, start_pts = stream.time_base, stream.start_time or 0
     frames_per_tick = float(tb * fps)
@@ -144,7 +178,7 @@ def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequenc
         """Convert `frame` if it is the one shown for some wanted index in [lo, hi)."""
         k = bisect.bisect_left(wanted, lo)
         if k < len(wanted) and wanted[k] < hi:
-            got[frame_idx] = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=interpolation)
+            got[frame_idx] = rgb(frame, width, height, interpolation)
 
     wanted_set = set(wanted)
 
