@@ -121,7 +121,7 @@ def test_long_cycle_training_follows_the_schedule_and_resumes_mid_way(synthetic_
         train(tiny_cfg(synthetic_root, resumed, *extra, "MULTIGRID.EPOCH_FACTOR", "3.0"))
 
 
-def test_short_cycle_crops_and_batches_follow_the_current_crop():
+def test_short_cycle_crops_come_from_the_default_crop():
     cfg = load_cfg(None, PAPER + ["DATA.TRAIN_JITTER_SCALES", "[256, 320]", "MULTIGRID.LONG_CYCLE", "True",
                                   "MULTIGRID.SHORT_CYCLE", "True", "TRAIN.BATCH_SIZE", "8"])
     full = ClipShape(16, 4, 224, (256, 320))
@@ -129,13 +129,20 @@ def test_short_cycle_crops_and_batches_follow_the_current_crop():
     # jitter [256, 320] scaled by 112/224 and 158/224
     assert short_cycle(cfg, full, 8) == [(ClipShape(16, 4, 112, (128, 160)), 32),
                                          (ClipShape(16, 4, 158, (181, 226)), 16), (full, 8)]
-    # first long-cycle phase (8 x batch, 4 frames, crop 158): crops 79 and 112 of it, again 4x and 2x the
-    # batch (PySlowFast: crops of the default 224 and 2x / 1x), jitter (181, 226) x 79/158 and x 112/158
+    # first long-cycle phase (8 x batch, 4 frames, crop 158): the same crops 112 and 158 of the default
+    # 224, batches x round((158/112)^2) = 2 and x 1 (as PySlowFast, and as the epoch split assumes:
+    # 16 x 224^2 / (4 x 112^2) = 16 = 8 x 2), jitter (181, 226) x 112/158
     shape, batch = epoch_shape(cfg, long_cycle_schedule(cfg), 0)
     assert (shape.num_frames, shape.crop_size, shape.jitter_scales, batch) == (4, 158, (181, 226), 64)
     assert (shape.sampling_rate, shape.max_sampling_rate) == (4, 16)  # 4 x 16 // 4
     assert [(s.crop_size, s.jitter_scales, b) for s, b in short_cycle(cfg, shape, batch)] == [
-        (79, (90, 113), 256), (112, (128, 160), 128), (158, (181, 226), 64)]
+        (112, (128, 160), 128), (158, (181, 226), 64), (158, (181, 226), 64)]
+    # a long-cycle crop below a short-cycle crop (spatial factor 0.4: 90): both short crops are 90, batch x 1
+    small = load_cfg(None, PAPER + ["MULTIGRID.LONG_CYCLE", "True", "MULTIGRID.SHORT_CYCLE", "True",
+                                    "MULTIGRID.LONG_CYCLE_FACTORS", "[[0.5, 0.4], [1.0, 1.0]]"])
+    shape, batch = epoch_shape(small, long_cycle_schedule(small), 0)
+    assert shape.crop_size == 90 and [(s.crop_size, b) for s, b in short_cycle(small, shape, batch)] == [
+        (90, batch), (90, batch), (90, batch)]
 
 
 def test_short_cycle_training_runs_the_cycled_crops(synthetic_root, tmp_path):

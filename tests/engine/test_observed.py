@@ -131,6 +131,28 @@ def test_long_cycle_shapes_batches_and_lrs_reach_model_and_optimizer(synthetic_r
     assert [lrs[0] for lrs in steps.lrs] == pytest.approx([0.04] * 12 + [0.01] * 13)
 
 
+def test_long_and_short_cycle_batches_reach_the_model(synthetic_root, tmp_path, monkeypatch):
+    """The long cycle of the test above with the short cycle on. By hand: short crops 0.5 and 0.7071 of
+    the default 32 = 16 and 23 (at most the current crop). Shape (2, 23), long factor 4: crops 16, 23,
+    23 with factors 4 x round((23/16)^2) = 8, 4, 4 (mean 5.33); shape (4, 32): crops 16, 23, 32 with
+    4, 2, 1 (mean 2.33). Per 4-epoch step 4 x 5.33/7.67 = 2.78 and 1.22 epochs (0.52 iterations-units
+    each); fine-tuning 1 / (4/1.04) x 2.33 = 0.61; x 5/4.61: cumulative 3.02, 4.34, 5 -> 3, 4, 5.
+    Batches (26 clips, a batch that does not fit ends the epoch): epochs 1-3 16 + 8 at LR 4 x 0.01;
+    epoch 4 8, 4, 2, 8, 4 at 0.01; epoch 5 (second half of fine-tuning) the same at 0.001. Each
+    iteration's batch x frames x crop^2 stays within rounding of the default 2 x 4 x 32^2."""
+    shapes, steps = InputRecorder(monkeypatch), StepRecorder(monkeypatch)
+    train(tiny_cfg(synthetic_root, tmp_path, *QUIET, "TRAIN.BATCH_SIZE", "2", "SOLVER.STEPS", "[0, 4]",
+                   "SOLVER.LRS", "[1, 0.1]", "SOLVER.MAX_EPOCH", "5", "MULTIGRID.LONG_CYCLE", "True",
+                   "MULTIGRID.SHORT_CYCLE", "True", "MULTIGRID.EPOCH_FACTOR", "1.0",
+                   "MULTIGRID.LONG_CYCLE_FACTORS", "[[0.5, 0.7071], [1.0, 1.0]]"))
+    small = [(16, 3, 2, 16, 16), (8, 3, 2, 23, 23)]
+    full = [(8, 3, 4, 16, 16), (4, 3, 4, 23, 23), (2, 3, 4, 32, 32), (8, 3, 4, 16, 16), (4, 3, 4, 23, 23)]
+    assert shapes.training == small * 3 + full * 2
+    assert [lrs[0] for lrs in steps.lrs] == pytest.approx([0.04] * 6 + [0.01] * 5 + [0.001] * 5)
+    for n, _, t, h, w in shapes.training:
+        assert 0.75 < n * t * h * w / (2 * 4 * 32 * 32) < 1.25
+
+
 def test_short_cycle_crops_and_batches_reach_the_model(synthetic_root, tmp_path, monkeypatch):
     """Crop 32, batch 2: the short cycle visits crop 16 with 4x the batch (8), crop round(0.7071*32) =
     23 with round((32/23)^2) = 2x (4), then 32 with 2; 26 clips, last partial batch dropped:

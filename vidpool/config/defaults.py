@@ -101,7 +101,7 @@ _C.DATA_LOADER.PERSISTENT_WORKERS = True  # keep workers alive between epochs (w
 
 _C.MULTIGRID = CfgNode()  # multigrid training (Wu et al. 2020); names and defaults as in PySlowFast
 _C.MULTIGRID.LONG_CYCLE = False    # train on smaller clips with larger batches first, within each LR step
-_C.MULTIGRID.SHORT_CYCLE = False   # vary the crop from batch to batch (SHORT_CYCLE_FACTORS of the current crop)
+_C.MULTIGRID.SHORT_CYCLE = False   # vary the crop from batch to batch (SHORT_CYCLE_FACTORS of the default crop)
 _C.MULTIGRID.EPOCH_FACTOR = 1.5    # train this many times the configured epochs (multigrid's iterations are cheaper)
 _C.MULTIGRID.LONG_CYCLE_FACTORS = [[0.25, 0.5 ** 0.5], [0.5, 0.5 ** 0.5], [0.5, 1.0], [1.0, 1.0]]  # (frames, crop) factors
 _C.MULTIGRID.SHORT_CYCLE_FACTORS = [0.5, 0.5 ** 0.5]  # crop factors of the two smaller short-cycle shapes

@@ -16,9 +16,10 @@ PySlowFast's multigrid computes for the same config values, without changing the
 Differences from PySlowFast: the fine-tuning phase uses the last long-cycle shape whether or not
 the short cycle is on (PySlowFast indexes a short-cycle shape there and fails without it); the
 relative LRs come from ``SOLVER.LRS`` (PySlowFast uses ``SOLVER.GAMMA ** step``; the two agree for
-LRS = [1, GAMMA, GAMMA**2, ...] as in the paper's configs); the short cycle's crops and batch
-factors are both taken from the current crop (4x / 2x / 1x in every phase; PySlowFast takes the crops
-from the default crop and the factors from the current one).
+LRS = [1, GAMMA, GAMMA**2, ...] as in the paper's configs); a short-cycle crop is never larger than
+the current crop (PySlowFast's batch factor rounds to 0 there). As in PySlowFast the short cycle's
+crops are SHORT_CYCLE_FACTORS x the default crop (DATA.TRAIN_CROP_SIZE) and its batch factors the
+area ratio to the current crop, so the batches trained are those the epoch split assumes.
 """
 from __future__ import annotations
 
@@ -60,19 +61,30 @@ def _check(cfg) -> None:
                          f"got {list(mg.SHORT_CYCLE_FACTORS)}")
 
 
-def _cycle_shapes(cfg) -> List[List[Tuple[float, int, float]]]:
+def _short_crops(cfg, crop: int) -> List[int]:
+    """The two smaller crops of a short cycle whose full shape has ``crop``: SHORT_CYCLE_FACTORS x
+    the default crop, at most ``crop``."""
+    return [min(crop, max(1, int(round(f * cfg.DATA.TRAIN_CROP_SIZE)))) for f in cfg.MULTIGRID.SHORT_CYCLE_FACTORS]
+
+
+def _cycle_shapes(cfg) -> List[List[Tuple[int, int, int]]]:
     """For each long-cycle factor, the shapes one short cycle visits as (batch factor, frames, crop):
-    the two short-cycle crops (relative to the default crop: PySlowFast's accounting, kept so that the
-    epochs are split as it splits them) when the short cycle is on, then the long-cycle shape itself.
-    Batch factors keep frames x crop^2 x batch equal to the default's."""
+    the two short-cycle crops when the short cycle is on, then the long-cycle shape itself. Batch
+    factors are those training uses: the long-cycle factor keeps frames x crop^2 x batch equal to
+    the default's, and a short-cycle crop multiplies it by its rounded area ratio to the current crop."""
     t0, s0 = cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE
     volume = float(t0 * s0 ** 2)
     out = []
     for tf, sf in cfg.MULTIGRID.LONG_CYCLE_FACTORS:
         t, s = int(round(t0 * tf)), int(round(s0 * sf))
-        crops = [s0 * f for f in cfg.MULTIGRID.SHORT_CYCLE_FACTORS] if cfg.MULTIGRID.SHORT_CYCLE else []
-        out.append([(int(round(volume / (t * c * c))), t, c) for c in crops + [s]])
+        b = max(1, int(round(volume / (t * s * s))))
+        crops = _short_crops(cfg, s) if cfg.MULTIGRID.SHORT_CYCLE else []
+        out.append([(b * _area_factor(s, c), t, c) for c in crops] + [(b, t, s)])
     return out
+
+
+def _area_factor(crop: int, smaller: int) -> int:
+    return max(1, int(round((crop / smaller) ** 2)))
 
 
 def long_cycle_schedule(cfg) -> List[Phase]:
@@ -160,15 +172,14 @@ def epoch_shape(cfg, schedule: Optional[Sequence[Phase]], epoch: int) -> Tuple[C
 
 def short_cycle(cfg, shape: ClipShape, batch_size: int) -> List[Tuple[ClipShape, int]]:
     """The (shape, batch size) pairs one short cycle visits: crops MULTIGRID.SHORT_CYCLE_FACTORS x the
-    current crop with the batch scaled by the area ratio (4x and 2x for the default factors, in every
-    long-cycle phase, so every iteration costs about the same), then ``shape`` itself with
+    default crop (at most the current crop) with the batch scaled by the rounded area ratio to the
+    current crop (so every iteration costs about the same), then ``shape`` itself with
     ``batch_size``. Jitter scales follow each crop."""
     out = []
-    for f in cfg.MULTIGRID.SHORT_CYCLE_FACTORS:
-        crop = max(1, int(round(f * shape.crop_size)))
-        factor = int(round((shape.crop_size / crop) ** 2))
+    for crop in _short_crops(cfg, shape.crop_size):
         jitter = _scaled_jitter(shape.jitter_scales, crop, shape.crop_size)
-        out.append((dataclasses.replace(shape, crop_size=crop, jitter_scales=jitter), batch_size * factor))
+        out.append((dataclasses.replace(shape, crop_size=crop, jitter_scales=jitter),
+                    batch_size * _area_factor(shape.crop_size, crop)))
     return out + [(shape, batch_size)]
 
 
