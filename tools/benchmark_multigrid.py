@@ -19,7 +19,6 @@ run's; D: mean of multigrid's video top-1 minus the plain run's.
 """
 import argparse
 import csv
-import json
 import os
 import shutil
 import statistics
@@ -29,6 +28,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from vidpool.engine.run_log import read_stats  # noqa: E402
 RUNS = (("plain", "configs/demo/r3d10_softpool_steps.yaml"),
         ("multigrid", "configs/demo/r3d10_softpool_multigrid.yaml"))
 
@@ -44,8 +44,7 @@ def run(name: str, config: str, out: str, overrides) -> dict:
     seconds = time.time() - start
     if done.returncode:
         raise SystemExit(f"[{name}] training failed (exit {done.returncode}); see {out}/log.txt")
-    with open(os.path.join(out, "stats.jsonl")) as f:
-        stats = [r for r in map(json.loads, f) if r.get("kind", "epoch") == "epoch"]
+    stats = read_stats(out, "epoch")
     with open(os.path.join(out, "predictions.csv")) as f:
         correct = [row["correct"] == "1" for row in csv.DictReader(f)]
     return {"name": name, "out": out, "seconds": seconds, "epochs": len(stats),

@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from vidpool.analysis.mcnemar import LEVELS, Table, mcnemar, table_from_predictions
+from vidpool.engine.run_log import read_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELL_FILE = "experiment_cell.json"  # the overrides a cell folder was created for
@@ -180,31 +181,15 @@ def load_grid(path: str, validate: bool = True) -> Grid:
     return grid
 
 
-def read_stats(out: str) -> List[dict]:
-    path = os.path.join(out, "stats.jsonl")
-    if not os.path.isfile(path):
-        return []
-    rows = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill: the rest of the file still counts
-    return rows
-
-
 def final_test_record(out: str) -> Optional[dict]:
-    tests = [r for r in read_stats(out) if r.get("kind") == "test"]
+    tests = read_stats(out, "test")
     return tests[-1] if tests else None
 
 
 def train_seconds(out: str) -> float:
     """Training time of a run: the sum of its epochs' times (the last record of each epoch, so an
     epoch replayed after a resume counts once)."""
-    epochs = {r["epoch"]: r.get("epoch_time_s", 0.0) for r in read_stats(out) if r.get("kind", "epoch") == "epoch"}
+    epochs = {r["epoch"]: r.get("epoch_time_s", 0.0) for r in read_stats(out, "epoch")}
     return float(sum(epochs.values()))
 
 

@@ -210,3 +210,29 @@ def test_sync_bn_settings_that_cannot_work_are_errors(monkeypatch):
     with pytest.raises(ValueError, match="MODEL.SYNC_BN and multigrid do not combine"):
         build_training_model(load_cfg(None, ["MODEL.ARCH", "r3d_10", "MODEL.BASE_WIDTH", "4", "MODEL.SYNC_BN", "True",
                                              "MULTIGRID.SHORT_CYCLE", "True"]), torch.device("cpu"))
+
+
+def test_resume_repairs_a_stats_line_cut_by_the_kill(tmp_path):
+    """A kill in the middle of a stats.jsonl write leaves a partial last line. The resumed run's
+    repair drops it (with the epochs and iterations it trains again), where it used to fail on it;
+    the tolerant reader skips it, the strict one (plots) names the line."""
+    import json
+
+    from vidpool.engine.resume import repair_outputs
+    from vidpool.engine.run_log import read_stats
+
+    rows = [{"epoch": 1, "train_loss": 2.0, "lr": 0.1}, {"kind": "iteration", "step": 10, "loss": 2.1},
+            {"epoch": 2, "train_loss": 1.5, "lr": 0.1}, {"kind": "iteration", "step": 30, "loss": 1.2}]
+    path = tmp_path / "stats.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"epoch": 3, "train_lo')
+    assert read_stats(str(tmp_path)) == rows
+    assert read_stats(str(path), "epoch") == [rows[0], rows[2]]
+    assert read_stats(str(tmp_path), "iteration") == [rows[1], rows[3]]
+    with pytest.raises(ValueError, match=r"stats.jsonl:5: not JSON"):
+        read_stats(str(path), strict=True)
+    repair_outputs(str(tmp_path), 2, None, 20)  # resuming after epoch 2, iteration 20 of the run
+    assert [json.loads(line) for line in path.read_text().splitlines()] == rows[:3]
+    # nothing to repair: the file is left as it is (same bytes, same modification time)
+    before = (path.read_bytes(), os.stat(path).st_mtime_ns)
+    repair_outputs(str(tmp_path), 2, None, 20)
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == before

@@ -21,6 +21,7 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed as dist
+from .run_log import read_stats
 
 log = logging.getLogger("vidpool.engine")
 
@@ -100,11 +101,9 @@ def repair_outputs(output_dir: str, done_epochs: int, last_record: Optional[dict
     checkpoint's own epoch record is put back if the kill came before it was written) and every
     other record."""
     path = os.path.join(output_dir, "stats.jsonl")
-    if not os.path.isfile(path):
-        rows = []
-    else:
-        with open(path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+    rows = read_stats(path)  # a line cut by the kill is skipped (and, below, dropped from the file)
+    cut = os.path.isfile(path) and sum(1 for line in open(path) if line.strip()) != len(rows)
+
     def keep(r):
         kind = r.get("kind", "epoch")
         if kind == "epoch":
@@ -115,7 +114,7 @@ def repair_outputs(output_dir: str, done_epochs: int, last_record: Optional[dict
     if last_record and not any(r.get("kind", "epoch") == "epoch" and r.get("epoch") == last_record["epoch"]
                                for r in kept):
         kept.append(last_record)
-    if kept != rows:
+    if kept != rows or cut:
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in kept)

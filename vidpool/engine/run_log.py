@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import time
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
 log = logging.getLogger("vidpool")
 
@@ -31,6 +31,30 @@ def setup_logging(output_dir: Optional[str], main: bool) -> None:
         h.setFormatter(fmt)
         h._vidpool = True
         log.addHandler(h)
+
+
+def read_stats(path: str, kind: Optional[str] = None, strict: bool = False) -> List[dict]:
+    """The records of a run's ``stats.jsonl`` (``path``: the run's OUTPUT_DIR or the file itself; no
+    file: ``[]``), in file order. ``kind``: only records of that kind ("epoch" records carry no kind
+    or ``"kind": "epoch"``; others: "iteration", "test"). A line that is not JSON (a write cut by a
+    kill or a full disk) is skipped with a warning naming it, or with ``strict`` is a ValueError."""
+    file = os.path.join(path, "stats.jsonl") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        return []
+    rows = []
+    with open(file) as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                if strict:
+                    raise ValueError(f"{file}:{line_no}: not JSON ({e.msg})") from None
+                log.warning("%s:%d: not JSON (%s; a write cut short?): line skipped", file, line_no, e.msg)
+    if kind is not None:
+        rows = [r for r in rows if r.get("kind", "epoch") == kind]
+    return rows
 
 
 class StatsWriter:

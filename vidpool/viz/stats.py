@@ -1,24 +1,16 @@
 """Plots of runs' statistics: training curves from stats.jsonl (against epochs or training time)
 and the summary of an ablation grid (vidpool.experiments). Used by tools/plot_stats.py and
 tools/run_experiments.py."""
-import json
 import os
+
+from vidpool.engine.run_log import read_stats
 
 
 def load(path: str):
     file = os.path.join(path, "stats.jsonl") if os.path.isdir(path) else path
     if not os.path.isfile(file):
         raise FileNotFoundError(f"no stats.jsonl at {path}")
-    rows = []
-    with open(file) as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{file}:{line_no}: not JSON ({e.msg})") from None
-    rows = [r for r in rows if r.get("kind", "epoch") == "epoch"]  # test summaries are not epochs
+    rows = read_stats(file, "epoch", strict=True)  # test summaries and iteration records are not epochs
     if not rows:
         raise ValueError(f"{file} has no epochs")
     missing = [k for k in ("epoch", "train_loss", "lr") if k not in rows[0]]
