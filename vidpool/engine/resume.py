@@ -102,7 +102,10 @@ def repair_outputs(output_dir: str, done_epochs: int, last_record: Optional[dict
     other record."""
     path = os.path.join(output_dir, "stats.jsonl")
     rows = read_stats(path)  # a line cut by the kill is skipped (and, below, dropped from the file)
-    cut = os.path.isfile(path) and sum(1 for line in open(path) if line.strip()) != len(rows)
+    cut = False
+    if os.path.isfile(path):
+        with open(path) as f:
+            cut = sum(1 for line in f if line.strip()) != len(rows)
 
     def keep(r):
         kind = r.get("kind", "epoch")
