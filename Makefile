@@ -52,7 +52,7 @@ demo: install $(DEMO_STAMP)
 demo-max: install $(DEMO_STAMP)
 	$(PY) tools/train_net.py --cfg configs/demo/r3d10_max.yaml
 
-# Demo model with and without multigrid, 3 seeds: wall time and video top-1 of both.
+# Demo model with and without multigrid, 3 seeds: wall time and video top-1 of both (about 70 min on 2 cores).
 bench-multigrid: install $(DEMO_STAMP)
 	$(PY) tools/benchmark_multigrid.py
 

@@ -8,7 +8,7 @@ schedule, for several seeds, and report wall time and video top-1 of both.
 The two configs are configs/demo/r3d10_softpool_steps.yaml (plain: 16 frames, 48 px, batch 16,
 LR 0.02 x0.1 after epoch 8 of 12) and configs/demo/r3d10_softpool_multigrid.yaml (the same plus long
 and short cycle; a long cycle over crops 34 / 48 px at 16 frames). KEY VALUE pairs override
-both. Target: multigrid within 2 points of the plain run at <= 0.6x its wall time. About 20 minutes
+both. Target: multigrid within 2 points of the plain run at <= 0.6x its wall time. About 23 minutes
 per seed on 2 CPU cores. Each run trains from scratch into (--out)/<plain|multigrid>_seed<S>, in sequence
 (one at a time, so their wall times compare). Prints a table per run and the means, writes
 (--out)/curves_seed<S>.png (both runs against training time, tools/plot_stats.py --x time) and
