@@ -2,13 +2,14 @@
 long-cycle crops), the final line's top-1 difference is recomputed from the runs' predictions.csv,
 its wall-time ratio is checked against the runs' own training times, and seeds are its own option."""
 import csv
-import json
 import os
 import re
 import subprocess
 import sys
 
 import pytest
+
+from vidpool.engine.run_log import read_stats
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 TOOL = os.path.join(ROOT, "tools", "benchmark_multigrid.py")
@@ -25,8 +26,7 @@ def _top1(out):
 
 
 def _epochs(out):
-    with open(os.path.join(out, "stats.jsonl")) as f:
-        return [r for r in map(json.loads, f) if r.get("kind", "epoch") == "epoch"]
+    return read_stats(str(out), "epoch")
 
 
 @pytest.mark.slow
