@@ -60,3 +60,23 @@ def test_base_width_scales_every_layer_of_the_table():
     assert sum(p.numel() for p in model.parameters()) == expected and model.num_features == 256
     with torch.no_grad():
         assert model.eval()(torch.zeros(2, 3, 8, 48, 48)).shape == (2, 10)
+
+
+def test_every_pool_runs_at_the_demo_clip_size():
+    """At 8x48x48 the last Inception stage sees 2 frames, fewer than its 3x3x3 pools' kernel: average
+    pooling (refused there by torch's avg_pool3d) must run like max pooling, forward and backward,
+    and swap_pooling still finds its pools."""
+    from vidpool.config import load_cfg
+    from vidpool.models import build_model
+
+    for pool in ("avg", "sum", "mixed", "softpool"):
+        cfg = load_cfg(None, ["MODEL.ARCH", "i3d", "MODEL.NUM_CLASSES", "10", "MODEL.BASE_WIDTH", "16",
+                              "MODEL.POOL", pool])
+        model = build_model(cfg).train()
+        x = torch.randn(2, 3, 8, 48, 48)
+        model(x).sum().backward()
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    replaced = ops.swap_pooling(model.eval(), "avg")
+    assert len(replaced) == 13
+    assert ops.swap_pooling(model, "max") == replaced
+    assert all(isinstance(model.get_submodule(n), nn.MaxPool3d) for n in replaced)

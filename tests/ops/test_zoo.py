@@ -1,4 +1,5 @@
 """The pooling zoo against independent float64 window loops, limits, sampling statistics, gradients."""
+import itertools
 import math
 import random
 
@@ -543,3 +544,73 @@ def _fused_against_composition(m, x, monkeypatch):
     ref = m(x)
     for a, b in zip((y,) + got, (ref,) + torch.autograd.grad(ref, params, g)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def _brute_avg3d(x, k, s, p, ceil, count_include_pad):
+    """Window means by definition: the sum over the window's cells inside the input, divided by the
+    number of its cells inside [-p, n + p) (count_include_pad) or inside the input."""
+    out = F.max_pool3d(x.float(), k, s, p, ceil_mode=ceil).shape[2:]  # torch's output size
+    y = torch.zeros(x.shape[:2] + out, dtype=torch.float64)
+    for o in itertools.product(*[range(n) for n in out]):
+        starts = [oi * si - pi for oi, si, pi in zip(o, s, p)]
+        inside = [slice(max(a, 0), min(a + kk, n)) for a, kk, n in zip(starts, k, x.shape[2:])]
+        lo = [max(a, -pi) for a, pi in zip(starts, p)] if count_include_pad else [sl.start for sl in inside]
+        hi = [min(a + kk, n + pi) for a, kk, n, pi in zip(starts, k, x.shape[2:], p)] if count_include_pad \
+            else [sl.stop for sl in inside]
+        count = math.prod(h - low for low, h in zip(lo, hi))
+        y[(slice(None), slice(None)) + o] = x[(slice(None), slice(None)) + tuple(inside)].double().sum((2, 3, 4)) / count
+    return y
+
+
+def test_3d_average_pooling_takes_inputs_smaller_than_the_kernel():
+    """torch's avg_pool3d refuses a 2-frame input to a 3x3x3 pool with padding 1 (I3D's last stage at
+    8 input frames); vidpool's equals the window means by definition there and torch elsewhere."""
+    from vidpool.ops._avg_pool import avg_pool3d
+    with pytest.raises(RuntimeError, match="smaller than kernel"):
+        F.avg_pool3d(torch.zeros(1, 1, 2, 3, 3), 3, 1, 1)
+    rng = random.Random(3)
+    small = 0
+    for case in range(60):
+        k = tuple(rng.randint(1, 4) for _ in range(3))
+        s = tuple(rng.randint(1, 3) for _ in range(3))
+        p = tuple(rng.randint(0, kk // 2) for kk in k)
+        ceil, cip = rng.random() < 0.5, rng.random() < 0.5
+        shape = (2, 2) + tuple(max(1, rng.randint(kk - 2 * pp, kk + 3)) for kk, pp in zip(k, p))
+        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        y = avg_pool3d(x, k, s, p, ceil, cip)
+        torch.testing.assert_close(y, _brute_avg3d(x.detach(), k, s, p, ceil, cip), rtol=1e-12, atol=1e-12)
+        small += any(n < kk for n, kk in zip(shape[2:], k))
+        # the gradient: the transpose of the window means, from the same definition through autograd
+        u = torch.randn_like(y)
+        (g,) = torch.autograd.grad(y, x, u)
+        x2 = x.detach().requires_grad_()
+        (g_ref,) = torch.autograd.grad(_brute_avg3d_autograd(x2, k, s, p, ceil, cip), x2, u)
+        torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+    assert small >= 15  # the geometries torch refuses are well represented
+    with pytest.raises(RuntimeError, match="pad should be at most half"):
+        avg_pool3d(torch.zeros(1, 1, 2, 2, 2), 3, 1, 2)
+
+
+def _brute_avg3d_autograd(x, k, s, p, ceil, cip):
+    y = _brute_avg3d(x.detach(), k, s, p, ceil, cip)
+    # each output is a weighted sum of inputs: recover the weights by the definition, one-hot inputs
+    n = x[0, 0].numel()
+    basis = torch.eye(n, dtype=torch.float64).reshape((n, 1) + tuple(x.shape[2:]))
+    weights = _brute_avg3d(basis, k, s, p, ceil, cip).reshape(n, -1)  # (cells, outputs)
+    flat = x.reshape(x.shape[0] * x.shape[1], n) @ weights
+    return flat.reshape(y.shape)
+
+
+@pytest.mark.parametrize("name", list_pools())
+def test_every_3d_method_takes_what_max_pooling_takes(name):
+    """2x3x3 and 1x2x5 inputs to a 3x3x3 pool with padding 1: every method gives max pooling's output
+    shape in train and eval mode, and a gradient."""
+    for shape in ((2, 4, 2, 3, 3), (1, 4, 1, 2, 5)):
+        m = build_pool(name, 3, 3, 1, 1, channels=4).double()
+        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        ref = F.max_pool3d(x.detach(), 3, 1, 1).shape
+        assert m.eval()(x).shape == ref
+        y = m.train()(x)
+        assert y.shape == ref
+        y.sum().backward()
+        assert torch.isfinite(x.grad).all()

@@ -7,10 +7,12 @@ from typing import Iterable, Optional
 import torch
 from torch import nn
 
+from ._avg_pool import AvgPool3d
 from .softpool import AdaptiveSoftPool1d, AdaptiveSoftPool2d, AdaptiveSoftPool3d, _SoftPoolNd
 from .zoo import WindowPool, accepts_channels, build_pool, needs_channels
 
-_FIXED = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3, nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3}
+_FIXED = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3, nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3,
+          AvgPool3d: 3}
 _ADAPTIVE = {nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3,
              nn.AdaptiveMaxPool1d: 1, nn.AdaptiveMaxPool2d: 2, nn.AdaptiveMaxPool3d: 3,
              AdaptiveSoftPool1d: 1, AdaptiveSoftPool2d: 2, AdaptiveSoftPool3d: 3}

@@ -23,12 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._avg_pool import AvgPool3d, avg_pool3d
 from ._reference import pool_output_size
 from . import softpool as _softpool_module
 from .softpool import SoftPool1d, SoftPool2d, SoftPool3d, _pool_args
 
 _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
-_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: avg_pool3d}  # 3D: also inputs smaller than the kernel
 
 
 class WindowPool(nn.Module):
@@ -550,7 +551,7 @@ class DPPPool(WindowPool):
 def _torch_pool(kind):
     def build(dim, kernel_size, stride=None, padding=0, ceil_mode=False, **kw):
         _pool_args(dim, kernel_size, stride, padding, kind)
-        cls = getattr(nn, f"{kind}{dim}d")
+        cls = AvgPool3d if (kind, dim) == ("AvgPool", 3) else getattr(nn, f"{kind}{dim}d")
         return cls(kernel_size, stride, padding, ceil_mode=ceil_mode, **kw)
     return build
 
