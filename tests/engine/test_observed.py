@@ -337,3 +337,48 @@ def test_iteration_records_follow_the_steps(synthetic_root, tmp_path, monkeypatc
     events = EventAccumulator(str(tmp_path / "runs" / "iterations"))
     events.Reload()
     assert [e.step for e in events.Scalars("loss")] == [5, 10, 13, 18, 23, 26]
+
+
+# ------------------------------------------------------------------------------------------ layout
+def test_channels_last_reaches_the_model_and_trains_as_the_contiguous_layout(synthetic_root, tmp_path, monkeypatch):
+    """MODEL.CHANNELS_LAST: every clip the model receives (training, validation, test) and every
+    convolution weight it holds is channels_last_3d, and a one-step epoch ends at the weights and test
+    predictions of the same run in the default layout (same seed, same batch). One step only: a few
+    steps of this tiny batch-norm network amplify float32 rounding chaotically (two float32 runs
+    differ from a float64 one by 1e-5 after two steps, 4e-3 after three, in either layout)."""
+    from vidpool.engine import tester as tester_module
+    from vidpool.engine.tester import test as run_test
+    from vidpool.models import build_model
+
+    seen = {}  # MODEL.CHANNELS_LAST -> (mode, input in layout?, all conv weights in layout?) per call
+
+    def hooked(cfg):
+        model = build_model(cfg)
+        fmt = torch.channels_last_3d if cfg.MODEL.CHANNELS_LAST else torch.contiguous_format
+        calls = seen.setdefault(cfg.MODEL.CHANNELS_LAST, [])
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+        model.register_forward_pre_hook(lambda m, args: calls.append((
+            "train" if m.training else "eval", args[0].is_contiguous(memory_format=fmt),
+            bool(convs) and all(c.weight.is_contiguous(memory_format=fmt) for c in convs))))
+        return model
+
+    monkeypatch.setattr(trainer_module, "build_model", hooked)
+    monkeypatch.setattr(tester_module, "build_model", hooked)
+    for layout in ("False", "True"):
+        cfg = tiny_cfg(synthetic_root, tmp_path / layout, "SOLVER.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "26",
+                       "TRAIN.EVAL_PERIOD", "1", "TENSORBOARD.ENABLE", "False", "MODEL.CHANNELS_LAST", layout)
+        train(cfg)
+        n = len(seen[cfg.MODEL.CHANNELS_LAST])
+        run_test(cfg)  # a new model from the checkpoint, as tools/test_net.py builds it
+        assert len(seen[cfg.MODEL.CHANNELS_LAST]) > n
+    for channels_last, calls in seen.items():
+        assert {mode for mode, _, _ in calls} == {"train", "eval"}
+        assert all(ok_input and ok_weights for _, ok_input, ok_weights in calls), (channels_last, calls)
+    states = [ckpt.load_checkpoint(str(tmp_path / layout / "checkpoints/checkpoint_epoch_00001.pyth"))["model"]
+              for layout in ("False", "True")]
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        torch.testing.assert_close(states[1][key].contiguous(), states[0][key], rtol=1e-4, atol=1e-5, msg=key)
+    predictions = [open(tmp_path / layout / "predictions.csv").read().splitlines() for layout in ("False", "True")]
+    same = sum(a.split(",")[2] == b.split(",")[2] for a, b in zip(*predictions))
+    assert len(predictions[0]) == len(predictions[1]) and same >= len(predictions[0]) - 1

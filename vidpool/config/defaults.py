@@ -11,6 +11,7 @@ _C.MODEL.ARCH = "r3d_50"          # registered model name, see vidpool.models.li
 _C.MODEL.NUM_CLASSES = 400        # classifier outputs
 _C.MODEL.POOL = "max"             # method of every non-global pool (vidpool.ops.list_pools(); max = original)
 _C.MODEL.SYNC_BN = False          # DDP on GPUs: batch-norm statistics over all processes' batches (SyncBatchNorm)
+_C.MODEL.CHANNELS_LAST = False   # model weights and clips in channels_last_3d layout: 1.1-1.7x faster 3D-CNN training on CPU (oneDNN); measure first on GPU
 _C.MODEL.HEAD_POOL = "avg"        # global pool before the classifier: avg | max | softpool
 _C.MODEL.DROPOUT_RATE = 0.5       # dropout before the classifier
 _C.MODEL.BASE_WIDTH = 64          # 3D ResNets (r3d, r(2+1)d, SRTG): stem channels, stages 1x-8x of it; I3D: channels x it / 64

@@ -47,7 +47,7 @@ def predict(cfg, weights: str, videos: Sequence[str], topk: int = 5, views: Opti
     from vidpool.data.datasets.base import VideoClipDataset, VideoRecord, collate_clips
     from vidpool.engine.distributed import choose_device
     from vidpool.engine.meters import VideoAggregator
-    from vidpool.models import build_model
+    from vidpool.models import build_model, model_input
     from vidpool.weights import load_weights
 
     cfg = load_cfg(cfg) if isinstance(cfg, str) else cfg
@@ -77,7 +77,7 @@ def predict(cfg, weights: str, videos: Sequence[str], topk: int = 5, views: Opti
     with torch.no_grad():
         for batch in loader:
             errors.update(dict(batch["bad"]))
-            agg.update(model(batch["clip"].to(device)).float(), batch["label"], batch["index"], batch["valid"])
+            agg.update(model(model_input(batch["clip"], device, cfg)).float(), batch["label"], batch["index"], batch["valid"])
     scores = agg.scores / agg.views.clamp(min=1)[:, None].double()
     out = []
     for i, path in enumerate(videos):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from vidpool.data import build_dataset, build_loader, iterate
-from vidpool.models import build_model
+from vidpool.models import build_model, model_input
 from vidpool.models.srtg import set_epoch as srtg_set_epoch
 from vidpool.weights import load_weights
 
@@ -39,7 +39,7 @@ def run_views(model: nn.Module, loader, dataset, cfg, device, bad_videos: Option
         if bad_videos is not None:
             bad_videos.add(batch.get("bad", []))
         with autocast(device, cfg.TRAIN.MIXED_PRECISION):
-            logits = model(batch["clip"].to(device)).float()
+            logits = model(model_input(batch["clip"], device, cfg)).float()
         agg.update(logits, batch["label"], batch["index"], batch["valid"])
     return agg
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidpool.data import build_dataset, build_loader, iterate
-from vidpool.models import build_model
+from vidpool.models import build_model, model_input
 from vidpool.models.heads import freeze_stages
 from vidpool.models.srtg import gate_pass_rate
 from vidpool.models.srtg import set_epoch as srtg_set_epoch
@@ -129,7 +129,7 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
             bad_videos.add(batch.get("bad", []))
         lr = lr_at(solver, epoch + i / max(n, 1))
         set_lr(optimizer, lr)
-        x = batch["clip"].to(device, non_blocking=True)
+        x = model_input(batch["clip"], device, cfg)
         y = batch["label"].to(device, non_blocking=True)
         extra["skipped"] += len(batch["skipped"])
         with autocast(device, cfg.TRAIN.MIXED_PRECISION):
@@ -174,7 +174,7 @@ def evaluate(model, loader, cfg, device: torch.device, bad_videos: Optional[BadV
         unreadable += int((~valid).sum())
         if not valid.any():
             continue
-        x, y = batch["clip"][valid].to(device), batch["label"][valid].to(device)
+        x, y = model_input(batch["clip"][valid], device, cfg), batch["label"][valid].to(device)
         with autocast(device, cfg.TRAIN.MIXED_PRECISION):
             logits = model(x).float()
         meter.update(F.cross_entropy(logits, y).item(), logits, y)
@@ -188,7 +188,7 @@ def _precise_bn(model, loader, cfg, device) -> None:
 
     def inputs():
         for batch in iterate(loader):
-            yield batch["clip"].to(device)
+            yield model_input(batch["clip"], device, cfg)
 
     update_bn_stats(model, inputs(), min(cfg.TRAIN.PRECISE_BN_BATCHES, len(loader)))
 

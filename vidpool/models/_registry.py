@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
+import torch
 from torch import nn
 
 _MODELS: Dict[str, Callable[..., nn.Module]] = {}
@@ -35,7 +36,8 @@ def create_model(name: str, num_classes: int, pool: str = "max", **kw) -> nn.Mod
 def build_model(cfg) -> nn.Module:
     """The model a config describes: MODEL.ARCH with MODEL.NUM_CLASSES outputs, MODEL.POOL for every
     non-global pool, MODEL.HEAD_POOL for the global one, MODEL.DROPOUT_RATE before the classifier
-    (and MODEL.BASE_WIDTH for the 3D ResNets and I3D, the MODEL.SRTG_* options for SRTG models)."""
+    (and MODEL.BASE_WIDTH for the 3D ResNets and I3D, the MODEL.SRTG_* options for SRTG models), its
+    weights in channels_last_3d layout with MODEL.CHANNELS_LAST (feed it clips in that layout too)."""
     m = cfg.MODEL
     kw = {"head_pool": m.HEAD_POOL, "dropout": m.DROPOUT_RATE}
     if m.BASE_WIDTH != 64:
@@ -49,4 +51,12 @@ def build_model(cfg) -> nn.Module:
     if m.ARCH.startswith("srtg_") and not m.ARCH.endswith("_official"):
         kw.update(place=m.SRTG_PLACE, gate=m.SRTG_GATE, gate_from_epoch=m.SRTG_GATE_FROM_EPOCH,
                   sr_hidden=m.SRTG_HIDDEN, recalib=m.SRTG_RECALIB, gate_compare=m.SRTG_GATE_COMPARE)
-    return create_model(m.ARCH, m.NUM_CLASSES, pool=m.POOL, **kw)
+    model = create_model(m.ARCH, m.NUM_CLASSES, pool=m.POOL, **kw)
+    return model.to(memory_format=torch.channels_last_3d) if m.CHANNELS_LAST else model
+
+
+def model_input(clip: torch.Tensor, device, cfg) -> torch.Tensor:
+    """A batch of clips on ``device`` in the memory layout ``build_model(cfg)`` gave the weights
+    (channels_last_3d with MODEL.CHANNELS_LAST: a mismatch would make every convolution convert)."""
+    layout = torch.channels_last_3d if cfg.MODEL.CHANNELS_LAST and clip.dim() == 5 else torch.preserve_format
+    return clip.to(device, non_blocking=True, memory_format=layout)
