@@ -59,3 +59,20 @@ def test_lstm_multiply_adds_by_hand():
 
     gflops, _ = flops_and_activations(Seq(), torch.zeros(3, 7, 6))
     assert round(gflops * 1e9) == 3 * 7 * 4 * 5 * ((6 + 5) + (5 + 5))
+
+
+def test_benchmark_models_tool_times_both_layouts():
+    out = subprocess.run([sys.executable, "tools/benchmark_models.py", "--model", "r3d_10", "--base-width", "4",
+                          "--classes", "5", "--frames", "2", "--size", "16", "--batch", "2", "--rounds", "1",
+                          "--threads", "1", "--pools", "max,softpool", "--channels-last"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("  ")]
+    assert [(r[0], r[1]) for r in rows] == [("max", "contiguous"), ("max", "channels_last"),
+                                            ("softpool", "contiguous"), ("softpool", "channels_last")]
+    assert rows[0][4] == "(1.000x"  # the baseline against itself
+    for r in rows[1::2]:  # speed-up = contiguous time / channels_last time, from the printed times
+        speedup = float(r[-1].rstrip("x"))
+        contiguous = float(next(c for c in rows if c[0] == r[0] and c[1] == "contiguous")[2])
+        cl, half = float(r[2]), 0.0005  # times are printed to the millisecond
+        assert (contiguous - half) / (cl + half) - 0.005 <= speedup <= (contiguous + half) / max(cl - half, 1e-9) + 0.005
