@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -130,21 +129,11 @@ def build_dataset(cfg, split: str) -> VideoClipDataset:
         name=f"{name} {source}")
 
 
-# The stop requests the training process answers with a checkpoint (vidpool.engine.resume.SIGNALS).
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
-
-
-def _init_worker(worker_id: int) -> None:
+def _seed_worker(worker_id: int) -> None:
     # torch seeds each worker (base seed + id); python and numpy follow from it
     seed = torch.initial_seed() % 2 ** 32
     random.seed(seed)
     np.random.seed(seed)
-    # A scheduler that signals every process of a job (SLURM's scancel and time limit, a kill of the
-    # process group) reaches the loader workers too; dying there would end the training process with
-    # "DataLoader worker killed" before it writes its checkpoint. The training process answers the
-    # signal; its workers end with it (torch's workers exit when their parent is gone).
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
 
 
 def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, shape: Optional[ClipShape] = None,
@@ -177,7 +166,7 @@ def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, sh
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_clips,
                       pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
                       persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
-                      worker_init_fn=_init_worker, generator=generator)
+                      worker_init_fn=_seed_worker, generator=generator)
 
 
 def iterate(loader: DataLoader):
