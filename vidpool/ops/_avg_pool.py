@@ -14,32 +14,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._reference import pool_output_size
-
-
-def _triple(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * 3
+from ._reference import pool_pads
+from .softpool import _tuple
 
 
 def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None):
     """``F.avg_pool3d`` with the same arguments and results, also where torch refuses the input."""
-    k = _triple(kernel_size)
-    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _triple(stride)
-    p = _triple(padding)
+    k = _tuple(kernel_size, 3, "kernel_size", "avg_pool3d")
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _tuple(
+        stride, 3, "stride", "avg_pool3d")
+    p = _tuple(padding, 3, "padding", "avg_pool3d")
     sizes = tuple(x.shape[-3:])
     if all(n >= kk for n, kk in zip(sizes, k)) or any(2 * pp > kk for pp, kk in zip(p, k)):
         return F.avg_pool3d(x, k, s, p, ceil_mode, count_include_pad, divisor_override)  # torch's own errors
-    # pad so that the windows tile exactly with padding 0 (a negative right pad drops unused cells)
-    rights = [(pool_output_size(n, kk, ss, pp, ceil_mode) - 1) * ss + kk - n - pp
-              for n, kk, ss, pp in zip(sizes, k, s, p)]
-    pads = [v for pp, r in zip(reversed(p), reversed(rights)) for v in (pp, r)]
+    pads = pool_pads(sizes, k, s, p, ceil_mode)  # the windows then tile it with padding 0
     sums = F.avg_pool3d(F.pad(x, pads), k, s, 0, divisor_override=1)
     if divisor_override is not None:
         return sums / divisor_override
     if count_include_pad:  # ones over [-padding, size + padding), aligned with the padded input
         region = [n + 2 * pp for n, pp in zip(sizes, p)]
-        region_pads = [v for pp, r in zip(reversed(p), reversed(rights)) for v in (0, r - pp)]
+        region_pads = [v for before, after in zip(pads[::2], pads[1::2]) for v in (0, after - before)]
     else:  # ones over the input
         region, region_pads = list(sizes), pads
     ones = torch.ones([1] * (x.dim() - 3) + region, dtype=x.dtype, device=x.device)

@@ -19,6 +19,16 @@ def pool_output_size(size, kernel: int, stride: int, padding: int, ceil_mode: bo
     return out
 
 
+def pool_pads(sizes, kernel, stride, padding, ceil_mode: bool) -> list:
+    """``F.pad`` amounts (last axis first) after which windows of ``kernel`` and ``stride`` with no
+    padding are exactly max pooling's: ``padding`` before each axis, and after it whatever the last
+    window reaches past the input (with ceil_mode its overhang; a negative amount drops unused cells)."""
+    pads = []
+    for n, k, s, p in zip(sizes, kernel, stride, padding):
+        pads.append((p, (pool_output_size(n, k, s, p, ceil_mode) - 1) * s + k - n - p))
+    return [v for pair in reversed(pads) for v in pair]
+
+
 def pool_bounds(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool):
     """[start, end) of every window along one axis, clipped to the input."""
     out = pool_output_size(size, kernel, stride, padding, ceil_mode)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._avg_pool import AvgPool3d, avg_pool3d
-from ._reference import pool_output_size
+from ._reference import pool_output_size, pool_pads
 from . import softpool as _softpool_module
 from .softpool import SoftPool1d, SoftPool2d, SoftPool3d, _pool_args
 
@@ -102,12 +102,8 @@ class WindowPool(nn.Module):
         """x padded with ``value`` so that windows of the kernel and stride (a convolution, an unfold)
         are max pooling's (the padding, and with ceil_mode the last window's overhang; a negative pad
         drops unused cells)."""
-        pads = []
-        for n, k, s, p in zip(x.shape[2:], self.kernel_size, self.stride, self.padding):
-            out = pool_output_size(n, k, s, p, self.ceil_mode)
-            pads.append((p, (out - 1) * s + k - n - p))
-        flat = [v for pair in reversed(pads) for v in pair]
-        return F.pad(x, flat, value=value) if any(flat) else x  # no copy when the windows need no padding
+        pads = pool_pads(x.shape[2:], self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        return F.pad(x, pads, value=value) if any(pads) else x  # no copy when the windows need no padding
 
     def check_input(self, x):
         if x.dim() != self.dim + 2:
