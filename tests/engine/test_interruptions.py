@@ -15,6 +15,7 @@ from vidpool.engine import test as run_test
 from vidpool.engine import train
 from vidpool.engine.resume import PREEMPTED_EXIT_CODE
 
+from ..data.test_workers import loader_workers
 from .test_train import ROOT, TINY, _free_port, _stats, tiny_cfg
 
 # 26 training clips in batches of 2: 13 steps per epoch, a checkpoint every 4 steps; dropout on
@@ -76,11 +77,19 @@ def test_kill_9_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupte
 
 
 @pytest.mark.slow
-def test_sigterm_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupted):
+@pytest.mark.parametrize("to", ["the training process", "every process of the job"])
+def test_sigterm_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupted, to):
+    """SIGTERM to the training process, or to its whole process group as SLURM's scancel and time
+    limit deliver it (the loader workers get one too): a checkpoint, exit 75, and a resume to the
+    uninterrupted run's weights."""
     proc = subprocess.Popen(_command(synthetic_root, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, start_new_session=True)
     _wait_for(ckpt.checkpoint_path(str(tmp_path), 1, 4), proc)
-    proc.send_signal(signal.SIGTERM)
+    if to == "the training process":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        assert len(loader_workers(proc.pid)) >= 2  # the group holds the persistent loader workers
+        os.killpg(proc.pid, signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == PREEMPTED_EXIT_CODE, output[-3000:]
     newest = ckpt.list_checkpoints(str(tmp_path))[-1]

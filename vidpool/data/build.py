@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from typing import NamedTuple, Optional
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
@@ -27,6 +25,7 @@ from .datasets.ucf101 import list_dir as ucf101_list_dir
 from .datasets.ucf101 import read_class_index, read_ucf101
 from .sampling import ClipShape
 from .samplers import ClipBatchSampler, ShardSampler, distributed
+from .workers import worker_init
 
 log = logging.getLogger("vidpool.data")
 
@@ -129,13 +128,6 @@ def build_dataset(cfg, split: str) -> VideoClipDataset:
         name=f"{name} {source}")
 
 
-def _seed_worker(worker_id: int) -> None:
-    # torch seeds each worker (base seed + id); python and numpy follow from it
-    seed = torch.initial_seed() % 2 ** 32
-    random.seed(seed)
-    np.random.seed(seed)
-
-
 def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, shape: Optional[ClipShape] = None,
                  batch_size: Optional[int] = None) -> DataLoader:
     """A DataLoader over ``build_dataset(cfg, split)`` (or ``dataset``). ``TRAIN.BATCH_SIZE`` /
@@ -166,7 +158,7 @@ def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, sh
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_clips,
                       pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
                       persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
-                      worker_init_fn=_seed_worker, generator=generator)
+                      worker_init_fn=worker_init(), generator=generator)
 
 
 def iterate(loader: DataLoader):

@@ -19,6 +19,7 @@ from typing import Optional
 
 import torch
 
+from ..data import workers
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .run_log import read_stats
@@ -56,8 +57,11 @@ class StopRequests:
         if not self.signum:
             log.warning("%s received: finishing this step, then writing a checkpoint", signal.Signals(signum).name)
         self.signum = signum
+        workers.set_stopping(True)  # the loader workers took the same signal if it went to the whole job
 
     def __exit__(self, *exc):
+        if self.signum:
+            workers.set_stopping(False)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()

@@ -1,0 +1,88 @@
+"""Loader workers and the signals a scheduler sends to a whole job.
+
+SLURM's ``scancel`` and time limit (and a kill of the process group) send SIGTERM to every process of
+a job: the training process and its DataLoader workers. The training process answers it with a
+checkpoint after the current step (``vidpool.engine.resume.StopRequests``), and it still needs its
+workers for that: the step in progress may wait on a batch, and a signal during validation or
+precise BN leaves the rest of that pass to load. A worker killed by the signal would end the run
+with "DataLoader worker ... killed by signal" before the checkpoint.
+
+So a worker keeps loading after the SIGTERM that reaches it together with the training process's
+own: it waits (up to ``PATIENCE_S``) until the training process has seen the signal too, and then
+goes on until the loader shuts it down as usual. Every other SIGTERM ends the worker as before: one
+from the training process itself (multiprocessing's exit handler, torch's shutdown of a stuck
+worker: exit 0, as torch's own worker handler does), a second one, one while the training process is
+not stopping (a SIGTERM sent to a worker alone, a run without a stop handler: the worker dies of it
+and torch reports it). SIGUSR1 (SLURM's ``--signal`` warning) is ignored by workers: the training
+process answers it; nothing uses it to end a worker.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import functools
+import multiprocessing
+import multiprocessing.util  # noqa: F401  (its exit handler must be registered before ours, see below)
+import os
+import random
+import signal
+import time
+
+import numpy as np
+import torch
+
+RUNNING, STOPPING, EXITING = 0, 1, 2
+PATIENCE_S = 30.0  # how long a signalled worker waits for the training process to take the same signal
+
+# What the training process is doing, in shared memory: its workers read it in their signal handler.
+_state = multiprocessing.RawValue(ctypes.c_int, RUNNING)
+
+
+def set_stopping(stopping: bool) -> None:
+    """The training process has taken a stop request (SIGTERM/SIGUSR1) and will checkpoint and end,
+    or has finished with it."""
+    _state.value = STOPPING if stopping else RUNNING
+
+
+def _exiting() -> None:
+    _state.value = EXITING
+
+
+# atexit runs its functions last-registered first: this one runs before multiprocessing's exit
+# handler, which sends SIGTERM to the workers still alive and then waits for them to end.
+atexit.register(_exiting)
+
+
+class _TermHandler:
+    def __init__(self, state):
+        self.state, self.count, self.parent = state, 0, os.getppid()
+
+    def __call__(self, signum, frame) -> None:
+        self.count += 1
+        deadline = time.monotonic() + PATIENCE_S
+        while self.count == 1 and time.monotonic() < deadline and os.getppid() == self.parent:
+            if self.state.value == STOPPING:
+                return  # the training process is stopping on this signal: keep loading for it
+            if self.state.value == EXITING:
+                break
+            time.sleep(0.01)
+        if self.count > 1 or self.state.value == EXITING:
+            os._exit(0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _init_worker(state, worker_id: int) -> None:
+    # torch seeds each worker (base seed + id); python and numpy follow from it
+    seed = torch.initial_seed() % 2 ** 32
+    random.seed(seed)
+    np.random.seed(seed)
+    signal.signal(signal.SIGTERM, _TermHandler(state))  # replaces torch's worker handler (set before this)
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+
+def worker_init():
+    """The ``worker_init_fn`` of every vidpool loader: seeds, and the signal handling above (the
+    shared state travels with it, so this works with any start method)."""
+    return functools.partial(_init_worker, _state)
