@@ -1,4 +1,7 @@
 """I3D: parameter count from the published layer table, pools, shapes."""
+import math
+
+import pytest
 import torch
 from torch import nn
 
@@ -32,17 +35,33 @@ def test_all_thirteen_pools_follow_the_pool_argument():
     model = create_model("i3d", 10, pool="softpool")
     pools = [n for n, m in model.named_modules() if isinstance(m, ops.SoftPool3d)]
     assert len(pools) == 13 and not any(isinstance(m, nn.MaxPool3d) for m in model.modules())
-    geometry = {n: (m.kernel_size, m.stride, m.padding) for n, m in model.named_modules() if n in pools}
-    assert geometry["features.MaxPool3d_2a_3x3"] == ((1, 3, 3), (1, 2, 2), (0, 1, 1))
-    assert geometry["features.MaxPool3d_4a_3x3"] == (3, 2, 1)
-    assert geometry["features.MaxPool3d_5a_2x2"] == (2, 2, 0)
-    assert geometry["features.Mixed_4c.branch3.0"] == (3, 1, 1)
+    geometry = {n: (m.kernel_size, m.stride, m.padding, m.ceil_mode) for n, m in model.named_modules() if n in pools}
+    assert geometry["features.MaxPool3d_2a_3x3"] == ((1, 3, 3), (1, 2, 2), (0, 1, 1), False)
+    assert geometry["features.MaxPool3d_4a_3x3"] == (3, 2, 1, False)
+    assert geometry["features.MaxPool3d_5a_2x2"] == (2, 2, 0, True)
+    assert geometry["features.Mixed_4c.branch3.0"] == (3, 1, 1, False)
 
 
 def test_feature_map_sizes_at_16x224():
     model = create_model("i3d", 400).eval()
     with torch.no_grad():
         assert model.forward_features(torch.zeros(1, 3, 16, 224, 224)).shape == (1, 1024, 2, 7, 7)
+
+
+@pytest.mark.parametrize("pool", ["max", "softpool", "avg"])
+def test_feature_maps_cover_the_whole_clip_as_tensorflow_same_padding_does(pool):
+    """Stride 2 in time (stem, 4a, 5a) and space (stem, 2a, 3a, 4a, 5a), each giving ceil(n / 2)
+    outputs as the published network's SAME padding does: ceil(T / 8) x ceil(H / 32) x ceil(W / 32).
+    Odd maps before MaxPool3d_5a (48- and 112-pixel crops) keep their last row and column, and clips
+    of 2 or 4 frames (multigrid's smallest shapes) reach the head."""
+    model = create_model("i3d", 10, pool=pool, base_width=8).eval()
+    tf = create_model("i3d", 10, pool=pool, base_width=8, tf_same=True).eval()
+    with torch.no_grad():
+        for t, h, w in ((2, 48, 48), (4, 48, 64), (8, 48, 48), (8, 112, 112), (5, 40, 72), (16, 96, 160)):
+            expected = (math.ceil(t / 8), math.ceil(h / 32), math.ceil(w / 32))
+            x = torch.randn(1, 3, t, h, w)
+            assert model.forward_features(x).shape[2:] == expected, (t, h, w)
+            assert tf.forward_features(x).shape[2:] == expected, (t, h, w)
 
 
 def test_base_width_scales_every_layer_of_the_table():

@@ -1,7 +1,7 @@
 """I3D: Inception-v1 inflated to 3D (Carreira & Zisserman 2017).
 
 Stem 7x7x7 stride-2 conv; max pools (1,3,3)/(1,2,2) after the stem and after Conv3d_2c,
-(3,3,3)/2 before Mixed_4b and (2,2,2)/2 before Mixed_5b; Mixed_3b ... Mixed_5c Inception modules
+(3,3,3)/2 before Mixed_4b and (2,2,2)/2 (ceil mode) before Mixed_5b; Mixed_3b ... Mixed_5c Inception modules
 whose fourth branch is a 3x3x3 stride-1 max pool; global average pool, dropout and 1x1x1 conv
 logits. All 13 pools are built by ``vidpool.ops.build_pool(pool, ...)``. Convolutions use
 symmetric "same" padding; the head pools globally, so any clip size works.
@@ -107,8 +107,8 @@ class I3D(nn.Module):
         def ch(c: int) -> int:
             return max(1, int(round(c * base_width / 64)))
 
-        def make_pool(kernel, stride, padding, channels):
-            return build_pool(pool, 3, kernel, stride, padding, channels=channels, **pool_kw)
+        def make_pool(kernel, stride, padding, channels, ceil_mode=False):
+            return build_pool(pool, 3, kernel, stride, padding, ceil_mode, channels=channels, **pool_kw)
 
         layers = [
             ("Conv3d_1a_7x7", Unit3d(3, ch(64), 7, 2)),
@@ -118,10 +118,15 @@ class I3D(nn.Module):
             ("MaxPool3d_3a_3x3", make_pool((1, 3, 3), (1, 2, 2), (0, 1, 1), ch(192))),
         ]
         channels = ch(192)
-        for stage, pool_name, pool_args in ((3, None, None), (4, "MaxPool3d_4a_3x3", (3, 2, 1)),
-                                            (5, "MaxPool3d_5a_2x2", (2, 2, 0))):
+        # MaxPool3d_5a in ceil mode: ceil(n / 2) outputs, as TensorFlow's SAME padding gives; with
+        # floor it would drop the last row, column and frame of an odd-sized map (a third of the 3x3
+        # map of 48-pixel crops, a seventh at 112) and fail on the single frame of clips of <= 4
+        # frames (every other pool already covers its whole input)
+        for stage, pool_name, pool_args in ((3, None, None), (4, "MaxPool3d_4a_3x3", (3, 2, 1, False)),
+                                            (5, "MaxPool3d_5a_2x2", (2, 2, 0, True))):
             if pool_name:
-                layers.append((pool_name, make_pool(*pool_args, channels)))
+                kernel, stride, padding, ceil = pool_args
+                layers.append((pool_name, make_pool(kernel, stride, padding, channels, ceil)))
             for name, _, widths in _MIXED[stage]:
                 block = InceptionBlock(channels, [ch(w) for w in widths], pool, **pool_kw)
                 layers.append((name, block))
