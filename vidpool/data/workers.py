@@ -9,12 +9,16 @@ with "DataLoader worker ... killed by signal" before the checkpoint.
 
 So a worker keeps loading after the SIGTERM that reaches it together with the training process's
 own: it waits (up to ``PATIENCE_S``) until the training process has seen the signal too, and then
-goes on until the loader shuts it down as usual. Every other SIGTERM ends the worker as before: one
-from the training process itself (multiprocessing's exit handler, torch's shutdown of a stuck
-worker: exit 0, as torch's own worker handler does), a second one, one while the training process is
-not stopping (a SIGTERM sent to a worker alone, a run without a stop handler: the worker dies of it
-and torch reports it). SIGUSR1 (SLURM's ``--signal`` warning) is ignored by workers: the training
-process answers it; nothing uses it to end a worker.
+goes on until the loader shuts it down as usual. Every other SIGTERM ends the worker:
+- at interpreter exit (multiprocessing's exit handler terminates the workers still alive and waits
+  for them) and on a second SIGTERM: at once, with exit status 0, as torch's own worker handler does
+  for its parent's SIGTERM;
+- when its training process has gone (a run without a stop handler dies of the signal): at once;
+- when the training process does not take a stop request within ``PATIENCE_S`` (a SIGTERM sent to a
+  worker alone; torch terminating a worker that did not stop when asked): the worker dies of the
+  signal then, and torch reports it where it still watches the worker.
+SIGUSR1 (SLURM's ``--signal`` warning) is ignored by workers: the training process answers it, and
+nothing uses it to end a worker.
 """
 from __future__ import annotations
 
