@@ -110,14 +110,16 @@ def uninterrupted_ddp(synthetic_root, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["SIGUSR1 to rank 1", "SIGTERM to rank 1", "kill -9 of every process"])
+@pytest.mark.parametrize("how", ["SIGUSR1 to rank 1", "SIGTERM to rank 1", "SIGTERM to every process of the job",
+                                 "kill -9 of every process"])
 def test_interrupted_torchrun_run(synthetic_root, tmp_path, uninterrupted_ddp, how):
-    """A signal that reaches one rank stops both after the same step with one checkpoint holding both
-    ranks' RNG states; a kill -9 of everything falls back to the last mid-epoch checkpoint. Either
-    way the resumed 2-process run ends as an uninterrupted one."""
+    """A signal that reaches one rank, or every process (torchrun, both ranks and their loader
+    workers, as SLURM's scancel and time limit send it), stops both ranks after the same step with
+    one checkpoint holding both ranks' RNG states; a kill -9 of everything falls back to the last
+    mid-epoch checkpoint. Either way the resumed 2-process run ends as an uninterrupted one."""
     out = tmp_path / "stopped"
     proc = subprocess.Popen(_command(synthetic_root, out, torchrun=True), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)  # 6 steps per epoch per process at batch 2 each
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     ranks = {}
@@ -130,7 +132,11 @@ def test_interrupted_torchrun_run(synthetic_root, tmp_path, uninterrupted_ddp, h
             os.kill(pid, signal.SIGKILL)
         proc.communicate(timeout=60)
     else:
-        os.kill(ranks[1], signal.SIGUSR1 if "USR1" in how else signal.SIGTERM)
+        if "every process" in how:
+            assert all(len(loader_workers(pid)) >= 2 for pid in ranks.values())
+            os.killpg(proc.pid, signal.SIGTERM)  # torchrun exits 1 then: its agent re-raises the signal
+        else:
+            os.kill(ranks[1], signal.SIGUSR1 if "USR1" in how else signal.SIGTERM)
         output, _ = proc.communicate(timeout=180)
         assert proc.returncode != 0 and output.count("preempted") == 2, output[-3000:]
         newest = ckpt.load_checkpoint(ckpt.list_checkpoints(str(out))[-1])
