@@ -70,7 +70,7 @@ def test_sigterm_to_the_whole_job_leaves_the_workers_loading_for_the_stopping_pr
     os.killpg(proc.pid, signal.SIGTERM)  # as SLURM's scancel or time limit: every process of the job
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output
-    # the training process took the signal, and every item still arrived, from the same workers
+    # the training process took the signal, and every item still arrived
     assert output.strip().splitlines()[-1] == f"signal {int(signal.SIGTERM)} items True", output
 
 
