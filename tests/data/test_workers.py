@@ -63,12 +63,23 @@ def _start(patience):
     return proc
 
 
+def _finish(proc):
+    """The process's output once it has ended; a process that hangs fails the test and is killed
+    with its workers (its own process group)."""
+    try:
+        return proc.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+
+
 def test_sigterm_to_the_whole_job_leaves_the_workers_loading_for_the_stopping_process():
     proc = _start(patience=30)
     workers = loader_workers(proc.pid)
     assert len(workers) == 2
     os.killpg(proc.pid, signal.SIGTERM)  # as SLURM's scancel or time limit: every process of the job
-    output, _ = proc.communicate(timeout=120)
+    output = _finish(proc)
     assert proc.returncode == 0, output
     # the training process took the signal, and every item still arrived
     assert output.strip().splitlines()[-1] == f"signal {int(signal.SIGTERM)} items True", output
@@ -77,7 +88,7 @@ def test_sigterm_to_the_whole_job_leaves_the_workers_loading_for_the_stopping_pr
 def test_sigusr1_to_the_whole_job_is_left_to_the_training_process():
     proc = _start(patience=30)
     os.killpg(proc.pid, signal.SIGUSR1)
-    output, _ = proc.communicate(timeout=120)
+    output = _finish(proc)
     assert proc.returncode == 0, output
     assert output.strip().splitlines()[-1] == f"signal {int(signal.SIGUSR1)} items True", output
 
@@ -86,7 +97,7 @@ def test_sigterm_to_a_worker_alone_still_kills_it():
     proc = _start(patience=0.5)
     worker = loader_workers(proc.pid)[0]
     os.kill(worker, signal.SIGTERM)  # the training process got nothing: not a stop of the job
-    output, _ = proc.communicate(timeout=120)
+    output = _finish(proc)
     assert proc.returncode == 3, output
     # torch's report of the signal (raised in the main thread, or chained to "exited unexpectedly")
     assert f"DataLoader worker (pid {worker}) is killed by signal: Terminated" in output, output
