@@ -119,9 +119,9 @@ class I3D(nn.Module):
         ]
         channels = ch(192)
         # MaxPool3d_5a in ceil mode: ceil(n / 2) outputs, as TensorFlow's SAME padding gives; with
-        # floor it would drop the last row, column and frame of an odd-sized map (a third of the 3x3
-        # map of 48-pixel crops, a seventh at 112) and fail on the single frame of clips of <= 4
-        # frames (every other pool already covers its whole input)
+        # floor it would drop the last row, column and frame of an odd-sized map (5 of the 9
+        # positions of the 3x3 map at 48-pixel crops, 13 of 49 at 112) and fail on the single frame
+        # of clips of <= 4 frames (every other pool already covers its whole input)
         for stage, pool_name, pool_args in ((3, None, None), (4, "MaxPool3d_4a_3x3", (3, 2, 1, False)),
                                             (5, "MaxPool3d_5a_2x2", (2, 2, 0, True))):
             if pool_name:
