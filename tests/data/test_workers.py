@@ -42,8 +42,9 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def loader_workers(pid):
-    """The child processes of ``pid`` (its DataLoader workers), from /proc."""
+def child_processes(pid):
+    """The child processes of ``pid`` (a training process's DataLoader workers, torchrun's ranks),
+    from /proc."""
     children = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -76,7 +77,7 @@ def _finish(proc):
 
 def test_sigterm_to_the_whole_job_leaves_the_workers_loading_for_the_stopping_process():
     proc = _start(patience=30)
-    workers = loader_workers(proc.pid)
+    workers = child_processes(proc.pid)
     assert len(workers) == 2
     os.killpg(proc.pid, signal.SIGTERM)  # as SLURM's scancel or time limit: every process of the job
     output = _finish(proc)
@@ -95,7 +96,7 @@ def test_sigusr1_to_the_whole_job_is_left_to_the_training_process():
 
 def test_sigterm_to_a_worker_alone_still_kills_it():
     proc = _start(patience=0.5)
-    worker = loader_workers(proc.pid)[0]
+    worker = child_processes(proc.pid)[0]
     os.kill(worker, signal.SIGTERM)  # the training process got nothing: not a stop of the job
     output = _finish(proc)
     assert proc.returncode == 3, output

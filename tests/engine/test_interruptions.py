@@ -15,7 +15,7 @@ from vidpool.engine import test as run_test
 from vidpool.engine import train
 from vidpool.engine.resume import PREEMPTED_EXIT_CODE
 
-from ..data.test_workers import loader_workers
+from ..data.test_workers import child_processes
 from .test_train import ROOT, TINY, _free_port, _stats, tiny_cfg
 
 # 26 training clips in batches of 2: 13 steps per epoch, a checkpoint every 4 steps; dropout on
@@ -88,7 +88,7 @@ def test_sigterm_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupt
     if to == "the training process":
         proc.send_signal(signal.SIGTERM)
     else:
-        assert len(loader_workers(proc.pid)) >= 2  # the group holds the persistent loader workers
+        assert len(child_processes(proc.pid)) >= 2  # the group holds the persistent loader workers
         os.killpg(proc.pid, signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == PREEMPTED_EXIT_CODE, output[-3000:]
@@ -121,9 +121,8 @@ def test_interrupted_torchrun_run(synthetic_root, tmp_path, uninterrupted_ddp, h
     proc = subprocess.Popen(_command(synthetic_root, out, torchrun=True), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)  # 6 steps per epoch per process at batch 2 each
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     ranks = {}
-    for pid in children:
+    for pid in child_processes(proc.pid):
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
         ranks[int(env[b"RANK"])] = int(pid)
@@ -133,7 +132,7 @@ def test_interrupted_torchrun_run(synthetic_root, tmp_path, uninterrupted_ddp, h
         proc.communicate(timeout=60)
     else:
         if "every process" in how:
-            assert all(len(loader_workers(pid)) >= 2 for pid in ranks.values())
+            assert all(len(child_processes(pid)) >= 2 for pid in ranks.values())
             os.killpg(proc.pid, signal.SIGTERM)  # torchrun exits 1 then: its agent re-raises the signal
         else:
             os.kill(ranks[1], signal.SIGUSR1 if "USR1" in how else signal.SIGTERM)
