@@ -83,6 +83,7 @@ _C.DATA.HACS_NEGATIVES = "skip"   # HACS negative clips: skip | background (one 
 _C.DATA.UCF101_SPLIT = 1          # UCF-101 official split 1, 2 or 3
 _C.DATA.SKIP_BAD_ROWS = False     # skip malformed annotation rows with a warning instead of stopping
 _C.DATA.DECODER = "pyav"          # pyav | decord
+_C.DATA.FRAME_CACHE = ""          # folder of decoded frames, each video decoded once ("" = decode every clip; small datasets)
 _C.DATA.NUM_FRAMES = 16           # frames per clip
 _C.DATA.SAMPLING_RATE = 4         # frames between clip frames, counted at DATA.TARGET_FPS
 _C.DATA.TARGET_FPS = 30           # frame rate the sampling rate refers to (clips span the same time at any fps)

@@ -23,6 +23,7 @@ from .datasets.kinetics import annotation_file as kinetics_annotation_file
 from .datasets.kinetics import read_kinetics
 from .datasets.ucf101 import list_dir as ucf101_list_dir
 from .datasets.ucf101 import read_class_index, read_ucf101
+from .frame_cache import frame_cache
 from .sampling import ClipShape
 from .samplers import ClipBatchSampler, ShardSampler, distributed
 from .workers import worker_init
@@ -119,13 +120,17 @@ def build_dataset(cfg, split: str) -> VideoClipDataset:
         hint = " (its labels are withheld: set TEST.SPLIT val)" if split == "test" and source == "test" else ""
         raise ValueError(f"{report.source}: none of the {len(records)} videos of the {source} split has a "
                          f"label, so there is nothing to measure accuracy on{hint}")
+    cache = frame_cache(cfg)
+    if cache is not None:
+        log.info("%s %s: frames from the cache %s (stored at short side %d; videos not in it are decoded once "
+                 "and added)", name, source, cache.root, cache.short_side)
     if cfg.MODEL.NUM_CLASSES != len(classes):
         log.warning("MODEL.NUM_CLASSES is %d but the %s classes number %d", cfg.MODEL.NUM_CLASSES, name, len(classes))
     return VideoClipDataset(
         records, classes, split, default_shape(cfg), decoder=d.DECODER, target_fps=d.TARGET_FPS, mean=d.MEAN,
         std=d.STD, test_crop_size=d.TEST_CROP_SIZE, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
         num_crops=cfg.TEST.NUM_SPATIAL_CROPS, short=d.SHORT_CLIPS, flip=d.RANDOM_FLIP, max_retries=d.MAX_RETRIES,
-        name=f"{name} {source}")
+        name=f"{name} {source}", frame_cache=cache)
 
 
 def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, shape: Optional[ClipShape] = None,

@@ -210,12 +210,13 @@ def write_cleaned(files: Sequence[str], out_dir: str, bad_lines: Sequence[int]) 
     return written
 
 
-def progress_printer(total: int, every: float = 10.0):
-    """A progress callback: a tqdm bar on a terminal, else a line every ``every`` seconds."""
+def progress_printer(total: int, every: float = 10.0, desc: str = "checking videos", done: str = "checked"):
+    """A progress callback: a tqdm bar (``desc``) on a terminal, else a line every ``every`` seconds
+    ("``done`` n/total videos")."""
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc="checking videos", dynamic_ncols=True)
+        bar = tqdm(total=total, desc=desc, dynamic_ncols=True)
         return lambda i, r: bar.update(1), bar.close
     state = {"n": 0, "last": time.time(), "start": time.time()}
 
@@ -224,7 +225,7 @@ def progress_printer(total: int, every: float = 10.0):
         now = time.time()
         if now - state["last"] >= every or state["n"] == total:
             rate = state["n"] / max(now - state["start"], 1e-9)
-            log.info("checked %d/%d videos (%.0f/s, ETA %.0f s)", state["n"], total, rate,
+            log.info("%s %d/%d videos (%.0f/s, ETA %.0f s)", done, state["n"], total, rate,
                      (total - state["n"]) / max(rate, 1e-9))
             state["last"] = now
     return step, lambda: None

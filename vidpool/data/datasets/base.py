@@ -169,7 +169,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
     def __init__(self, records: Sequence[VideoRecord], classes: Sequence[str], mode: str, shape: ClipShape, *,
                  decoder: str = "pyav", target_fps: float = 30.0, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
                  test_crop_size: int = 256, num_views: int = 1, num_crops: int = 1, short: str = "repeat",
-                 flip: bool = True, max_retries: int = 10, name: str = "videos"):
+                 flip: bool = True, max_retries: int = 10, name: str = "videos", frame_cache=None):
         if mode not in MODES:
             raise ValueError(f"dataset mode must be one of {MODES}, got {mode!r}")
         if short not in SHORT_MODES:
@@ -181,6 +181,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         self.test_crop_size, self.short, self.flip, self.max_retries, self.name = \
             int(test_crop_size), short, flip, int(max_retries), name
         self.views = (num_views, num_crops) if mode == "test" else (1, 1)
+        self.frame_cache = frame_cache  # a FrameCache: frames come from it instead of the decoder
         self._rng, self._rng_pid = None, None
         self.reading = ReadingNow()
 
@@ -225,11 +226,18 @@ class VideoClipDataset(torch.utils.data.Dataset):
         if self.mode == "train":
             # the jittered scale is drawn first so that the decoder produces frames at that size
             short = jitter_short_side(shape, rng)
-            frames, _, _ = read_clip(rec.path, choose, self.decoder, short_side=short, exact=True)
+            frames = self._frames(rec.path, choose, short)
             return train_transform(frames, shape, self.mean, self.std, rng, self.flip, short_side=short)
-        frames, _, _ = read_clip(rec.path, choose, self.decoder, short_side=crop, exact=True)
+        frames = self._frames(rec.path, choose, crop)
         crops = eval_transform(frames, crop, self.views[1], self.mean, self.std)
         return crops[s_view]
+
+    def _frames(self, path: str, choose, short_side: int) -> torch.Tensor:
+        """The clip's uint8 frames: decoded at ``short_side``, or from the frame cache at its size (the
+        transforms bring them to ``short_side``)."""
+        if self.frame_cache is not None:
+            return self.frame_cache.read_clip(path, choose)[0]
+        return read_clip(path, choose, self.decoder, short_side=short_side, exact=True)[0]
 
     def __getitem__(self, item):
         index, shape, seed = (tuple(item) + (None,))[:3] if isinstance(item, tuple) else (item, self.shape, None)
