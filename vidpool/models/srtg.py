@@ -149,8 +149,9 @@ class SqueezeRecursion(nn.Module):
             r = (seq * scale).detach() if self.gate_compare == "recalibrated" else h.detach()
             passed = cycle_consistent(s, r, self.temperature) & cycle_consistent(r, s, self.temperature)
             self.pass_rate.fill_(passed.float().mean())
-            self.gate_counts += torch.stack([passed.new_tensor(passed.numel(), dtype=torch.float),
-                                             passed.float().sum()])
+            # the count as a reduction, not new_tensor(numel()): under tracing (fvcore's FLOP count)
+            # numel() is a tensor and new_tensor warns on every call
+            self.gate_counts += torch.stack([torch.ones_like(passed, dtype=torch.float).sum(), passed.float().sum()])
         return torch.where(passed.view(-1, 1, 1, 1, 1), out, x)
 
 
