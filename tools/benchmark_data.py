@@ -3,6 +3,7 @@
 
     python tools/benchmark_data.py                 # the shared real clips, 61 clips per setting
     python tools/benchmark_data.py --clips 100 --videos a.mp4 b.mp4
+    python tools/benchmark_data.py --recipe demo   # the demo's 8 x 48² clips from 60 demo videos
 
 Every setting makes training clips of the same recipe from the same videos: 16 frames every 4
 frames at 30 fps (frame-rate aware), short side jittered in [256, 320], random 224 crop, flip,
@@ -11,9 +12,14 @@ normalisation. Settings:
 - vidpool with PyAV and with decord (``VideoClipDataset`` in train mode: open the video once, choose
   the frames, decode only those at the jittered scale, transform), in the main process (0 workers;
   rounds alternating between the settings, median clips/s) and with 2 DataLoader workers;
+- vidpool reading a decoded-frame cache (``DATA.FRAME_CACHE``, filled with PyAV in a temporary
+  folder before the timing starts): the same sampling and transforms without decoding;
 - pytorchvideo 0.1.5 ``EncodedVideo`` with its PyAV decoder: ``get_clip`` over the same time span
   (it decodes and converts every frame in the span), the 16 frames picked uniformly, then the same
   transform, likewise with 0 and 2 workers.
+
+``--recipe demo`` makes the demo's training clips instead (8 frames every 7 at 30 fps, short side
+in [48, 56], 48 crop, no flip) from the first 60 demo videos (data/demo/ucf101, ``make demo`` makes them).
 
 Target: vidpool's PyAV path >= 1.5x pytorchvideo's clips/s (0 workers), measured in this run.
 """
@@ -21,18 +27,25 @@ import argparse
 import glob
 import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidpool.data import ClipShape, VideoClipDataset, VideoRecord, probe
+from vidpool.data.frame_cache import FrameCache
 from vidpool.data.transforms import train_transform
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHAPE = ClipShape(num_frames=16, sampling_rate=4, crop_size=224, jitter_scales=(256, 320))
+RECIPES = {  # clip shape, random flip
+    "real": (ClipShape(num_frames=16, sampling_rate=4, crop_size=224, jitter_scales=(256, 320)), True),
+    "demo": (ClipShape(num_frames=8, sampling_rate=7, crop_size=48, jitter_scales=(48, 56)), False),
+}
+SHAPE, FLIP = RECIPES["real"]
 MEAN, STD, TARGET_FPS = (0.45,) * 3, (0.225,) * 3, 30.0
 
 
@@ -57,13 +70,24 @@ class PytorchvideoClips(Dataset):
         clip = video.get_clip(start, start + span)["video"]  # (C, T_all, H, W) float 0..255
         idx = torch.linspace(0, clip.shape[1] - 1, SHAPE.num_frames).round().long()
         frames = clip[:, idx].permute(1, 2, 3, 0).to(torch.uint8)  # (T, H, W, C)
-        return train_transform(frames, SHAPE, MEAN, STD, rng)
+        return train_transform(frames, SHAPE, MEAN, STD, rng, FLIP)
 
 
-def _vidpool(paths, n, decoder):
+def _vidpool(paths, n, decoder, cache=None):
     records = [VideoRecord(paths[i % len(paths)], 0, str(i)) for i in range(n)]
     return VideoClipDataset(records, ["x"], "train", SHAPE, decoder=decoder, target_fps=TARGET_FPS, mean=MEAN,
-                            std=STD)
+                            std=STD, flip=FLIP, frame_cache=cache)
+
+
+def filled_cache(paths, folder):
+    """A frame cache in ``folder`` holding every video of ``paths`` (stored at the recipe's largest scale)."""
+    cache = FrameCache(folder, max(SHAPE.jitter_scales))
+    start = time.perf_counter()
+    # decoded in a loader worker: this process must not decode before the worker settings fork
+    for _ in DataLoader(paths, batch_size=1, num_workers=1, collate_fn=lambda b: cache.frames(b[0])[2]):
+        pass
+    print(f"  frame cache filled in {time.perf_counter() - start:.1f} s ({len(paths)} videos)", file=sys.stderr)
+    return cache
 
 
 def in_process_rates(datasets, rounds):
@@ -97,24 +121,46 @@ def loader_rate(dataset, workers, warmup=2):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_videos = sorted(glob.glob(os.path.join(HERE, "..", "..", "shared", "data", "videos", "*.*")))
-    ap.add_argument("--videos", nargs="+", default=default_videos)
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="real", help="clip recipe (see above)")
+    ap.add_argument("--videos", nargs="+", help="videos to read (default: the shared clips; demo: 60 demo videos)")
     ap.add_argument("--clips", type=int, default=61, help="clips per setting")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds for the in-process settings")
     ap.add_argument("--workers", default="0,2")
     ap.add_argument("--threads", type=int, default=2, help="torch threads in the main process")
     args = ap.parse_args(argv)
+    global SHAPE, FLIP
+    SHAPE, FLIP = RECIPES[args.recipe]
     if not args.videos:
-        ap.error("no videos found; pass --videos")
+        if args.recipe == "real":
+            args.videos = sorted(glob.glob(os.path.join(HERE, "..", "..", "shared", "data", "videos", "*.*")))
+        else:
+            args.videos = sorted(glob.glob(os.path.join(HERE, "..", "data", "demo", "ucf101", "UCF-101", "*",
+                                                        "*.avi")))[:60]
+    if not args.videos:
+        ap.error("no videos found; pass --videos" + (" or run make demo first" if args.recipe == "demo" else ""))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     workers = [int(w) for w in args.workers.split(",")]
-    print(f"{len(args.videos)} videos ({', '.join(os.path.basename(v) for v in args.videos)}), {args.clips} clips "
+    names = [os.path.basename(v) for v in args.videos]
+    names = names if len(names) <= 5 else names[:3] + ["..."]
+    print(f"{len(args.videos)} videos ({', '.join(names)}), {args.clips} clips "
           f"per setting, clip {SHAPE.num_frames}x{SHAPE.crop_size}², {args.threads} threads")
     results = {}
-    settings = [("vidpool pyav", lambda: _vidpool(args.videos, args.clips, "pyav")),
-                ("vidpool decord", lambda: _vidpool(args.videos, args.clips, "decord")),
-                ("pytorchvideo pyav", lambda: PytorchvideoClips(args.videos, args.clips))]
+    folder = tempfile.mkdtemp(prefix="vidpool_frame_cache_")
+    try:
+        cache = filled_cache(args.videos, folder)
+        settings = [("vidpool pyav", lambda: _vidpool(args.videos, args.clips, "pyav")),
+                    ("vidpool decord", lambda: _vidpool(args.videos, args.clips, "decord")),
+                    ("vidpool frame cache", lambda: _vidpool(args.videos, args.clips, "pyav", cache)),
+                    ("pytorchvideo pyav", lambda: PytorchvideoClips(args.videos, args.clips))]
+        measure(settings, workers, args, results)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    report(settings, workers, results)
+    return 0
+
+
+def measure(settings, workers, args, results):
     # settings with workers first: after pytorchvideo has decoded in this process, forked
     # DataLoader workers crash (segmentation fault), whichever decoder they use
     for w in sorted(workers, reverse=True):
@@ -125,7 +171,10 @@ def main(argv=None):
             for name, make in settings:
                 results[name, w] = loader_rate(make(), w)
         for name, _ in settings:
-            print(f"  {name:<18} {w} workers: {results[name, w]:6.2f} clips/s", file=sys.stderr, flush=True)
+            print(f"  {name:<19} {w} workers: {results[name, w]:6.2f} clips/s", file=sys.stderr, flush=True)
+
+
+def report(settings, workers, results):
     print("| pipeline | workers | clips/s | × pytorchvideo |")
     print("|---|---|---|---|")
     for w in workers:
@@ -136,7 +185,8 @@ def main(argv=None):
         ratio = results["vidpool pyav", 0] / results["pytorchvideo pyav", 0]
         print(f"Target vidpool pyav >= 1.5x pytorchvideo pyav (0 workers): {'MET' if ratio >= 1.5 else 'MISS'} "
               f"({ratio:.2f})")
-    return 0
+        print(f"frame cache / decoding (vidpool pyav, 0 workers): "
+              f"{results['vidpool frame cache', 0] / results['vidpool pyav', 0]:.2f}x the clips/s")
 
 
 if __name__ == "__main__":
