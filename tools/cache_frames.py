@@ -24,8 +24,6 @@ from vidpool.data.check import progress_printer
 from vidpool.data.datasets.base import unreadable_reason
 from vidpool.data.frame_cache import frame_cache
 
-log = logging.getLogger("vidpool.data")
-
 
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
