@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Clips per second of the data path: decode + temporal sample + augment to 16 x 224 x 224.
 
-    python tools/benchmark_data.py                 # the shared real clips, 61 clips per setting
+    python tools/benchmark_data.py                 # the real clips in tests/assets/videos, 61 clips per setting
     python tools/benchmark_data.py --clips 100 --videos a.mp4 b.mp4
     python tools/benchmark_data.py --recipe demo   # the demo's 8 x 48² clips from 60 demo videos
 
@@ -122,7 +122,7 @@ def loader_rate(dataset, workers, warmup=2):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="real", help="clip recipe (see above)")
-    ap.add_argument("--videos", nargs="+", help="videos to read (default: the shared clips; demo: 60 demo videos)")
+    ap.add_argument("--videos", nargs="+", help="videos to read (default: the clips in tests/assets/videos; demo: 60 demo videos)")
     ap.add_argument("--clips", type=int, default=61, help="clips per setting")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds for the in-process settings")
     ap.add_argument("--workers", default="0,2")
@@ -132,7 +132,7 @@ def main(argv=None):
     SHAPE, FLIP = RECIPES[args.recipe]
     if not args.videos:
         if args.recipe == "real":
-            args.videos = sorted(glob.glob(os.path.join(HERE, "..", "..", "shared", "data", "videos", "*.*")))
+            args.videos = sorted(glob.glob(os.path.join(HERE, "..", "tests", "assets", "videos", "*.*")))
         else:
             args.videos = sorted(glob.glob(os.path.join(HERE, "..", "data", "demo", "ucf101", "UCF-101", "*",
                                                         "*.avi")))[:60]

@@ -90,10 +90,6 @@ def copy_project(dest: str) -> None:
         if os.path.isfile(src):
             os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
             shutil.copy2(src, os.path.join(dest, rel))
-    # the shared data sits beside the project: link it beside the copy too
-    shared = os.path.join(os.path.dirname(ROOT), "shared")
-    if os.path.isdir(shared) and not os.path.exists(os.path.join(os.path.dirname(dest), "shared")):
-        os.symlink(shared, os.path.join(os.path.dirname(dest), "shared"))
 
 
 def pytest_args(selection: str) -> List[str]:

@@ -11,7 +11,7 @@ import torch
 from vidpool.analysis import similarity
 
 REPO = Path(__file__).resolve().parents[2]
-VIDEOS = REPO.parent / "shared" / "data" / "videos"
+VIDEOS = REPO / "tests" / "assets" / "videos"
 
 
 def _dot_image():
@@ -70,9 +70,8 @@ def test_collect_skips_broken_files(tmp_path, caplog):
         similarity.collect([str(tmp_path / "missing")])
 
 
-@pytest.mark.skipif(not VIDEOS.exists(), reason="../shared/data not present")
 def test_tool_on_a_real_clip(tmp_path):
-    out = subprocess.run([sys.executable, "tools/pool_similarity.py", str(VIDEOS / "apply_eye_makeup.avi"),
+    out = subprocess.run([sys.executable, "-m", "vidpool", "similarity", str(VIDEOS / "apply_eye_makeup.avi"),
                           "--methods", "avg,max,softpool", "--kernels", "2", "--frames", "4",
                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -2,9 +2,8 @@ import os
 
 import pytest
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
-VIDEOS = os.path.join(SHARED, "videos")
-# (file, fps, frames, width, height) as ../shared/data/README.md lists them
+VIDEOS = os.path.join(os.path.dirname(__file__), "..", "assets", "videos")
+# (file, fps, frames, width, height) as tests/assets/NOTICE.md lists them
 REAL_CLIPS = [("arm_wrestling.mp4", 28, 280, 340, 256), ("cleaning_pool.mp4", 30, 300, 340, 256),
               ("apply_eye_makeup.avi", 25, 164, 320, 240)]
 
@@ -12,5 +11,5 @@ REAL_CLIPS = [("arm_wrestling.mp4", 28, 280, 340, 256), ("cleaning_pool.mp4", 30
 def real_clip(name):
     path = os.path.join(VIDEOS, name)
     if not os.path.isfile(path):
-        pytest.fail(f"shared clip missing: {path} (the project expects ../shared/data beside it)")
+        pytest.fail(f"test clip missing: {path} (tests/assets/videos is part of the repository)")
     return path

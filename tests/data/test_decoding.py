@@ -1,4 +1,4 @@
-"""Decoding: real clips from ../shared/data/videos against a plain sequential PyAV decode, both
+"""Decoding: real clips from tests/assets/videos against a plain sequential PyAV decode, both
 backends, resizing, and every kind of bad file."""
 import random
 

@@ -1,4 +1,5 @@
-"""SoftPool forward values against the float64 brute force, and the properties of PAPER_NOTES."""
+"""SoftPool forward values against the float64 brute force, and the properties the SoftPool paper states
+(Stergiou, Poppe, Kalliatakis, ICCV 2021, Sec. 3)."""
 import pytest
 import torch
 import torch.nn.functional as F

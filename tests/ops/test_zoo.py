@@ -139,7 +139,7 @@ def test_softpool_in_the_zoo(geom, x):
     _check(_module("softpool", geom), x, geom, lambda v, slots, c: (torch.softmax(v, 0) * v).sum())
 
 
-# limiting cases of PAPER_NOTES
+# limiting cases of the Lp definition (p = 1: sum; p -> infinity: max)
 def test_lp_limits(geom):
     x = torch.rand(geom[1], dtype=torch.float64) + 0.1  # non-negative: Lp(p=1) is the sum
     torch.testing.assert_close(_module("lp", geom, p=1.0).double()(x), _module("sum", geom).double()(x))
