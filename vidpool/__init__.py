@@ -9,3 +9,11 @@ def predict(cfg, weights, videos, **kw):
     from vidpool.deploy.predict import predict as run
 
     return run(cfg, weights, videos, **kw)
+
+
+def load_weights(model, path, source="auto", **kw):
+    """Load a checkpoint file of any supported source into ``model``; see ``vidpool.weights.load_weights``
+    (imported on first use)."""
+    from vidpool.weights import load_weights as load
+
+    return load(model, path, source, **kw)

@@ -7,7 +7,8 @@ import torch
 import torchvision
 
 from tests.weights.sources import HaraResNet, TFInceptionI3d, randomise
-from vidpool.models import create_model, load_weights
+from vidpool.models import create_model
+from vidpool.weights import load_weights
 from vidpool.models.i3d import set_tf_same
 from vidpool.weights import UntrustedCheckpointError
 from vidpool.weights.save import save_converted
@@ -176,7 +177,7 @@ def test_files_that_need_unpickling_are_refused_unless_trusted(tmp_path):
 
 
 def test_convert_tool_writes_a_checkpoint_that_builds_and_computes_the_source(tmp_path):
-    from tests.tools import load_tool
+    from vidpool.cli import convert as tool
     from vidpool.config import load_cfg_string
     from vidpool.engine.checkpoint import load_checkpoint
     from vidpool.models import build_model
@@ -184,10 +185,9 @@ def test_convert_tool_writes_a_checkpoint_that_builds_and_computes_the_source(tm
     src = randomise(HaraResNet(10, factorised=True, n_classes=9, widen_factor=0.25))
     path = _published_hara(str(tmp_path / "w.pth"), src, 10, True)
     out = str(tmp_path / "out" / "r2p1d10.pyth")
-    tool = load_tool("convert_weights")
-    assert tool.main([path, out, "--arch", "r2plus1d_10"]) == 2  # 64-wide model, 16-wide file
+    assert tool.main(["--weights", path, "--out", out, "--arch", "r2plus1d_10"]) == 2  # 64-wide model, 16-wide file
     assert not os.path.exists(out)
-    assert tool.main([path, out, "--arch", "r2plus1d_10", "--base-width", "16"]) == 0
+    assert tool.main(["--weights", path, "--out", out, "--arch", "r2plus1d_10", "--base-width", "16"]) == 0
     state = load_checkpoint(out)  # weights_only
     cfg = load_cfg_string(state["cfg"])
     assert (cfg.MODEL.ARCH, cfg.MODEL.NUM_CLASSES, cfg.MODEL.BASE_WIDTH) == ("r2plus1d_10", 9, 16)
@@ -196,7 +196,7 @@ def test_convert_tool_writes_a_checkpoint_that_builds_and_computes_the_source(tm
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         assert _rel(src(x), model(x)) < 1e-4
-    assert tool.main([path, out, "--arch", "r2plus1d_10", "--base-width", "16", "--pool", "softpool",
+    assert tool.main(["--weights", path, "--out", out, "--arch", "r2plus1d_10", "--base-width", "16", "--pool", "softpool",
                       "--num-classes", "4"]) == 0
     cfg = load_cfg_string(load_checkpoint(out)["cfg"])
     assert (cfg.MODEL.POOL, cfg.MODEL.NUM_CLASSES) == ("softpool", 4)

@@ -4,7 +4,8 @@ import torch
 import torchvision
 
 from tests.weights.sources import SRTGVideoResNet, randomise
-from vidpool.models import create_model, load_weights
+from vidpool.models import create_model
+from vidpool.weights import load_weights
 
 
 def _lstm_params(h):
