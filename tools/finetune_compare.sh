@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Fine-tune a max-pool and a SoftPool model the same way, test both (train_net tests after training
-# when TEST.ENABLE is on) and compare them on the same test videos with McNemar's test.
+# Fine-tune a max-pool and a SoftPool model the same way, test both (vidpool train tests after
+# training when TEST.ENABLE is on) and compare them on the same test videos with McNemar's test.
 #
 #   tools/finetune_compare.sh MAX_CFG SOFTPOOL_CFG [KEY VALUE ...]
 #
-# KEY VALUE pairs override both configs (e.g. NUM_GPUS-style DATA_LOADER.NUM_WORKERS 8). A run that
+# KEY VALUE pairs override both configs (e.g. DATA_LOADER.NUM_WORKERS 8). A run that
 # already finished resumes at its last checkpoint and only tests again. Set PYTHON to choose the
 # interpreter (default: .venv/bin/python when it exists, else python). For several GPUs, set
-# LAUNCH="torchrun --nproc_per_node 8" (the script then runs "$LAUNCH tools/train_net.py ...").
+# LAUNCH="torchrun --nproc_per_node 8" (the script then runs "$LAUNCH -m vidpool train ...").
 # DRY_RUN=1 prints the commands instead of running them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in -h|--help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 if [ $# -lt 2 ]; then
     echo "usage: $0 MAX_CFG SOFTPOOL_CFG [KEY VALUE ...]" >&2
     exit 2
@@ -31,9 +32,9 @@ output_dir() {
 }
 for cfg in "$max_cfg" "$soft_cfg"; do
     echo "== $cfg"
-    run $LAUNCH tools/train_net.py --cfg "$cfg" TEST.ENABLE True "$@"
+    run $LAUNCH -m vidpool train --cfg "$cfg" TEST.ENABLE True "$@"
 done
 max_out=$(output_dir "$max_cfg" "$@")
 soft_out=$(output_dir "$soft_cfg" "$@")
 echo "== McNemar's test on the test videos: $max_out vs $soft_out"
-run "$PY" tools/mcnemar.py --names max softpool "$max_out/predictions.csv" "$soft_out/predictions.csv"
+run "$PY" -m vidpool compare --names max softpool "$max_out/predictions.csv" "$soft_out/predictions.csv"

@@ -1,10 +1,10 @@
 """Ablation grids: many training runs that differ in a few config keys, and their comparison.
 
-A grid (YAML; the format is in tools/run_experiments.py's help) names a base config, fixed
+A grid (YAML; the format is in `vidpool experiments`'s help) names a base config, fixed
 overrides, axes of config overrides, a baseline (values of some axes that every other value is
 tested against), the seed axis averaged over, and an output folder.
 
-Every combination of axis values is a cell: a normal training run (tools/train_net.py) in its own
+Every combination of axis values is a cell: a normal training run (``vidpool train``) in its own
 OUTPUT_DIR under ``out``. A finished cell (its test written) is skipped, an interrupted one resumes
 from its checkpoints, and a cell whose folder holds a run of other overrides is an error, so a grid
 can be rerun or extended safely. The summary groups the cells over the seed axis (mean and sample
@@ -86,7 +86,7 @@ class Cell:
         return os.path.join(self.grid.out, "cells", self.name)
 
     def override_list(self) -> List[str]:
-        """KEY VALUE pairs for tools/train_net.py: the grid's fixed overrides, then this cell's."""
+        """KEY VALUE pairs for ``vidpool train``: the grid's fixed overrides, then this cell's."""
         pairs = {**self.grid.overrides, **self.values}
         out = []
         for k, v in pairs.items():
@@ -222,7 +222,7 @@ class Runner:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def command(self, cell: Cell) -> List[str]:
-        return [self.python, os.path.join(ROOT, "tools", "train_net.py"), "--cfg", self.grid.base,
+        return [self.python, "-m", "vidpool", "train", "--cfg", self.grid.base,
                 "OUTPUT_DIR", cell.out] + cell.override_list()
 
     def threads_per_job(self) -> int:

@@ -30,7 +30,7 @@ def test_train_step_updates_the_weights():
 
 
 def test_model_info_tool():
-    out = subprocess.run([sys.executable, "tools/model_info.py", "--model", "r3d_10", "--frames", "4", "--size",
+    out = subprocess.run([sys.executable, "-m", "vidpool", "info", "--model", "r3d_10", "--frames", "4", "--size",
                           "32,48", "--markdown", "--no-time"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("| r3d_10")]
@@ -43,9 +43,24 @@ def test_model_info_tool():
     g48, _ = flops_and_activations(model, torch.zeros(1, 3, 4, 48, 48))
     assert cells == ["r3d_10", f"{count_parameters(model) / 1e6:.2f}", f"{g32:.2f}", f"{g48:.2f}", "—", f"{acts:.1f}"]
     assert g48 / g32 > 2  # the two sizes were really measured (spatial cost grows ~ 2.25x)
-    bad = subprocess.run([sys.executable, "tools/model_info.py", "--model", "r3d_11"], cwd=REPO,
+    bad = subprocess.run([sys.executable, "-m", "vidpool", "info", "--model", "r3d_11"], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "unknown model" in bad.stderr
+    assert bad.returncode == 2 and "did you mean 'r3d_10'?" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_info_reports_the_configured_model():
+    """--cfg: the model training would build (the demo's quarter width), not the registered default."""
+    from vidpool.config import load_cfg
+    from vidpool.models import build_model
+
+    cfg = load_cfg("configs/demo/r3d10_softpool.yaml")
+    out = subprocess.run([sys.executable, "-m", "vidpool", "info", "--cfg", "configs/demo/r3d10_softpool.yaml",
+                          "--no-time", "--markdown"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    row = [line for line in out.stdout.splitlines() if line.startswith("| r3d_10")]
+    params = float(row[0].strip("|").split("|")[1])
+    expected = count_parameters(build_model(cfg)) / 1e6
+    assert abs(params - expected) < 0.006 and expected < 2  # 0.91 M, not the 64-wide 14.6 M
 
 
 def test_lstm_multiply_adds_by_hand():

@@ -62,8 +62,7 @@ def test_predictions_matched_by_video_id(tmp_path):
 
 
 def test_command_line(tmp_path):
-    tool = os.path.join(ROOT, "tools", "mcnemar.py")
-    done = subprocess.run([sys.executable, tool, "--table", "10", "25", "10", "55", "--names", "max", "softpool"],
+    done = subprocess.run([sys.executable, "-m", "vidpool", "compare", "--table", "10", "25", "10", "55", "--names", "max", "softpool"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "chi2 (continuity corrected, 1 dof) = 5.6000" in done.stdout

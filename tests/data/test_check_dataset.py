@@ -51,7 +51,7 @@ def test_tool_reports_and_writes_annotations_a_run_can_read(synthetic_root, tmp_
     os.remove(root / "UCF-101" / train[0])  # missing
     (root / "UCF-101" / train[1]).write_text("not a video")  # unreadable
     out = tmp_path / "check"
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "check_dataset.py"), "--split", "train",
+    done = subprocess.run([sys.executable, "-m", "vidpool", "check-data", "--split", "train",
                            "--workers", "2", "--out", str(out), "TRAIN.DATASET", "ucf101", "DATA.PATH_TO_DATA_DIR",
                            str(root), "DATA.NUM_FRAMES", "8", "DATA.SAMPLING_RATE", "16", "DATA.TARGET_FPS", "30"],
                           capture_output=True, text=True, timeout=600)

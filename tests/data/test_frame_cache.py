@@ -196,7 +196,7 @@ def test_cache_frames_tool(synthetic_root, tmp_path):
     cache_dir = str(tmp_path / "cache")
     cfg = _cfg(synthetic_root)
     videos = {r.path for s in ("train", "test") for r in build_dataset(cfg, s).records}
-    cmd = [sys.executable, os.path.join(REPO, "tools", "cache_frames.py"), "--workers", "2",
+    cmd = [sys.executable, "-m", "vidpool", "cache-frames", "--workers", "2",
            "TRAIN.DATASET", "ucf101", "TEST.DATASET", "ucf101",
            "DATA.PATH_TO_DATA_DIR", os.path.join(synthetic_root, "ucf101"), "DATA.FRAME_CACHE", cache_dir] + EXACT
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -5,7 +5,6 @@ import os
 import pytest
 import torch
 
-from tests.tools import load_tool
 from vidpool.deploy.export import check_export, export_model, run_exported
 from vidpool.models import create_model, list_models
 from vidpool.ops import _reference
@@ -99,7 +98,8 @@ def test_export_tool_writes_and_checks_a_file(tmp_path, capsys):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("MODEL:\n  ARCH: r2plus1d_10\n  POOL: softpool\n  NUM_CLASSES: 6\n  BASE_WIDTH: 8\n")
     out = str(tmp_path / "m.ts")
-    tool = load_tool("export_model")
+    from vidpool.cli import export as tool
+
     assert tool.main(["--cfg", str(cfg), "--weights", weights, "--format", "torchscript", "--out", out,
                       "--frames", "8", "--size", "48"]) == 0
     printed = capsys.readouterr().out

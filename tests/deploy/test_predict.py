@@ -1,4 +1,4 @@
-"""predict / tools/predict.py on the shared real clips: the views the model receives, the probabilities
+"""predict / tools/predict.py on the real test clips: the views the model receives, the probabilities
 it prints (the mean softmax of those views' logits), class names, and unreadable files."""
 import json
 import os
@@ -6,13 +6,13 @@ import os
 import pytest
 import torch
 
-from tests.tools import load_tool
 from vidpool.config import load_cfg
+from vidpool.data.datasets.base import packaged_classes
 from vidpool.models import build_model
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
-CLIPS = [os.path.join(SHARED, "videos", n) for n in ("arm_wrestling.mp4", "apply_eye_makeup.avi")]
-K700 = os.path.join(SHARED, "classes", "kinetics700.txt")
+VIDEOS = os.path.join(os.path.dirname(__file__), "..", "assets", "videos")
+CLIPS = [os.path.join(VIDEOS, n) for n in ("arm_wrestling.mp4", "apply_eye_makeup.avi")]
+K700 = packaged_classes("kinetics700")
 OPTS = ["MODEL.ARCH", "r3d_10", "MODEL.BASE_WIDTH", "8", "MODEL.NUM_CLASSES", "700", "MODEL.POOL", "softpool",
         "DATA.NUM_FRAMES", "4", "DATA.TEST_CROP_SIZE", "40", "TEST.NUM_SPATIAL_CROPS", "3", "TEST.BATCH_SIZE", "4",
         "TEST.DATASET", "kinetics", "DATA.CLASS_NAMES_FILE", K700, "DATA_LOADER.NUM_WORKERS", "0", "DEVICE", "cpu"]
@@ -35,7 +35,7 @@ def test_predictions_are_the_mean_softmax_of_the_views_the_model_receives(tmp_pa
     seen = []
     cfg = load_cfg(None, OPTS)
     model = build_model(cfg)
-    vidpool.models.load_weights(model, weights)
+    vidpool.load_weights(model, weights)
     model.register_forward_hook(lambda m, args, out: seen.append((args[0].clone(), out.clone())))
     results = vidpool.predict(cfg, None, [CLIPS[0], broken, CLIPS[1]], topk=3, views=2, model=model)
     clips = torch.cat([c for c, _ in seen])
@@ -55,13 +55,14 @@ def test_predictions_are_the_mean_softmax_of_the_views_the_model_receives(tmp_pa
 def test_cli_prints_json_and_fails_for_an_unreadable_file(tmp_path, weights, capsys):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("MODEL:\n  ARCH: r3d_10\n")
-    tool = load_tool("predict")
+    from vidpool.cli import predict as tool
+
     assert tool.main(["--cfg", str(cfg), "--weights", weights, "--json", "--topk", "2", *CLIPS,
-                      "--opts", *OPTS]) == 0
+                      *OPTS]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["video"] for r in out] == CLIPS and all(len(r["top"]) == 2 for r in out)
     assert all(0 < t["prob"] <= 1 for r in out for t in r["top"])
-    assert tool.main(["--cfg", str(cfg), "--weights", weights, str(tmp_path / "gone.mp4"), "--opts", *OPTS]) == 1
+    assert tool.main(["--cfg", str(cfg), "--weights", weights, str(tmp_path / "gone.mp4"), *OPTS]) == 1
     assert "cannot be read" in capsys.readouterr().out
 
 

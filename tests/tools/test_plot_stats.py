@@ -1,4 +1,4 @@
-"""tools/plot_stats.py on fabricated stats.jsonl files."""
+"""vidpool visualize curves on fabricated stats.jsonl files."""
 import importlib.util
 import json
 import os
@@ -7,7 +7,7 @@ import sys
 
 from PIL import Image
 
-TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "plot_stats.py")
+TOOL = ["-m", "vidpool", "visualize", "curves"]
 
 
 def _run_dir(path, epochs, with_val):
@@ -26,7 +26,7 @@ def test_two_runs_into_one_png(tmp_path):
     a = _run_dir(tmp_path / "max", 4, True)
     b = _run_dir(tmp_path / "softpool", 6, False)
     out = tmp_path / "figs" / "curves.png"
-    done = subprocess.run([sys.executable, TOOL, a, os.path.join(b, "stats.jsonl"), "--out", str(out)],
+    done = subprocess.run([sys.executable, *TOOL, a, os.path.join(b, "stats.jsonl"), "--out", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "2 runs, 10 epochs" in done.stdout
@@ -45,7 +45,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     (broken / "stats.jsonl").write_text('{"epoch": 1, "lr": 0.1, "train_loss": 1}\n{oops\n')
     for path, message in ((tmp_path / "missing", "no stats.jsonl"), (empty, "has no epochs"),
                           (broken, "stats.jsonl:2: not JSON")):
-        done = subprocess.run([sys.executable, TOOL, str(path), "--out", str(tmp_path / "x.png")],
+        done = subprocess.run([sys.executable, *TOOL, str(path), "--out", str(tmp_path / "x.png")],
                               capture_output=True, text=True)
         assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not (tmp_path / "x.png").exists()
@@ -53,13 +53,9 @@ def test_bad_inputs_are_clear_errors(tmp_path):
 
 def test_plotted_series_are_the_stats(tmp_path, monkeypatch):
     """Every line drawn carries exactly the values of its run's stats.jsonl."""
-    import importlib.util
-
     import matplotlib.pyplot as plt
 
-    spec = importlib.util.spec_from_file_location("plot_stats", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from vidpool.cli import viz_curves as tool
     figures = []
     monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
     runs = [tool.load(_run_dir(tmp_path / "a", 4, True)), tool.load(_run_dir(tmp_path / "b", 3, False))]
@@ -94,9 +90,7 @@ def test_time_axis_is_cumulative_training_minutes_with_the_final_test(tmp_path, 
         f.write(json.dumps({"kind": "test", "epoch": 3, "test_video_top1": 71.5}) + "\n")
     figures = []
     monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
-    spec = importlib.util.spec_from_file_location("plot_stats", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from vidpool.cli import viz_curves as tool
     assert tool.main([str(run), "--x", "time", "--out", str(tmp_path / "t.png")]) == 0
     lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
              for ax in figures[0].axes for line in ax.get_lines()}
@@ -104,6 +98,6 @@ def test_time_axis_is_cumulative_training_minutes_with_the_final_test(tmp_path, 
     assert lines["mg test 71.5"] == ([3.0], [71.5])
     assert figures[0].axes[0].get_xlabel() == "training time (min)"
     (run / "stats.jsonl").write_text(json.dumps({"epoch": 1, "lr": 0.1, "train_loss": 1.0}) + "\n")
-    done = subprocess.run([sys.executable, TOOL, str(run), "--x", "time", "--out", str(tmp_path / "u.png")],
+    done = subprocess.run([sys.executable, *TOOL, str(run), "--x", "time", "--out", str(tmp_path / "u.png")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "no epoch_time_s" in done.stderr

@@ -1,4 +1,4 @@
-"""tools/run_experiments.py and vidpool.experiments: a tiny grid run for real (two jobs at once),
+"""vidpool experiments and vidpool.experiments: a tiny grid run for real (two jobs at once),
 skipped when finished, resumed after a kill; McNemar and the summary on hand-built prediction files;
 clear errors for bad grids and changed settings."""
 import csv
@@ -16,7 +16,7 @@ import yaml
 from vidpool.experiments import Cell, Grid, load_grid, summarise, write_results
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-TOOL = os.path.join(ROOT, "tools", "run_experiments.py")
+TOOL = ["-m", "vidpool", "experiments"]
 TINY = {"TRAIN": {"DATASET": "ucf101", "BATCH_SIZE": 4, "EVAL_PERIOD": 0},
         "TEST": {"DATASET": "ucf101", "BATCH_SIZE": 8, "NUM_ENSEMBLE_VIEWS": 1, "NUM_SPATIAL_CROPS": 1},
         "MODEL": {"ARCH": "r3d_10", "BASE_WIDTH": 8, "NUM_CLASSES": 5},
@@ -40,7 +40,7 @@ def _grid_file(tmp_path, root, name="tiny", **fields):
 
 
 def _tool(*args, **kw):
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, cwd=ROOT, **kw)
+    return subprocess.run([sys.executable, *TOOL, *args], capture_output=True, text=True, cwd=ROOT, **kw)
 
 
 def _predictions(out):
@@ -112,7 +112,7 @@ def test_interrupted_cell_resumes_from_its_checkpoint(synthetic_root, tmp_path):
     (cell,) = load_grid(grid_path).cells()
     first = os.path.join(cell.out, "checkpoints", "checkpoint_epoch_00001.pyth")
     last = os.path.join(cell.out, "checkpoints", "checkpoint_epoch_00003.pyth")
-    proc = subprocess.Popen([sys.executable, TOOL, "--grid", grid_path], cwd=ROOT, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, *TOOL, "--grid", grid_path], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not os.path.exists(first) and proc.poll() is None and time.time() < deadline:

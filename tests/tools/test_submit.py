@@ -10,12 +10,12 @@ import pytest
 from vidpool.engine import checkpoint as ckpt
 
 from ..engine.test_train import TINY
-from . import load_tool
 
 
 @pytest.mark.slow
 def test_local_job_trains_is_preempted_requeued_and_finishes(synthetic_root, tmp_path):
-    tool = load_tool("submit")
+    from vidpool.cli import submit as tool
+
     import submitit
 
     out = tmp_path / "run"

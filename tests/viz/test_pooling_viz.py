@@ -14,7 +14,7 @@ from vidpool.data.datasets.synthetic import render_clip, write_mp4
 from vidpool.data.decoding import probe
 from vidpool.viz.pooling import crop, most_different_region, pool_frames
 
-TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "visualize_pooling.py")
+TOOL = ["-m", "vidpool", "visualize", "pooling"]
 
 
 def test_pooled_values_are_the_operators_output():
@@ -59,7 +59,7 @@ def test_tool_writes_video_and_figure(tmp_path):
     image = str(tmp_path / "still.png")
     Image.fromarray(render_clip(4, seed=2, frames=1, size=(40, 50))[0]).save(image)
     out = tmp_path / "viz"
-    done = subprocess.run([sys.executable, TOOL, video, image, "--kernel", "2,4,4", "--zoom", "8,8,16,16",
+    done = subprocess.run([sys.executable, *TOOL, video, image, "--kernel", "2,4,4", "--zoom", "8,8,16,16",
                            "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     info = probe(str(out / "clip_pooling.mp4"))
@@ -70,6 +70,6 @@ def test_tool_writes_video_and_figure(tmp_path):
     with Image.open(out / "still_pooling.png") as png:  # one frame + 1 zoom row, no video
         assert png.size == (4 * 50, 2 * (40 + 18))
     assert not (out / "still_pooling.mp4").exists()
-    bad = subprocess.run([sys.executable, TOOL, video, "--methods", "avg,nope", "--out", str(out)],
+    bad = subprocess.run([sys.executable, *TOOL, video, "--methods", "avg,nope", "--out", str(out)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown method" in bad.stderr

@@ -10,7 +10,6 @@ from torch import nn
 
 from vidpool.viz.saliency import grad_cam, overlay
 
-TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")
 
 
 class Tiny(nn.Module):
@@ -106,11 +105,8 @@ def test_trained_checkpoint_looks_at_the_evidence(tmp_path):
     cfg = load_cfg(None, overrides)
     train(cfg)
     ckpt = str(tmp_path / "run" / "checkpoints" / "checkpoint_epoch_00004.pyth")
-    sys.path.insert(0, TOOLS)
-    try:
-        import visualize_saliency as tool
-    finally:
-        sys.path.remove(TOOLS)
+    from vidpool.cli import viz_saliency as tool
+
     model, _ = tool.load_model(cfg, ckpt)
     seen = []
     for name, f, c, quadrant in test_list:
@@ -127,8 +123,8 @@ def test_trained_checkpoint_looks_at_the_evidence(tmp_path):
     # a tiny network's maps are coarse: most maps, and the mean, favour the evidence clearly
     assert sum(d > 0 for d in seen) >= 6 and np.mean(seen) > 0.2, seen
     video = str(root / test_list[0][0] / test_list[0][1])
-    done = subprocess.run([sys.executable, os.path.join(TOOLS, "visualize_saliency.py"), video,
-                           "--cfg", str(tmp_path / "run" / "config.yaml"), "--checkpoint", ckpt, "--checkpoint", ckpt,
+    done = subprocess.run([sys.executable, "-m", "vidpool", "visualize", "saliency", video,
+                           "--cfg", str(tmp_path / "run" / "config.yaml"), "--weights", ckpt, "--weights", ckpt,
                            "--out", str(tmp_path / "viz")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("class 0") == 2  # each model's predicted class: red

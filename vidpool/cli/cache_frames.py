@@ -1,24 +1,22 @@
-#!/usr/bin/env python
 """Fill a decoded-frame cache (DATA.FRAME_CACHE) ahead of training: every video of the given splits
 decoded once, in parallel, and written where training and testing will read it
 (vidpool/data/frame_cache.py). Videos already cached are left alone; videos that cannot be decoded
 are counted and listed (training skips them as it always does).
 
-    python tools/cache_frames.py --cfg configs/demo/r3d10_softpool.yaml DATA.FRAME_CACHE data/demo/frame_cache
-    python tools/cache_frames.py --cfg my_ucf101.yaml --splits train test --workers 8
+    vidpool cache-frames --cfg configs/demo/r3d10_softpool.yaml DATA.FRAME_CACHE data/demo/frame_cache
+    vidpool cache-frames --cfg my_ucf101.yaml --splits train test --workers 8
 
 KEY VALUE pairs override the config (as in train_net.py); DATA.FRAME_CACHE must be set, and the
 frames are stored at the short side the config's clips are cut from (the largest training scale or
 crop, or the test crop), so fill it with the config you train with.
 """
-import argparse
 import logging
 import multiprocessing
 import os
 import sys
 from collections import Counter
 
-from vidpool.config import parse_config_args
+from vidpool.cli._args import parse_with_config, parser
 from vidpool.data.build import SPLITS, read_annotations
 from vidpool.data.check import progress_printer
 from vidpool.data.datasets.base import unreadable_reason
@@ -26,12 +24,11 @@ from vidpool.data.frame_cache import frame_cache
 
 
 def parse(argv):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cfg", help="YAML config (defaults: vidpool/config/defaults.py)")
+    ap = parser("cache-frames", __doc__)
     ap.add_argument("--splits", nargs="+", default=["train", "test"], choices=SPLITS,
                     help="splits whose videos to cache (test: the TEST.SPLIT annotations of TEST.DATASET)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoding processes")
-    return parse_config_args(ap, argv)
+    return parse_with_config(ap, argv)
 
 
 _cache = None
@@ -97,7 +94,3 @@ def main(argv=None):
     if len(failed) > 10:
         print(f"  ... {len(failed) - 10} more")
     return 1 if paths and len(failed) == len(paths) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,38 +1,35 @@
-#!/usr/bin/env python
 """Pre-flight check of a dataset split before a long run: opens every video of the split (its header
 and first frame, in sandboxed worker processes: a decoder that crashes or hangs costs one file, not
 the scan) and reports missing, unreadable, crashed, too-short videos and the frame-rate and
 resolution histograms; writes a cleaned copy of the annotation files without the unusable videos.
 
-    python tools/check_dataset.py --cfg configs/hacs/r3d50_softpool.yaml --split train --workers 16
-    python tools/check_dataset.py --cfg configs/kinetics700/r3d50_ft.yaml --split val DATA.PATH_PREFIX /data/k700
+    vidpool check-data --cfg configs/hacs/r3d50_softpool.yaml --split train --workers 16
+    vidpool check-data --cfg configs/kinetics700/r3d50_ft.yaml --split val DATA.PATH_PREFIX /data/k700
 
 KEY VALUE pairs override the config (as in train_net.py). Writes into --out (default
 OUTPUT_DIR/dataset_check_SPLIT): report.json (counts, histograms, every problem), problems.tsv
 (path, status, reason) and the cleaned annotation files; the last lines printed say which overrides
 make a run read them.
 """
-import argparse
 import json
 import logging
 import os
 import sys
 from collections import Counter
 
-from vidpool.config import parse_config_args
+from vidpool.cli._args import parse_with_config, parser
 from vidpool.data.build import read_annotations
 from vidpool.data.check import PROBLEMS, histograms, progress_printer, records_report, scan_videos, write_cleaned
 
 
 def parse(argv):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cfg", help="YAML config (defaults: vidpool/config/defaults.py)")
+    ap = parser("check-data", __doc__)
     ap.add_argument("--split", default="train", choices=["train", "val", "test"],
                     help="split to check (test: the TEST.SPLIT annotations of TEST.DATASET)")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="checking processes")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds one file may take before it counts as hung")
     ap.add_argument("--out", help="output folder (default OUTPUT_DIR/dataset_check_SPLIT)")
-    return parse_config_args(ap, argv)
+    return parse_with_config(ap, argv)
 
 
 def main(argv=None):
@@ -87,7 +84,3 @@ def main(argv=None):
           f"{len(set(bad_lines))} records left out). Train on them with:\n"
           f"  DATA.PATH_TO_DATA_DIR {out} DATA.PATH_PREFIX {os.path.abspath(root)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """McNemar's test: is model B's accuracy significantly different from model A's on the same videos?
 
-    python tools/mcnemar.py output/run_max/predictions.csv output/run_softpool/predictions.csv
-    python tools/mcnemar.py --table N00 N01 N10 N11
+    vidpool compare output/run_max/predictions.csv output/run_softpool/predictions.csv
+    vidpool compare --table N00 N01 N10 N11
 
 From two predictions.csv files of tools/test_net.py (matched by video id; ids in one file only, or
 with different true labels, are reported and left out), or from a 2x2 table: N00 both wrong, N01 A
@@ -10,15 +9,15 @@ wrong and B right, N10 A right and B wrong, N11 both right. Prints the table, th
 corrected chi^2 with its p-value, the exact binomial p-value, and the significance level reached
 (95 / 97.5 / 99 %: chi^2 >= 3.84 / 5.02 / 6.63).
 """
-import argparse
 import os
 import sys
 
+from vidpool.cli._args import parser
 from vidpool.analysis.mcnemar import Table, format_result, mcnemar, table_from_predictions
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("compare", __doc__, cfg="none")
     ap.add_argument("predictions", nargs="*", help="predictions.csv of model A, then of model B")
     ap.add_argument("--table", nargs=4, type=int, metavar=("N00", "N01", "N10", "N11"))
     ap.add_argument("--names", nargs=2, metavar=("A", "B"), help="names for the two models in the output")
@@ -46,10 +45,6 @@ def main(argv=None):
                 ap.error("the two files have no video in common")
         print(format_result(mcnemar(table), *names))
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"vidpool compare: error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

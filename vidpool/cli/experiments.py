@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Run an ablation grid: every combination of config overrides as a training run, then one table.
 
-    python tools/run_experiments.py --grid configs/experiments/paper_mini.yaml [--jobs 2] [--dry-run]
-    python tools/run_experiments.py --grid GRID.yaml --summarise      # tables and plot from what is done
+    vidpool experiments --grid configs/experiments/paper_mini.yaml [--jobs 2] [--dry-run]
+    vidpool experiments --grid GRID.yaml --summarise      # tables and plot from what is done
 
 A grid file (YAML):
 
@@ -13,7 +12,7 @@ A grid file (YAML):
     seed_key: RNG_SEED                 # the axis averaged over
     out: output/experiments/NAME
 
-Each cell trains with tools/train_net.py into OUT/cells/<cell>/ (its log in run.log there). Finished
+Each cell trains with vidpool train into OUT/cells/<cell>/ (its log in run.log there). Finished
 cells are skipped and interrupted ones resume, so the same command continues or extends a grid.
 --jobs N runs N cells at once with this machine's cores split between them (OMP_NUM_THREADS).
 The summary goes to OUT/results.{md,csv,json} and OUT/results.png: per cell (over the seed axis)
@@ -21,19 +20,16 @@ the mean and sample std of video top-1/top-5, params, GFLOPs and training time; 
 of every non-baseline value against the baseline on the same test videos, tables summed over seeds.
 Exit status: 0 when every cell finished, 1 when some failed (their logs are named), 2 on a bad grid.
 """
-import argparse
 import os
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from vidpool.experiments import Runner, load_grid, summarise, write_results  # noqa: E402
+from vidpool.cli._args import parser
+from vidpool.experiments import Runner, load_grid, summarise, write_results
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("experiments", __doc__, cfg="none")
     ap.add_argument("--grid", required=True, help="grid YAML")
     ap.add_argument("--jobs", type=int, default=1, help="cells trained at the same time (default 1)")
     ap.add_argument("--threads", type=int, help="torch threads per cell (default: cores / jobs)")
@@ -46,7 +42,7 @@ def main(argv=None):
     try:
         grid = load_grid(args.grid)
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"vidpool experiments: error: {e}", file=sys.stderr)
         return 2
     runner = Runner(grid, jobs=args.jobs, threads=args.threads)
     cells = grid.cells()
@@ -63,7 +59,7 @@ def main(argv=None):
         try:
             failed = runner.run()
         except RuntimeError as e:  # a folder of other settings: nothing was started for it
-            print(f"error: {e}", file=sys.stderr)
+            print(f"vidpool experiments: error: {e}", file=sys.stderr)
             return 2
         print(f"grid {grid.name}: ran for {time.time() - start:.0f} s, {len(failed)} failed", flush=True)
     summary = summarise(grid, with_complexity=not args.no_complexity)
@@ -81,7 +77,3 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,33 +1,30 @@
-#!/usr/bin/env python
 """Export a trained model for deployment as ONNX, TorchScript or a torch.export program (.pt2), then
 run the written file on fresh inputs and print its largest logit difference from PyTorch.
 
-    python tools/export_model.py --cfg configs/ucf101/r3d50_softpool_ft.yaml --weights run/checkpoints/checkpoint_epoch_00030.pyth --format onnx --out r3d50_softpool.onnx
-    python tools/export_model.py --cfg CFG --weights CKPT --format exported --dynamic all --out model.pt2
-    python tools/export_model.py --cfg CFG --weights CKPT --format torchscript --dynamic none --batch 1 --out model.ts
+    vidpool export --cfg configs/ucf101/r3d50_softpool_ft.yaml --weights run/checkpoints/checkpoint_epoch_00030.pyth --format onnx --out r3d50_softpool.onnx
+    vidpool export --cfg CFG --weights CKPT --format exported --dynamic all --out model.pt2
+    vidpool export --cfg CFG --weights CKPT --format torchscript --dynamic none --batch 1 --out model.ts
 
 The input is (batch, 3, frames, size, size) clips normalised as the config's DATA.MEAN / DATA.STD;
 the output is logits (batch, MODEL.NUM_CLASSES). --dynamic: which axes the file accepts other sizes
 of: none, batch (default), all (batch, frames, height, width; onnx and exported only). SoftPool is
 written as standard operations, so the files run without vidpool (onnxruntime, torch.jit.load,
-torch.export.load). --weights takes any file load_weights reads. --opts KEY VALUE ... overrides the config.
+torch.export.load). --weights takes any file load_weights reads. KEY VALUE pairs at the end override the config.
 """
-import argparse
 import sys
 import time
 
 import torch
 
-from vidpool.config import load_cfg
+from vidpool.cli._args import parse_with_config, parser
 from vidpool.deploy.export import DYNAMIC, FORMATS, check_export, export_model
 from vidpool.models import build_model
 from vidpool.weights import UntrustedCheckpointError, load_weights
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cfg", required=True, help="YAML config of the model")
-    ap.add_argument("--weights", required=True, help="checkpoint file")
+    ap = parser("export", __doc__, cfg="required")
+    ap.add_argument("--weights", required=True, metavar="FILE", help="checkpoint file")
     ap.add_argument("--format", required=True, choices=FORMATS)
     ap.add_argument("--out", required=True, help="file to write")
     ap.add_argument("--dynamic", default="batch", choices=DYNAMIC, help="input axes that may vary (default batch)")
@@ -36,10 +33,8 @@ def main(argv=None):
     ap.add_argument("--size", type=int, help="clip height and width (default DATA.TEST_CROP_SIZE)")
     ap.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     ap.add_argument("--no-check", action="store_true", help="do not run the written file")
-    ap.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE", help="config overrides")
-    args = ap.parse_args(argv)
+    args, cfg = parse_with_config(ap, argv)
     try:
-        cfg = load_cfg(args.cfg, args.opts)
         model = build_model(cfg)
         print(load_weights(model, args.weights, cfg.TRAIN.CHECKPOINT_TYPE, trusted=cfg.TRAIN.CHECKPOINT_TRUSTED))
         frames, size = args.frames or cfg.DATA.NUM_FRAMES, args.size or cfg.DATA.TEST_CROP_SIZE
@@ -57,10 +52,6 @@ def main(argv=None):
             print(f"checked on inputs {shapes}: max |logit difference| {diff['max_abs_diff']:.3g} "
                   f"({diff['max_rel_diff']:.3g} of the largest logit)")
     except (UntrustedCheckpointError, ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
-        print(f"export_model: {e}", file=sys.stderr)
+        print(f"vidpool export: error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

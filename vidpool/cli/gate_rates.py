@@ -1,20 +1,18 @@
-#!/usr/bin/env python
 """Share of clips the SRTG temporal gates let through, in both comparison modes (the squeezed frames
 against their recalibrated version, vidpool's default, or against the LSTM output h, as published),
 with the same weights: a model at initialisation, or trained weights.
 
-    python tools/srtg_gate_rates.py --cfg configs/demo/r3d10_softpool.yaml MODEL.ARCH srtg_r3d_18
-    python tools/srtg_gate_rates.py --cfg CFG --weights output/run/checkpoints/checkpoint_epoch_00030.pyth
+    vidpool gate-rates --cfg configs/demo/r3d10_softpool.yaml MODEL.ARCH srtg_r3d_18
+    vidpool gate-rates --cfg CFG --weights output/run/checkpoints/checkpoint_epoch_00030.pyth
 
 Clips come from the config's validation split (--batches batches of TEST.BATCH_SIZE). Prints the pass
 rate of every SR block and over all of them, per mode. KEY VALUE pairs override the config.
 """
-import argparse
 import sys
 
 import torch
 
-from vidpool.config import parse_config_args
+from vidpool.cli._args import parse_with_config, parser
 from vidpool.data import build_loader
 from vidpool.models import build_model
 from vidpool.models.srtg import SqueezeRecursion, gate_pass_rate, set_epoch
@@ -51,18 +49,13 @@ def rates(cfg, weights, batches):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cfg", help="YAML config")
+    ap = parser("gate-rates", __doc__, cfg="required")
     ap.add_argument("--weights", help="checkpoint to load (default: the model at initialisation)")
     ap.add_argument("--batches", type=int, default=8, help="validation batches to run (default 8)")
-    args, cfg = parse_config_args(ap, argv)
+    args, cfg = parse_with_config(ap, argv)
     torch.manual_seed(cfg.RNG_SEED)
     res = rates(cfg, args.weights, args.batches)
     for mode, r in res.items():
         blocks = ", ".join(f"{n.replace('.sr', '')} {v:.0%}" for n, v in r["blocks"].items())
         print(f"{mode:>12}: {r['all']:.1%} of clips pass over all SR blocks ({blocks})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,13 +1,11 @@
-#!/usr/bin/env python
 """How much detail each pooling method keeps, as SSIM / PSNR after downsampling and restoring.
 
-    python tools/pool_similarity.py ../shared/data/videos --skimage --out results/similarity
+    vidpool similarity tests/assets/videos --skimage --out results/similarity
 
 Inputs are image/video files or folders; --skimage adds photographs bundled with scikit-image.
 Writes similarity.md, similarity.csv and similarity.json to --out and prints the table. The
 protocol is documented in vidpool/analysis/similarity.py and the README.
 """
-import argparse
 import csv
 import json
 import logging
@@ -15,12 +13,13 @@ import os
 import sys
 import time
 
+from vidpool.cli._args import parser
 from vidpool.analysis import similarity
 from vidpool.ops import list_pools
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("similarity", __doc__, cfg="none")
     ap.add_argument("inputs", nargs="*", help="image/video files or folders")
     ap.add_argument("--skimage", action="store_true",
                     help=f"add scikit-image's photographs ({', '.join(similarity.SKIMAGE_PHOTOS)})")
@@ -66,7 +65,3 @@ def main(argv=None):
             writer.writeheader()
             writer.writerows(rows)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,10 @@
-#!/usr/bin/env python
 """Submit a training (then test) run to SLURM with submitit: one task per GPU, the distributed
 environment taken from SLURM's variables, and requeued on preemption or time limit, resuming from the
 run's newest checkpoint.
 
-    python tools/submit.py --cfg configs/hacs/r3d50_softpool.yaml --nodes 2 --gpus-per-node 8 \\
+    vidpool submit --cfg configs/hacs/r3d50_softpool.yaml --nodes 2 --gpus-per-node 8 \\
         --partition gpu --time 4320 [KEY VALUE ...]
-    python tools/submit.py --cfg configs/demo/r3d10_softpool.yaml --local --gpus-per-node 0 --tasks 2
+    vidpool submit --cfg configs/demo/r3d10_softpool.yaml --local --gpus-per-node 0 --tasks 2
 
 SLURM sends SIGUSR1 --signal-delay seconds before the time limit (and on preemption); every task then
 finishes its step, the run writes a checkpoint (vidpool's own SIGUSR1 handling) and rank 0 requeues
@@ -13,7 +12,6 @@ the job, which resumes exactly there. Set TRAIN.CHECKPOINT_ITERS as well so a ha
 minutes. --local runs the same job with submitit's local executor (tests, a workstation). Job logs
 go to --job-dir (default OUTPUT_DIR/slurm).
 """
-import argparse
 import os
 import signal
 import sys
@@ -22,7 +20,8 @@ import sys
 # set before submitit is imported (the job process inherits it)
 os.environ.setdefault("SUBMITIT_PREEMPT_SIGNAL", "USR1")
 
-from vidpool.config import load_cfg, parse_config_args  # noqa: E402
+from vidpool.cli._args import parse_with_config, parser
+from vidpool.config import load_cfg  # noqa: E402
 
 
 class TrainJob:
@@ -61,8 +60,7 @@ class TrainJob:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cfg", required=True, help="YAML config")
+    ap = parser("submit", __doc__, cfg="required")
     ap.add_argument("--nodes", type=int, default=1)
     ap.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node (one task each)")
     ap.add_argument("--tasks", type=int, help="tasks per node (default: --gpus-per-node, at least 1)")
@@ -75,8 +73,10 @@ def main(argv=None):
     ap.add_argument("--job-dir", help="submitit's logs and pickles (default OUTPUT_DIR/slurm)")
     ap.add_argument("--local", action="store_true", help="run with submitit's local executor instead of SLURM")
     ap.add_argument("--wait", action="store_true", help="wait for the job and print its result")
-    args, cfg = parse_config_args(ap, argv)
-    overrides = ap.parse_known_args(argv)[1]
+    args, cfg = parse_with_config(ap, argv)
+    from vidpool.config.check import check_cfg
+
+    check_cfg(cfg, train=cfg.TRAIN.ENABLE, test=cfg.TEST.ENABLE)
     import submitit
 
     tasks = args.tasks or max(1, args.gpus_per_node)
@@ -93,13 +93,9 @@ def main(argv=None):
         if args.mem:
             params["slurm_mem"] = args.mem
     executor.update_parameters(**params)
-    job = executor.submit(TrainJob(args.cfg, overrides))
+    job = executor.submit(TrainJob(args.cfg, args.overrides))
     print(f"submitted job {job.job_id}: {args.nodes} node(s) x {tasks} task(s), output {cfg.OUTPUT_DIR}, "
           f"logs {job_dir}")
     if args.wait:
         print(job.results()[0])
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

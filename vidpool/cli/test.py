@@ -1,25 +1,29 @@
-#!/usr/bin/env python
 """Multi-view testing of a trained model: video top-1/top-5, OUTPUT_DIR/predictions.csv (one row per
 video) and OUTPUT_DIR/confusion_matrix.csv.
 
-    python tools/test_net.py --cfg configs/ucf101/r3d50_softpool_ft.yaml TEST.CHECKPOINT_FILE_PATH run/ckpt.pyth
-    python tools/test_net.py --cfg configs/demo/r3d10_softpool.yaml          # the run's newest checkpoint
+    vidpool test --cfg configs/ucf101/r3d50_softpool_ft.yaml --weights run/checkpoints/checkpoint_epoch_00030.pyth
+    vidpool test --cfg configs/ucf101/r3d50_softpool_ft.yaml --weights output/ucf101_r3d50_softpool_ft  # its last epoch
+    vidpool test --cfg configs/demo/r3d10_softpool.yaml          # the run's (OUTPUT_DIR's) newest checkpoint
 
-KEY VALUE pairs after the config (or after --opts) override it.
+--weights sets TEST.CHECKPOINT_FILE_PATH: a checkpoint file or a run folder. KEY VALUE pairs after
+the options override the config.
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from train_net import parse  # noqa: E402
-
-from vidpool.engine import distributed, test  # noqa: E402
-from vidpool.engine.tester import format_summary  # noqa: E402
+from vidpool.cli._args import parse_with_config, parser
 
 
 def main(argv=None):
-    cfg = parse(argv, __doc__)
+    ap = parser("test", __doc__)
+    ap.add_argument("--weights", metavar="FILE", help="checkpoint file or run folder (TEST.CHECKPOINT_FILE_PATH)")
+    args, cfg = parse_with_config(ap, argv)
+    from vidpool.config.check import check_cfg
+    from vidpool.engine import distributed, test
+    from vidpool.engine.tester import format_summary
+
+    if args.weights:
+        cfg.defrost()
+        cfg.TEST.CHECKPOINT_FILE_PATH = args.weights
+        cfg.freeze()
+    check_cfg(cfg, test=True)
     try:
         summary = test(cfg)
     finally:
@@ -27,7 +31,3 @@ def main(argv=None):
     if distributed.is_main():
         print(format_summary(summary))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

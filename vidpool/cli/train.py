@@ -1,34 +1,26 @@
-#!/usr/bin/env python
 """Train a model as a config describes, then (TEST.ENABLE) test it with multiple views.
 
-    python tools/train_net.py --cfg configs/hacs/r3d50_softpool.yaml
-    python tools/train_net.py --cfg configs/demo/r3d10_softpool.yaml OUTPUT_DIR /tmp/run SOLVER.MAX_EPOCH 5
-    torchrun --nproc_per_node 4 tools/train_net.py --cfg configs/hacs/r3d50_softpool.yaml
+    vidpool train --cfg configs/hacs/r3d50_softpool.yaml
+    vidpool train --cfg configs/demo/r3d10_softpool.yaml OUTPUT_DIR /tmp/run SOLVER.MAX_EPOCH 5
+    torchrun --nproc_per_node 4 -m vidpool train --cfg configs/hacs/r3d50_softpool.yaml
 
-KEY VALUE pairs after the config (or after --opts) override it; an unknown key is an error that
-names the closest valid one. The resolved config is saved as OUTPUT_DIR/config.yaml. On SIGTERM or
-SIGUSR1 (SLURM's warning before a time limit or preemption) every process finishes its step, a
-checkpoint is written and the command exits with status 75; the same command resumes from it.
+KEY VALUE pairs after the options override the config; an unknown key is an error that names the
+closest valid one. The whole config (values, names, the files it points to) is checked before any
+data is read. The resolved config is saved as OUTPUT_DIR/config.yaml. On SIGTERM or SIGUSR1 (SLURM's
+warning before a time limit or preemption) every process finishes its step, a checkpoint is written
+and the command exits with status 75; the same command resumes from it.
 """
-import argparse
-import sys
-
-from vidpool.config import parse_config_args
-from vidpool.engine import distributed, test, train
-from vidpool.engine.resume import PREEMPTED_EXIT_CODE, Preempted
-from vidpool.engine.tester import format_summary
-
-
-def parse(argv, description):
-    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cfg", help="YAML config (defaults: vidpool/config/defaults.py)")
-    ap.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
-    args, _ = ap.parse_known_args(argv)
-    return parse_config_args(ap, argv, args.opts)[1]
+from vidpool.cli._args import parse_with_config, parser
 
 
 def main(argv=None):
-    cfg = parse(argv, __doc__)
+    args, cfg = parse_with_config(parser("train", __doc__), argv)
+    from vidpool.config.check import check_cfg
+    from vidpool.engine import distributed, test, train
+    from vidpool.engine.resume import PREEMPTED_EXIT_CODE, Preempted
+    from vidpool.engine.tester import format_summary
+
+    check_cfg(cfg, train=cfg.TRAIN.ENABLE, test=cfg.TEST.ENABLE)
     try:
         if cfg.TRAIN.ENABLE:
             try:
@@ -46,7 +38,3 @@ def main(argv=None):
     finally:
         distributed.shutdown()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

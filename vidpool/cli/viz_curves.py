@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Training curves of one or more runs, from their stats.jsonl, in one PNG.
 
-    python tools/plot_stats.py output/demo_r3d10_max output/demo_r3d10_softpool --out curves.png
+    vidpool visualize curves output/demo_r3d10_max output/demo_r3d10_softpool --out curves.png
 
 Each argument is a run's OUTPUT_DIR (or its stats.jsonl). Panels: training loss (and validation
 loss when recorded), top-1 (training, and validation when recorded), learning rate, and the input
@@ -10,10 +9,10 @@ labelled with their folder names unless --labels is given. A run's final test to
 test record) is a star at its end. --x time puts training time (minutes, the sum of the epochs'
 times) on the x axis: the plot to decide whether a cheaper schedule, e.g. multigrid, pays off.
 """
-import argparse
 import os
 import sys
 
+from vidpool.cli._args import parser
 from vidpool.viz.stats import load, plot
 
 
@@ -26,7 +25,7 @@ def final_top1(path: str):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("visualize curves", __doc__, cfg="none")
     ap.add_argument("runs", nargs="+", help="OUTPUT_DIR of a run, or its stats.jsonl")
     ap.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
     ap.add_argument("--out", default="training_curves.png", help="PNG to write")
@@ -38,7 +37,7 @@ def main(argv=None):
     try:
         runs = [load(p) for p in args.runs]
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"vidpool visualize curves: error: {e}", file=sys.stderr)
         return 2
     labels = args.labels or [os.path.basename(os.path.normpath(p if os.path.isdir(p) else os.path.dirname(p)))
                              for p in args.runs]
@@ -46,11 +45,7 @@ def main(argv=None):
     try:
         plot(runs, labels, args.out, x=args.x, finals=finals)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"vidpool visualize curves: error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {args.out} ({len(runs)} runs, {sum(len(r) for r in runs)} epochs)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Show what pooling methods keep: a clip (or image) downsampled by each method, side by side.
 
-    python tools/visualize_pooling.py ../shared/data/videos/arm_wrestling.mp4
-    python tools/visualize_pooling.py clip.avi photo.jpg --methods avg,max,softpool,lip --kernel 2,4,4 \\
+    vidpool visualize pooling tests/assets/videos/arm_wrestling.mp4
+    vidpool visualize pooling clip.avi photo.jpg --methods avg,max,softpool,lip --kernel 2,4,4 \\
         --zoom 40,60,48,48 --out viz/
 
 For each input, in --out (default viz/):
@@ -19,6 +18,7 @@ import argparse
 import os
 import sys
 
+from vidpool.cli._args import parser
 from vidpool.ops import list_pools
 from vidpool.viz.pooling import visualize
 
@@ -36,7 +36,7 @@ def _ints(text: str, n: int, what: str):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("visualize pooling", __doc__, cfg="none")
     ap.add_argument("inputs", nargs="+", help="videos (anything PyAV reads) or images")
     ap.add_argument("--methods", default="avg,max,softpool", help="comma-separated zoo methods")
     ap.add_argument("--kernel", default="2,3,3", type=lambda t: _ints(t, 3, "kernel"), help="t,h,w")
@@ -66,7 +66,3 @@ def main(argv=None):
         for f in files:
             print(f"  wrote {os.path.relpath(f)}")
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """Grad-CAM maps of trained models on a video, overlaid on the frames (PNG and MP4).
 
-    python tools/visualize_saliency.py --cfg configs/demo/r3d10_softpool.yaml \\
-        --checkpoint output/demo_r3d10_max/checkpoints/checkpoint_epoch_00006.pyth \\
-        --checkpoint output/demo_r3d10_softpool/checkpoints/checkpoint_epoch_00006.pyth VIDEO [--class N]
+    vidpool visualize saliency --cfg configs/demo/r3d10_softpool.yaml \\
+        --weights output/demo_r3d10_max/checkpoints/checkpoint_epoch_00006.pyth \\
+        --weights output/demo_r3d10_softpool/checkpoints/checkpoint_epoch_00006.pyth VIDEO [--class N]
 
 The config gives the clip (DATA.NUM_FRAMES every DATA.SAMPLING_RATE, centred in the video, short
 side resized to DATA.TEST_CROP_SIZE and centre-cropped, normalised with DATA.MEAN/STD) and the model
@@ -12,7 +11,6 @@ SoftPool models) their maps are shown side by side. The map is that of --class (
 model's predicted class) at the last stage. Writes NAME_saliency.png (rows: models; columns: frames)
 and NAME_saliency.mp4 into --out.
 """
-import argparse
 import os
 import sys
 
@@ -65,26 +63,23 @@ def main(argv=None):
     from vidpool.viz.pooling import labelled, write_video
     from vidpool.viz.saliency import grad_cam, overlay
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from vidpool.cli._args import parse_with_config, parser
+
+    ap = parser("visualize saliency", __doc__, cfg="required")
     ap.add_argument("video")
-    ap.add_argument("--cfg", required=True, help="config for the clip (and the model when a checkpoint has none)")
-    ap.add_argument("--checkpoint", action="append", required=True, help="one or two checkpoints")
+    ap.add_argument("--weights", action="append", required=True, metavar="FILE",
+                    help="a checkpoint; twice for two models side by side")
     ap.add_argument("--class", dest="cls", type=int, help="class index (default: the prediction)")
-    ap.add_argument("--out", default="viz")
-    ap.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides (last)")
-    args = ap.parse_args(argv)
-    if len(args.checkpoint) > 2:
-        ap.error("give one or two --checkpoint")
-    try:
-        cfg = load_cfg(args.cfg, args.opts)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        ap.error(str(e).strip('"'))
-    for path in [args.video] + args.checkpoint:
+    ap.add_argument("--out", default="viz", help="output folder (default viz)")
+    args, cfg = parse_with_config(ap, argv)
+    if len(args.weights) > 2:
+        ap.error("give one or two --weights")
+    for path in [args.video] + args.weights:
         if not os.path.isfile(path):
             ap.error(f"no such file: {path}")
     clip, shown, _ = load_clip(cfg, args.video)
     rows = []
-    for path in args.checkpoint:
+    for path in args.weights:
         model, name = load_model(cfg, path)
         cam, cls, scores = grad_cam(model, clip, args.cls)
         print(f"{name} ({path}): class {cls}, score {scores[cls]:.3f}, predicted {int(scores.argmax())}")
@@ -110,7 +105,3 @@ def main(argv=None):
     write_video(mp4, video, cfg.DATA.TARGET_FPS / cfg.DATA.SAMPLING_RATE)  # the clip's own time scale
     print(f"wrote {png}\nwrote {mp4}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,6 +38,12 @@ def load_cfg(path: Optional[str] = None, overrides: Sequence[str] = ()) -> CfgNo
     if len(overrides) % 2:
         raise ValueError(f"overrides must be KEY VALUE pairs, got an odd number: {overrides}")
     _check_keys(cfg, overrides[0::2], "the command-line overrides")
+    for i in range(0, len(overrides), 2):  # SOLVER.BASE_LR 1 means 1.0 (fvcore refuses an int for a float)
+        node = cfg
+        for part in overrides[i].split(".")[:-1]:
+            node = node[part]
+        if isinstance(node[overrides[i].split(".")[-1]], float) and str(overrides[i + 1]).lstrip("-").isdigit():
+            overrides[i + 1] = f"{overrides[i + 1]}.0"
     cfg.merge_from_list(overrides)
     cfg.freeze()
     return cfg

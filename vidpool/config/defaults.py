@@ -38,7 +38,7 @@ _C.TRAIN.CHECKPOINT_ITERS = 0     # also checkpoint every this many iterations i
 _C.TRAIN.KEEP_CHECKPOINTS = 0     # keep only the newest N end-of-epoch checkpoints (0: all); older mid-epoch ones go
 _C.TRAIN.KEEP_PERIOD = 0          # with KEEP_CHECKPOINTS: also keep every epoch that is a multiple of this (0: none)
 _C.TRAIN.AUTO_RESUME = True       # continue from the newest valid checkpoint in OUTPUT_DIR/checkpoints
-_C.TRAIN.CHECKPOINT_FILE_PATH = ""  # start a new run from these weights (all of them unless TRAIN.FINETUNE)
+_C.TRAIN.CHECKPOINT_FILE_PATH = ""  # start a new run from these weights (all unless TRAIN.FINETUNE): a file, or a run folder (its last epoch's checkpoint)
 _C.TRAIN.CHECKPOINT_TYPE = "auto"  # format of CHECKPOINT_FILE_PATHs: auto|vidpool|pyslowfast|hara|pytorch_i3d|torchvision|srtg
 _C.TRAIN.CHECKPOINT_TRUSTED = False  # allow checkpoint files that need full unpickling (it can run code from the file)
 _C.TRAIN.FINETUNE = False         # load only the backbone of CHECKPOINT_FILE_PATH; new classifier if classes differ
@@ -67,7 +67,7 @@ _C.SOLVER.WARMUP_START_LR = 0.01  # warm-up starting LR
 
 _C.TEST = CfgNode()
 _C.TEST.ENABLE = True             # run multi-view testing (tools/test_net.py, and after training)
-_C.TEST.CHECKPOINT_FILE_PATH = ""  # weights to test ("" = the newest checkpoint in OUTPUT_DIR)
+_C.TEST.CHECKPOINT_FILE_PATH = ""  # weights to test: a file or a run folder ("" = the newest checkpoint in OUTPUT_DIR)
 _C.TEST.DATASET = "kinetics"      # hacs | kinetics | ucf101 (test data)
 _C.TEST.SPLIT = "test"            # annotation split the test reads: val | test (HACS and Kinetics-700 test labels are withheld)
 _C.TEST.BATCH_SIZE = 8            # clips per test step, over all processes

@@ -181,6 +181,6 @@ def iterate(loader: DataLoader):
             reading = getattr(loader.dataset, "reading", None)
             files = reading.paths() if reading is not None else []
             raise RuntimeError(f"{e.args[0] if e.args else e}. The videos being read when it died: "
-                               f"{', '.join(files) or 'unknown'}. Scan the split with tools/check_dataset.py and "
+                               f"{', '.join(files) or 'unknown'}. Scan the split with `vidpool check-data` and "
                                "train on the cleaned annotation file it writes") from e
         yield batch

@@ -1,4 +1,4 @@
-"""Pre-flight check of a dataset split (``tools/check_dataset.py``): open every video once, in worker
+"""Pre-flight check of a dataset split (``vidpool check-data``): open every video once, in worker
 processes that a crashing or hanging decoder cannot take the scan down with, and report what training
 would meet.
 

@@ -6,7 +6,7 @@ fraction of decoding them (one process made 1692 demo training clips/s from the 
 decoding them: tools/benchmark_data.py --recipe demo), so a CPU-bound training run spends its time
 training. Set ``DATA.FRAME_CACHE`` to a folder; a video is decoded
 in full the first time it is read and written there, and every later read, in any process or run,
-maps the file instead. ``tools/cache_frames.py`` fills the cache ahead of training.
+maps the file instead. ``vidpool cache-frames`` fills the cache ahead of training.
 
 - Frames are stored with their short side at ``short_side`` when the video is more than 1.25x
   larger (the rule the decoder uses), else at their stored size; the transforms scale them to each

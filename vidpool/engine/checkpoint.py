@@ -155,6 +155,20 @@ def latest_checkpoint(output_dir: str) -> Optional[dict]:
     return None
 
 
+def resolve_weights_path(path: str, key: str) -> str:
+    """``path`` itself when it is a file; for a run folder (an OUTPUT_DIR, or its checkpoints/ folder)
+    its newest end-of-epoch checkpoint, logged under ``key`` so the user sees which file was taken."""
+    if not os.path.isdir(path):
+        return path
+    run = os.path.dirname(path.rstrip(os.sep)) if os.path.basename(path.rstrip(os.sep)) == "checkpoints" else path
+    finished = [p for p in list_checkpoints(run) if progress_of(p)[1] == 0]
+    if not finished:
+        raise FileNotFoundError(f"{key}: the folder {path} holds no checkpoint "
+                                f"({checkpoint_dir(run)}/checkpoint_epoch_*.pyth); train that run first or name a file")
+    log.info("%s is a run folder: taking its last checkpoint %s", key, finished[-1])
+    return finished[-1]
+
+
 IDENTITY = (("MODEL.ARCH", lambda c: c.MODEL.ARCH), ("MODEL.POOL", lambda c: c.MODEL.POOL),
             ("MODEL.HEAD_POOL", lambda c: c.MODEL.HEAD_POOL), ("MODEL.NUM_CLASSES", lambda c: c.MODEL.NUM_CLASSES))
 
@@ -172,5 +186,7 @@ def check_compatible(state: dict, cfg, path: str, keys=("MODEL.ARCH", "MODEL.POO
     differ = [f"{key} {getter(theirs)!r} in the checkpoint, {getter(cfg)!r} in this config"
               for key, getter in IDENTITY if key in keys and getter(theirs) != getter(cfg)]
     if differ:
-        raise ValueError(f"{path} was trained as another model: " + "; ".join(differ) +
+        from vidpool.config.check import ConfigError
+
+        raise ConfigError(f"{path} was trained as another model: " + "; ".join(differ) +
                          ". Use the config it was trained with (its copy is in its run's config.yaml)")

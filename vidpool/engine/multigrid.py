@@ -38,26 +38,28 @@ Phase = Tuple[int, Shape, int]  # (LR step index, shape, end epoch)
 
 
 def _check(cfg) -> None:
+    from vidpool.config.check import ConfigError
+
     mg, solver = cfg.MULTIGRID, cfg.SOLVER
     if mg.EPOCH_FACTOR <= 0:
-        raise ValueError(f"MULTIGRID.EPOCH_FACTOR must be > 0, got {mg.EPOCH_FACTOR}")
+        raise ConfigError(f"MULTIGRID.EPOCH_FACTOR must be > 0, got {mg.EPOCH_FACTOR}")
     if mg.LONG_CYCLE:
         if solver.LR_POLICY != "steps_with_relative_lrs":
-            raise ValueError("MULTIGRID.LONG_CYCLE needs SOLVER.LR_POLICY steps_with_relative_lrs (each long-cycle "
+            raise ConfigError("MULTIGRID.LONG_CYCLE needs SOLVER.LR_POLICY steps_with_relative_lrs (each long-cycle "
                              f"shape has its own LR), got {solver.LR_POLICY!r}")
         steps = list(solver.STEPS)
         if len(steps) < 2 or steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:])):
-            raise ValueError(f"MULTIGRID.LONG_CYCLE needs SOLVER.STEPS [0, s1, ...] strictly increasing, got {steps}")
+            raise ConfigError(f"MULTIGRID.LONG_CYCLE needs SOLVER.STEPS [0, s1, ...] strictly increasing, got {steps}")
         if solver.MAX_EPOCH <= steps[-1]:
-            raise ValueError(f"SOLVER.MAX_EPOCH ({solver.MAX_EPOCH}) must exceed the last step ({steps[-1]}): "
+            raise ConfigError(f"SOLVER.MAX_EPOCH ({solver.MAX_EPOCH}) must exceed the last step ({steps[-1]}): "
                              "the epochs after it are multigrid's fine-tuning phase")
         if len(solver.LRS) != len(steps):
-            raise ValueError(f"SOLVER.LRS must have one value per step, got STEPS={steps}, LRS={list(solver.LRS)}")
+            raise ConfigError(f"SOLVER.LRS must have one value per step, got STEPS={steps}, LRS={list(solver.LRS)}")
         factors = [tuple(f) for f in mg.LONG_CYCLE_FACTORS]
         if not factors or any(len(f) != 2 or min(f) <= 0 for f in factors):
-            raise ValueError(f"MULTIGRID.LONG_CYCLE_FACTORS must be (temporal, spatial) pairs > 0, got {factors}")
+            raise ConfigError(f"MULTIGRID.LONG_CYCLE_FACTORS must be (temporal, spatial) pairs > 0, got {factors}")
     if mg.SHORT_CYCLE and (len(mg.SHORT_CYCLE_FACTORS) != 2 or not all(0 < f < 1 for f in mg.SHORT_CYCLE_FACTORS)):
-        raise ValueError(f"MULTIGRID.SHORT_CYCLE_FACTORS must be two crop factors in (0, 1), "
+        raise ConfigError(f"MULTIGRID.SHORT_CYCLE_FACTORS must be two crop factors in (0, 1), "
                          f"got {list(mg.SHORT_CYCLE_FACTORS)}")
 
 

@@ -16,6 +16,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from vidpool.config.check import check_cfg
 from vidpool.data import build_dataset, build_loader, iterate
 from vidpool.models import build_model, model_input
 from vidpool.models.srtg import set_epoch as srtg_set_epoch
@@ -76,6 +77,7 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
     """Test ``model`` (or the weights of TEST.CHECKPOINT_FILE_PATH, or the run's newest checkpoint) on
     the TEST.SPLIT annotations of TEST.DATASET. Returns the summary (every process gets rank 0's)."""
     out = output_dir or cfg.OUTPUT_DIR
+    check_cfg(cfg, test=model is None)
     device = dist.choose_device(cfg.DEVICE)
     dist.init(device)
     dist.check_softpool_backend(cfg, device)
@@ -85,7 +87,8 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
         seed_everything(cfg.RNG_SEED)
         path = cfg.TEST.CHECKPOINT_FILE_PATH
         model = build_model(cfg)
-        if path:  # any format load_weights reads; a vidpool checkpoint must be of this config's model
+        if path:
+            path = ckpt.resolve_weights_path(path, "TEST.CHECKPOINT_FILE_PATH")  # any format load_weights reads; a vidpool checkpoint must be of this config's model
             report = load_weights(model, path, cfg.TRAIN.CHECKPOINT_TYPE, trusted=cfg.TRAIN.CHECKPOINT_TRUSTED,
                                   cfg_check=lambda state: ckpt.check_compatible(state, cfg, path))
             epoch = report.meta.get("epoch")

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidpool.config.check import ConfigError, check_cfg
 from vidpool.data import build_dataset, build_loader, iterate
 from vidpool.models import build_model, model_input
 from vidpool.models.heads import freeze_stages
@@ -80,14 +81,15 @@ def build_training_model(cfg, device: torch.device, initialise: bool = True) -> 
     model = build_model(cfg)
     t = cfg.TRAIN
     if initialise and t.CHECKPOINT_FILE_PATH:
-        load_initial_weights(model, t.CHECKPOINT_FILE_PATH, cfg, t.FINETUNE)
+        path = ckpt.resolve_weights_path(t.CHECKPOINT_FILE_PATH, "TRAIN.CHECKPOINT_FILE_PATH")
+        load_initial_weights(model, path, cfg, t.FINETUNE)
     multigrid = cfg.MULTIGRID.LONG_CYCLE or cfg.MULTIGRID.SHORT_CYCLE
     if cfg.MODEL.SYNC_BN and multigrid:
-        raise ValueError("MODEL.SYNC_BN and multigrid do not combine: multigrid's batch norm already keeps its "
+        raise ConfigError("MODEL.SYNC_BN and multigrid do not combine: multigrid's batch norm already keeps its "
                          "statistics over MULTIGRID.BN_BASE_SIZE clips as the batch grows; turn one off")
     if cfg.MODEL.SYNC_BN and dist.world_size() > 1:
         if device.type != "cuda":
-            raise ValueError("MODEL.SYNC_BN needs GPUs (torch's SyncBatchNorm has no CPU implementation); "
+            raise ConfigError("MODEL.SYNC_BN needs GPUs (torch's SyncBatchNorm has no CPU implementation); "
                              "set MODEL.SYNC_BN False for CPU runs")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         log.info("batch norm synchronised over %d processes", dist.world_size())
@@ -220,7 +222,7 @@ def _use_shape(cfg, loader, schedule, solver, epoch, current):
                  epoch + 1, shape.num_frames, shape.sampling_rate, max(shape.sampling_rate, shape.max_sampling_rate),
                  shape.crop_size, list(shape.jitter_scales), batch_size, lr_at(solver, epoch))
     if len(loader.batch_sampler) == 0:
-        raise ValueError(f"epoch {epoch + 1}: a batch of {per_process} clips per process is more than the "
+        raise ConfigError(f"epoch {epoch + 1}: a batch of {per_process} clips per process is more than the "
                          f"{len(loader.batch_sampler.sampler)} training clips each process gets; lower TRAIN.BATCH_SIZE")
     return shape, batch_size
 
@@ -229,7 +231,7 @@ def _check_train_cfg(cfg) -> None:
     t = cfg.TRAIN
     if t.EVAL_PERIOD < 0 or t.CHECKPOINT_PERIOD < 1 or t.CHECKPOINT_ITERS < 0 or t.KEEP_CHECKPOINTS < 0 \
             or t.KEEP_PERIOD < 0:
-        raise ValueError(f"TRAIN.EVAL_PERIOD must be >= 0 (0: no validation), TRAIN.CHECKPOINT_PERIOD >= 1 and "
+        raise ConfigError(f"TRAIN.EVAL_PERIOD must be >= 0 (0: no validation), TRAIN.CHECKPOINT_PERIOD >= 1 and "
                          f"TRAIN.CHECKPOINT_ITERS, KEEP_CHECKPOINTS, KEEP_PERIOD >= 0; got {t.EVAL_PERIOD}, "
                          f"{t.CHECKPOINT_PERIOD}, {t.CHECKPOINT_ITERS}, {t.KEEP_CHECKPOINTS}, {t.KEEP_PERIOD}")
 
@@ -238,6 +240,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
     """Train as the config says; returns the last epoch's statistics. Raises ``Preempted`` after
     writing a checkpoint when SIGTERM or SIGUSR1 arrives."""
     out = output_dir or cfg.OUTPUT_DIR
+    check_cfg(cfg, train=True)
     _check_train_cfg(cfg)
     device = dist.choose_device(cfg.DEVICE)
     dist.init(device)
@@ -254,7 +257,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
 
     train_set, val_set = build_dataset(cfg, "train"), build_dataset(cfg, "val")
     if train_set.num_classes != cfg.MODEL.NUM_CLASSES:
-        raise ValueError(f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES} but {cfg.TRAIN.DATASET} has "
+        raise ConfigError(f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES} but {cfg.TRAIN.DATASET} has "
                          f"{train_set.num_classes} classes")
     train_loader = build_loader(cfg, "train", dataset=train_set)
     val_loader = build_loader(cfg, "val", dataset=val_set)

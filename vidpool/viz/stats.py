@@ -1,6 +1,6 @@
 """Plots of runs' statistics: training curves from stats.jsonl (against epochs or training time)
-and the summary of an ablation grid (vidpool.experiments). Used by tools/plot_stats.py and
-tools/run_experiments.py."""
+and the summary of an ablation grid (vidpool.experiments). Used by `vidpool visualize curves` and
+`vidpool experiments`."""
 import os
 
 from vidpool.engine.run_log import read_stats

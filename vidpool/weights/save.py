@@ -1,4 +1,4 @@
-"""vidpool checkpoints written from weights of any supported source (``tools/convert_weights.py``)."""
+"""vidpool checkpoints written from weights of any supported source (``vidpool convert``)."""
 from __future__ import annotations
 
 import os
