@@ -7,7 +7,7 @@
 # make bench    - run the pooling, model and data benchmarks; make bench-multigrid: the multigrid experiment;
 #                 make bench-robustness: the chaos benchmark (broken files, DDP, interruptions).
 # make paper-mini - the paper's pooling comparison in miniature (configs/experiments/paper_mini.yaml,
-#                 tools/run_experiments.py): 36 training runs on the demo data, 37 min on 2 cores
+#                 vidpool experiments): 36 training runs on the demo data, 37 min on 2 cores
 #                 (more on slower CPUs).
 PYTHON ?= python3
 ifdef VIRTUAL_ENV
@@ -48,10 +48,10 @@ $(DEMO_STAMP): tools/make_demo_data.py vidpool/data/datasets/synthetic.py | $(ST
 
 # A finished run resumes at its last epoch and only tests again: rm -rf output/demo_* to retrain.
 demo: install $(DEMO_STAMP)
-	$(PY) tools/train_net.py --cfg configs/demo/r3d10_softpool.yaml
+	$(PY) -m vidpool train --cfg configs/demo/r3d10_softpool.yaml
 
 demo-max: install $(DEMO_STAMP)
-	$(PY) tools/train_net.py --cfg configs/demo/r3d10_max.yaml
+	$(PY) -m vidpool train --cfg configs/demo/r3d10_max.yaml
 
 # Demo model with and without multigrid, 3 seeds: wall time and video top-1 of both (about 70 min on 2 cores).
 bench-multigrid: install $(DEMO_STAMP)
@@ -61,8 +61,8 @@ bench-multigrid: install $(DEMO_STAMP)
 # an interrupted grid. Results: output/experiments/paper_mini/results.{md,csv,json,png}.
 # The demo videos are decoded once into $(DEMO_DATA)/frame_cache (13 s; removed with the demo data).
 paper-mini: install $(DEMO_STAMP)
-	$(PY) tools/cache_frames.py --cfg configs/demo/r3d10_softpool.yaml --workers 2 DATA.FRAME_CACHE $(DEMO_DATA)/frame_cache
-	$(PY) tools/run_experiments.py --grid configs/experiments/paper_mini.yaml --jobs 2
+	$(PY) -m vidpool cache-frames --cfg configs/demo/r3d10_softpool.yaml --workers 2 DATA.FRAME_CACHE $(DEMO_DATA)/frame_cache
+	$(PY) -m vidpool experiments --grid configs/experiments/paper_mini.yaml --jobs 2
 
 # Broken files, 2-process DDP and a SIGTERM mid-epoch in every dataset layout (about 5 minutes).
 bench-robustness: install

@@ -57,7 +57,8 @@ def outside_paths(rel, text):
 
 
 def test_no_tracked_file_refers_outside_the_repository():
-    problems = [p for rel, text in text_files() for p in outside_paths(rel, text)]
+    # this file is the one exception: its examples point outside on purpose
+    problems = [p for rel, text in text_files() if rel != "tests/test_repository.py" for p in outside_paths(rel, text)]
     assert not problems, "paths outside the repository:\n" + "\n".join(problems)
 
 

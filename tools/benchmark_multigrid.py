@@ -11,7 +11,7 @@ and short cycle; a long cycle over crops 34 / 48 px at 16 frames). KEY VALUE pai
 both. Target: multigrid within 2 points of the plain run at <= 0.6x its wall time. About 23 minutes
 per seed on 2 CPU cores. Each run trains from scratch into (--out)/<plain|multigrid>_seed<S>, in sequence
 (one at a time, so their wall times compare). Prints a table per run and the means, writes
-(--out)/curves_seed<S>.png (both runs against training time, tools/plot_stats.py --x time) and
+(--out)/curves_seed<S>.png (both runs against training time, vidpool visualize curves --x time) and
 ends with the line
 
     multigrid wall-time ratio R, top-1 difference D points (mean of N seeds)

@@ -111,9 +111,9 @@ def test_the_message_goes_to_the_log_of_an_existing_run(tmp_path):
     run.mkdir()
     (run / "log.txt").write_text("earlier\n")
     err = mistake("train", "--cfg", DEMO, "OUTPUT_DIR", run, "SOLVER.BASE_LR", "-1")
-    assert "SOLVER.BASE_LR must be > 0" in err
+    assert "SOLVER.BASE_LR must be >= 0" in err
     log = (run / "log.txt").read_text()
-    assert log.startswith("earlier\n") and "SOLVER.BASE_LR must be > 0" in log
+    assert log.startswith("earlier\n") and "SOLVER.BASE_LR must be >= 0" in log
 
 
 def test_tools_wrappers_are_the_subcommands():

@@ -63,7 +63,7 @@ def test_build_model_passes_the_srtg_options():
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 SHIPPED = sorted(os.path.relpath(p, CONFIGS) for p in glob.glob(os.path.join(CONFIGS, "*", "*.yaml"))
                  if not os.path.basename(p).startswith("_") and not p.startswith(os.path.join(CONFIGS, "experiments")))
-GRIDS = sorted(glob.glob(os.path.join(CONFIGS, "experiments", "*.yaml")))  # tools/run_experiments.py grids
+GRIDS = sorted(glob.glob(os.path.join(CONFIGS, "experiments", "*.yaml")))  # vidpool experiments grids
 
 
 @pytest.mark.parametrize("path", GRIDS, ids=os.path.basename)

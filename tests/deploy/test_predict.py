@@ -1,4 +1,4 @@
-"""predict / tools/predict.py on the real test clips: the views the model receives, the probabilities
+"""predict / vidpool predict on the real test clips: the views the model receives, the probabilities
 it prints (the mean softmax of those views' logits), class names, and unreadable files."""
 import json
 import os

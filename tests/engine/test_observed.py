@@ -369,7 +369,7 @@ def test_channels_last_reaches_the_model_and_trains_as_the_contiguous_layout(syn
                        "TRAIN.EVAL_PERIOD", "1", "TENSORBOARD.ENABLE", "False", "MODEL.CHANNELS_LAST", layout)
         train(cfg)
         n = len(seen[cfg.MODEL.CHANNELS_LAST])
-        run_test(cfg)  # a new model from the checkpoint, as tools/test_net.py builds it
+        run_test(cfg)  # a new model from the checkpoint, as vidpool test builds it
         assert len(seen[cfg.MODEL.CHANNELS_LAST]) > n
     for channels_last, calls in seen.items():
         assert {mode for mode, _, _ in calls} == {"train", "eval"}

@@ -1,4 +1,4 @@
-"""tools/submit.py with submitit's local executor: a 2-task job trains and tests; SIGUSR1 to one
+"""vidpool submit with submitit's local executor: a 2-task job trains and tests; SIGUSR1 to one
 task stops both after a checkpoint, and the requeued job resumes there and finishes."""
 import os
 import signal

@@ -77,7 +77,7 @@ def _read(path: str) -> Dict[str, Tuple[bool, str]]:
         reader = csv.DictReader(f)
         missing = {"video_id", "correct"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}: not a predictions.csv of tools/test_net.py (no column {sorted(missing)})")
+            raise ValueError(f"{path}: not a predictions.csv of vidpool test (no column {sorted(missing)})")
         rows: Dict[str, Tuple[bool, str]] = {}
         for line, row in enumerate(reader, start=2):
             vid = row["video_id"]

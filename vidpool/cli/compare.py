@@ -3,7 +3,7 @@
     vidpool compare output/run_max/predictions.csv output/run_softpool/predictions.csv
     vidpool compare --table N00 N01 N10 N11
 
-From two predictions.csv files of tools/test_net.py (matched by video id; ids in one file only, or
+From two predictions.csv files of vidpool test (matched by video id; ids in one file only, or
 with different true labels, are reported and left out), or from a 2x2 table: N00 both wrong, N01 A
 wrong and B right, N10 A right and B wrong, N11 both right. Prints the table, the continuity-
 corrected chi^2 with its p-value, the exact binomial p-value, and the significance level reached

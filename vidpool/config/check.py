@@ -37,8 +37,8 @@ def _values(cfg) -> List[str]:
     for key, value in positive.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             problems.append(f"{key} must be a number > 0, got {value!r}")
-    if cfg.SOLVER.BASE_LR <= 0:
-        problems.append(f"SOLVER.BASE_LR must be > 0, got {cfg.SOLVER.BASE_LR!r}")
+    if cfg.SOLVER.BASE_LR < 0:
+        problems.append(f"SOLVER.BASE_LR must be >= 0, got {cfg.SOLVER.BASE_LR!r}")
     if cfg.LOG_PERIOD < 0:
         problems.append(f"LOG_PERIOD must be >= 0 (0: no progress lines), got {cfg.LOG_PERIOD}")
     if cfg.DATA_LOADER.NUM_WORKERS < 0:

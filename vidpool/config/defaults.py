@@ -1,6 +1,6 @@
 """Every configuration key with its default and a one-line meaning (PySlowFast names).
 
-Read once, at the edge (tools/train_net.py, tools/test_net.py, the builders); never mutated at run time.
+Read once, at the edge (the vidpool command, the builders); never mutated at run time.
 """
 from fvcore.common.config import CfgNode
 
@@ -29,7 +29,7 @@ _C.DEVICE = "auto"                # auto (CUDA when available, else CPU) | cpu |
 _C.LOG_PERIOD = 10                # iterations between plain progress lines (no interactive terminal)
 
 _C.TRAIN = CfgNode()
-_C.TRAIN.ENABLE = True            # run training (tools/train_net.py)
+_C.TRAIN.ENABLE = True            # run training (vidpool train)
 _C.TRAIN.DATASET = "kinetics"     # hacs | kinetics | ucf101 (training and validation data)
 _C.TRAIN.BATCH_SIZE = 64          # clips per step, over all processes
 _C.TRAIN.EVAL_PERIOD = 1          # epochs between validations (and after the last epoch); 0: none
@@ -66,7 +66,7 @@ _C.SOLVER.WARMUP_EPOCHS = 0.0     # linear warm-up length in epochs
 _C.SOLVER.WARMUP_START_LR = 0.01  # warm-up starting LR
 
 _C.TEST = CfgNode()
-_C.TEST.ENABLE = True             # run multi-view testing (tools/test_net.py, and after training)
+_C.TEST.ENABLE = True             # run multi-view testing (vidpool test, and after training)
 _C.TEST.CHECKPOINT_FILE_PATH = ""  # weights to test: a file or a run folder ("" = the newest checkpoint in OUTPUT_DIR)
 _C.TEST.DATASET = "kinetics"      # hacs | kinetics | ucf101 (test data)
 _C.TEST.SPLIT = "test"            # annotation split the test reads: val | test (HACS and Kinetics-700 test labels are withheld)

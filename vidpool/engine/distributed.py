@@ -1,6 +1,6 @@
 """Process groups for torchrun: gloo on CPU, nccl on CUDA; the same code runs single-process.
 
-``torchrun --nproc_per_node N tools/train_net.py ...`` sets RANK, WORLD_SIZE, LOCAL_RANK and the
+``torchrun --nproc_per_node N -m vidpool train ...`` sets RANK, WORLD_SIZE, LOCAL_RANK and the
 rendezvous address; without them there is one process and no process group.
 """
 from __future__ import annotations
