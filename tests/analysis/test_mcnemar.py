@@ -1,6 +1,5 @@
 """McNemar's test against tables computed by hand, predictions.csv matching, and the command line."""
 import csv
-import os
 import subprocess
 import sys
 
@@ -8,7 +7,6 @@ import pytest
 
 from vidpool.analysis.mcnemar import Table, exact_p, mcnemar, table_from_predictions
 
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 def test_hand_computed_tables():
@@ -62,15 +60,16 @@ def test_predictions_matched_by_video_id(tmp_path):
 
 
 def test_command_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "vidpool", "compare", "--table", "10", "25", "10", "55", "--names", "max", "softpool"],
+    tool = ["-m", "vidpool", "compare"]
+    done = subprocess.run([sys.executable, *tool, "--table", "10", "25", "10", "55", "--names", "max", "softpool"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "chi2 (continuity corrected, 1 dof) = 5.6000" in done.stdout
     assert "significant at the 97.5 % level" in done.stdout and "softpool is better" in done.stdout
-    done = subprocess.run([sys.executable, tool, "--table", "4", "0", "0", "9"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *tool, "--table", "4", "0", "0", "9"], capture_output=True, text=True)
     assert done.returncode == 2 and "n01 + n10 = 0" in done.stderr
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     _write(a, [("v1", 0, 1), ("v2", 1, 0), ("x", 0, 1)])
     _write(b, [("v1", 0, 0), ("v2", 1, 1)])
-    done = subprocess.run([sys.executable, tool, str(a), str(b)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *tool, str(a), str(b)], capture_output=True, text=True)
     assert done.returncode == 0 and "1 videos only in" in done.stderr and "discordant 2" in done.stdout

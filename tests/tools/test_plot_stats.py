@@ -1,5 +1,4 @@
 """vidpool visualize curves on fabricated stats.jsonl files."""
-import importlib.util
 import json
 import os
 import subprocess

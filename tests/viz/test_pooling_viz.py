@@ -1,5 +1,4 @@
 """The downsampling visualizer: outputs, sizes, operator equality, zoom mapping, images."""
-import os
 import subprocess
 import sys
 

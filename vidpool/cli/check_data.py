@@ -14,7 +14,6 @@ make a run read them.
 import json
 import logging
 import os
-import sys
 from collections import Counter
 
 from vidpool.cli._args import parse_with_config, parser

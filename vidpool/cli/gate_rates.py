@@ -8,7 +8,6 @@ with the same weights: a model at initialisation, or trained weights.
 Clips come from the config's validation split (--batches batches of TEST.BATCH_SIZE). Prints the pass
 rate of every SR block and over all of them, per mode. KEY VALUE pairs override the config.
 """
-import sys
 
 import torch
 

@@ -14,7 +14,6 @@ go to --job-dir (default OUTPUT_DIR/slurm).
 """
 import os
 import signal
-import sys
 
 # the signal submitit asks SLURM for and hands to the job's checkpoint/requeue handler; it must be
 # set before submitit is imported (the job process inherits it)

@@ -12,7 +12,6 @@ model's predicted class) at the last stage. Writes NAME_saliency.png (rows: mode
 and NAME_saliency.mp4 into --out.
 """
 import os
-import sys
 
 import numpy as np
 import torch
@@ -59,7 +58,6 @@ def load_model(cfg, path: str):
 
 
 def main(argv=None):
-    from vidpool.config import load_cfg
     from vidpool.viz.pooling import labelled, write_video
     from vidpool.viz.saliency import grad_cam, overlay
 
