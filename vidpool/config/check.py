@@ -23,7 +23,12 @@ def choice_problem(key: str, value, choices: Sequence[str]) -> List[str]:
     """[] when ``value`` is one of ``choices``, else one line naming the key, the choices and the closest."""
     if value in choices:
         return []
-    return [f"{key} {value!r} is not one of: {', '.join(map(str, choices))}{_suggest(value, choices)}"]
+    listed = ", ".join(map(str, choices)) if len(choices) <= 12 else f"{len(choices)} names ({LISTS.get(key, '')})"
+    return [f"{key} {value!r} is not one of: {listed}{_suggest(value, choices)}"]
+
+
+LISTS = {"MODEL.ARCH": "vidpool info --list", "--arch": "vidpool info --list", "--model": "vidpool info --list",
+         "MODEL.POOL": "python -c 'import vidpool.ops as o; print(o.list_pools())'"}
 
 
 def _values(cfg) -> List[str]:
@@ -86,22 +91,25 @@ def _files(cfg, train: bool, test: bool) -> List[str]:
     problems = []
     d = cfg.DATA
 
-    def need(key, path, kind):
+    def need(key, path, kind, todo=""):
         exists = os.path.isdir(path) if kind == "folder" else os.path.isfile(path) or os.path.isdir(path)
         if path and not exists:
-            problems.append(f"{key}: no such {kind}: {path}")
+            problems.append(f"{key}: no such {kind}: {path}{todo}")
+
+    data = f" (set {{}} to your copy; docs/data.md shows the layout of {cfg.TRAIN.DATASET})"
 
     if train or test:
         if not d.PATH_TO_DATA_DIR:
             problems.append("DATA.PATH_TO_DATA_DIR is empty: set it to the folder of the annotation files "
                             "(docs/data.md shows each data set's layout)")
-        need("DATA.PATH_TO_DATA_DIR", d.PATH_TO_DATA_DIR, "folder")
-        need("DATA.PATH_PREFIX", d.PATH_PREFIX, "folder")
+        need("DATA.PATH_TO_DATA_DIR", d.PATH_TO_DATA_DIR, "folder", data.format("DATA.PATH_TO_DATA_DIR"))
+        need("DATA.PATH_PREFIX", d.PATH_PREFIX, "folder", data.format("DATA.PATH_PREFIX"))
         if d.ANNOTATION_FILE and d.PATH_TO_DATA_DIR:
             need("DATA.ANNOTATION_FILE", os.path.join(d.PATH_TO_DATA_DIR, d.ANNOTATION_FILE), "file")
     need("DATA.CLASS_NAMES_FILE", d.CLASS_NAMES_FILE, "file")
     if train:
-        need("TRAIN.CHECKPOINT_FILE_PATH", cfg.TRAIN.CHECKPOINT_FILE_PATH, "file or run folder")
+        need("TRAIN.CHECKPOINT_FILE_PATH", cfg.TRAIN.CHECKPOINT_FILE_PATH, "file or run folder",
+             " (train that run first, or name a checkpoint file)")
     if test:
         need("TEST.CHECKPOINT_FILE_PATH", cfg.TEST.CHECKPOINT_FILE_PATH, "file or run folder")
     return problems
