@@ -70,7 +70,7 @@ def test_tiny_grid_two_jobs_results_and_skip_when_finished(synthetic_root, tmp_p
     assert any(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1)), spans
     for c in cells.values():  # each run had its threads split: 2 cores / 2 jobs (or 1 core)
         with open(os.path.join(c.out, "run.log")) as f:
-            assert "train_net.py" in f.readline()
+            assert "-m vidpool train" in f.readline()
     with open(tmp_path / "tiny" / "results.json") as f:
         res = json.load(f)
     by_pool = {r["MODEL.POOL"]: r for r in res["records"]}
