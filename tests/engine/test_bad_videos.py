@@ -82,4 +82,4 @@ def test_a_crashed_worker_names_the_video_it_was_reading(synthetic_root, tmp_pat
     with pytest.raises(RuntimeError, match="DataLoader worker") as error:
         for _ in iterate(loader):
             pass
-    assert victim in str(error.value) and "check_dataset" in str(error.value)
+    assert victim in str(error.value) and "vidpool check-data" in str(error.value)

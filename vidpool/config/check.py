@@ -107,7 +107,12 @@ def _files(cfg, train: bool, test: bool) -> List[str]:
         if d.ANNOTATION_FILE and d.PATH_TO_DATA_DIR:
             need("DATA.ANNOTATION_FILE", os.path.join(d.PATH_TO_DATA_DIR, d.ANNOTATION_FILE), "file")
     need("DATA.CLASS_NAMES_FILE", d.CLASS_NAMES_FILE, "file")
-    if train:
+    resumes = False
+    if train and cfg.TRAIN.AUTO_RESUME:  # a resumed run reads its own checkpoints, not the start file
+        from vidpool.engine.checkpoint import list_checkpoints
+
+        resumes = bool(list_checkpoints(cfg.OUTPUT_DIR))
+    if train and not resumes:
         need("TRAIN.CHECKPOINT_FILE_PATH", cfg.TRAIN.CHECKPOINT_FILE_PATH, "file or run folder",
              " (train that run first, or name a checkpoint file)")
     if test:
