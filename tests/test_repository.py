@@ -64,7 +64,7 @@ def test_no_tracked_file_refers_outside_the_repository():
 
 @pytest.mark.parametrize("line,bad", [("see ../shared/data/videos", True), ("[x](../README.md)", False),
                                       ("python tools/a.py ../../elsewhere/file", True), ("a/../b", False),
-                                      ("[y](../../vidpool/x.py)", True), ("the " + "PAPER" + "_NOTES say", True)])
+                                      ("[y](../../outside/x.py)", True), ("the " + "PAPER" + "_NOTES say", True)])
 def test_the_check_catches_outside_paths(line, bad):
     """The check itself, on lines written for it, as if in a file one folder down (docs/)."""
     assert bool(outside_paths("docs/page.md", line)) == bad
