@@ -123,6 +123,11 @@ def test_tools_wrappers_are_the_subcommands():
         assert done.returncode == 2 and "did you mean 'r3d_50'?" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_missing_grid_is_named(tmp_path):
+    err = mistake("experiments", "--grid", tmp_path / "nope.yaml")
+    assert f"--grid: no such file: {tmp_path / 'nope.yaml'}" in err
+
+
 def test_convert_names_a_bad_architecture(tmp_path):
     err = mistake("convert", "--weights", tmp_path / "a.pth", "--out", tmp_path / "b.pyth", "--arch", "r3d50")
     assert "--arch 'r3d50'" in err and "did you mean 'r3d_50'?" in err

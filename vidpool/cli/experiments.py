@@ -39,6 +39,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error("--jobs must be >= 1")
+    if not os.path.isfile(args.grid):
+        ap.error(f"--grid: no such file: {args.grid}")
     try:
         grid = load_grid(args.grid)
     except (OSError, ValueError) as e:
