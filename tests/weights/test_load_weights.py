@@ -200,3 +200,48 @@ def test_convert_tool_writes_a_checkpoint_that_builds_and_computes_the_source(tm
                       "--num-classes", "4"]) == 0
     cfg = load_cfg_string(load_checkpoint(out)["cfg"])
     assert (cfg.MODEL.POOL, cfg.MODEL.NUM_CLASSES) == ("softpool", 4)
+
+
+def _files_that_are_not_checkpoints(tmp_path):
+    """Files a download goes wrong into, each with the words its message must have."""
+    good = tmp_path / "good.pth"
+    torch.save({"model": {"w": torch.zeros(64)}}, good)
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"model": {"w": torch.zeros(64)}}, legacy, _use_new_zipfile_serialization=False)
+    files = {
+        "page.pth": (b"\n<!DOCTYPE html><html><head><title>Google Drive</title></head></html>", "looks like an HTML page"),
+        "lfs.pth": (b"version https://git-lfs.github.com/spec/v1\noid sha256:0a1b\nsize 98765\n", "is a Git LFS pointer"),
+        "empty.pth": (b"", "is empty"),
+        "zip_cut.pth": (good.read_bytes()[: good.stat().st_size // 2], "is truncated"),
+        "pickle_cut.pth": (legacy.read_bytes()[: legacy.stat().st_size // 3], "is truncated"),
+        "text.pth": (b"hello, world", "is not a PyTorch checkpoint"),
+    }
+    for name, (data, _) in files.items():
+        (tmp_path / name).write_bytes(data)
+    return {str(tmp_path / n): words for n, (_, words) in files.items()}
+
+
+def test_files_that_are_not_checkpoints_say_what_they_are(tmp_path):
+    from vidpool.weights import NotACheckpointError
+
+    model = create_model("r3d_10", 5, base_width=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for path, words in _files_that_are_not_checkpoints(tmp_path).items():
+        with pytest.raises(NotACheckpointError) as error:
+            load_weights(model, path)
+        assert words in str(error.value) and path in str(error.value)
+        assert "trusted" not in str(error.value)  # not the message for pickled objects
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_only_a_pickle_with_objects_is_called_untrusted(tmp_path):
+    path = str(tmp_path / "objects.pth")
+    torch.save({"model": {"w": torch.zeros(3)}, "args": argparse_namespace()}, path)
+    with pytest.raises(UntrustedCheckpointError, match="trusted=True"):
+        load_weights(create_model("r3d_10", 5, base_width=8), path)
+
+
+def argparse_namespace():
+    import argparse
+
+    return argparse.Namespace(lr=0.1)  # what training scripts of other code bases often pickle

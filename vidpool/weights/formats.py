@@ -15,8 +15,11 @@ DataParallel/DDP ``module.`` prefixes are removed everywhere.
 """
 from __future__ import annotations
 
+import os
 import pickle
+import pickletools
 import re
+import zipfile
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -28,15 +31,64 @@ class UntrustedCheckpointError(RuntimeError):
     """The file holds more than tensors and plain containers; unpickling it could run its code."""
 
 
+class NotACheckpointError(ValueError):
+    """The file is not a PyTorch checkpoint at all (a web page, a Git LFS pointer, a truncated download)."""
+
+
+def _what_else(path: str) -> Optional[str]:
+    """Why the file at ``path`` cannot be a PyTorch checkpoint, judged from its first bytes (None:
+    it may be one)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return "is empty (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(2048)
+    text = head.lstrip().lower()
+    if text.startswith(b"version https://git-lfs"):
+        return (f"is a Git LFS pointer ({size} bytes), not the weights: fetch the file itself "
+                "(git lfs pull in its repository, or the release's download link)")
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in text[:512]:
+        return (f"looks like an HTML page ({size} bytes), not a checkpoint: the download link returned a "
+                "web page (a login, a quota or a 'confirm download' page); download the file itself")
+    if head.startswith(b"PK\x03\x04"):
+        return None if zipfile.is_zipfile(path) else \
+            f"is truncated ({size} bytes: a PyTorch archive without its end); download it again"
+    if not head.startswith(b"\x80"):
+        return f"is not a PyTorch checkpoint (it starts with {head[:16]!r})"
+    return None
+
+
+def _truncated_pickle(path: str) -> bool:
+    """Whether a legacy (non-zip) PyTorch file ends inside one of its pickles; read with
+    pickletools, which never runs what it reads."""
+    with open(path, "rb") as f:
+        try:
+            for _ in range(5):  # magic number, protocol, system info, the object, storage keys
+                for _ in pickletools.genops(f):
+                    pass
+        except (ValueError, EOFError):
+            return True
+    return False
+
+
 def read_file(path: str, trusted: bool = False):
     """The object a checkpoint file holds. Read with ``weights_only=True`` (tensors, numbers, strings,
     containers only) unless ``trusted``; a file that needs full unpickling is refused before any of
-    it runs."""
+    it runs. A file that is no checkpoint at all (a web page, a Git LFS pointer, a truncated
+    download) is a ``NotACheckpointError`` that says which."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    problem = _what_else(path)
+    if problem:
+        raise NotACheckpointError(f"{path} {problem}")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint not found: {path}") from None
-    except pickle.UnpicklingError as e:
+    except (pickle.UnpicklingError, EOFError) as e:
+        if isinstance(e, EOFError) or (not zipfile.is_zipfile(path) and _truncated_pickle(path)):
+            raise NotACheckpointError(f"{path} is truncated ({os.path.getsize(path)} bytes: it ends inside "
+                                      "its data); download it again") from None
         if trusted:
             raise RuntimeError(f"cannot read checkpoint {path}: {e}") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
