@@ -9,7 +9,11 @@ The input is (batch, 3, frames, size, size) clips normalised as the config's DAT
 the output is logits (batch, MODEL.NUM_CLASSES). --dynamic: which axes the file accepts other sizes
 of: none, batch (default), all (batch, frames, height, width; onnx and exported only). SoftPool is
 written as standard operations, so the files run without vidpool (onnxruntime, torch.jit.load,
-torch.export.load). --weights takes any file load_weights reads. KEY VALUE pairs at the end override the config.
+torch.export.load). --cfg is optional for a vidpool checkpoint: the model (architecture, pooling, head, width, classes,
+I3D padding, SRTG options) and the clip settings come from the config it carries; a --cfg that
+describes another model is an error naming both values. A checkpoint of another code base carries
+no config: give --cfg. SRTG gates are set from the checkpoint's epoch, as testing sets them.
+--weights takes any file load_weights reads. KEY VALUE pairs at the end override the config.
 """
 import sys
 import time
@@ -18,12 +22,11 @@ import torch
 
 from vidpool.cli._args import parse_with_config, parser
 from vidpool.deploy.export import DYNAMIC, FORMATS, check_export, export_model
-from vidpool.models import build_model
-from vidpool.weights import UntrustedCheckpointError, load_weights
+from vidpool.weights import UntrustedCheckpointError, model_from_checkpoint
 
 
 def main(argv=None):
-    ap = parser("export", __doc__, cfg="required")
+    ap = parser("export", __doc__)
     ap.add_argument("--weights", required=True, metavar="FILE", help="checkpoint file")
     ap.add_argument("--format", required=True, choices=FORMATS)
     ap.add_argument("--out", required=True, help="file to write")
@@ -35,8 +38,9 @@ def main(argv=None):
     ap.add_argument("--no-check", action="store_true", help="do not run the written file")
     args, cfg = parse_with_config(ap, argv)
     try:
-        model = build_model(cfg)
-        print(load_weights(model, args.weights, cfg.TRAIN.CHECKPOINT_TYPE, trusted=cfg.TRAIN.CHECKPOINT_TRUSTED))
+        model, cfg, report = model_from_checkpoint(args.weights, cfg if args.cfg else None, args.overrides,
+                                                   cfg.TRAIN.CHECKPOINT_TYPE, cfg.TRAIN.CHECKPOINT_TRUSTED)
+        print(report)
         frames, size = args.frames or cfg.DATA.NUM_FRAMES, args.size or cfg.DATA.TEST_CROP_SIZE
         shape = (args.batch, 3, frames, size, size)
         start = time.time()

@@ -5,7 +5,8 @@ with the same weights: a model at initialisation, or trained weights.
     vidpool gate-rates --cfg configs/demo/r3d10_softpool.yaml MODEL.ARCH srtg_r3d_18
     vidpool gate-rates --cfg CFG --weights output/run/checkpoints/checkpoint_epoch_00030.pyth
 
-Clips come from the config's validation split (--batches batches of TEST.BATCH_SIZE). Prints the pass
+A vidpool checkpoint brings its config (--cfg, if given, must describe the same model). Clips come
+from the config's validation split (--batches batches of TEST.BATCH_SIZE). Prints the pass
 rate of every SR block and over all of them, per mode. KEY VALUE pairs override the config.
 """
 
@@ -15,7 +16,7 @@ from vidpool.cli._args import parse_with_config, parser
 from vidpool.data import build_loader
 from vidpool.models import build_model
 from vidpool.models.srtg import SqueezeRecursion, gate_pass_rate, set_epoch
-from vidpool.weights import load_weights
+from vidpool.weights import load_weights, model_from_checkpoint
 
 
 def rates(cfg, weights, batches):
@@ -48,10 +49,17 @@ def rates(cfg, weights, batches):
 
 
 def main(argv=None):
-    ap = parser("gate-rates", __doc__, cfg="required")
-    ap.add_argument("--weights", help="checkpoint to load (default: the model at initialisation)")
+    ap = parser("gate-rates", __doc__)
+    ap.add_argument("--weights", metavar="FILE",
+                    help="checkpoint to load (default: the model at initialisation); a vidpool checkpoint "
+                         "brings its config, so --cfg may be left out")
     ap.add_argument("--batches", type=int, default=8, help="validation batches to run (default 8)")
     args, cfg = parse_with_config(ap, argv)
+    if args.weights:  # the model the checkpoint was trained as (an error if --cfg describes another)
+        _, cfg, _ = model_from_checkpoint(args.weights, cfg if args.cfg else None, args.overrides,
+                                          cfg.TRAIN.CHECKPOINT_TYPE, cfg.TRAIN.CHECKPOINT_TRUSTED)
+    elif not args.cfg:
+        ap.error("give --cfg FILE (a model at initialisation) or --weights CHECKPOINT")
     torch.manual_seed(cfg.RNG_SEED)
     res = rates(cfg, args.weights, args.batches)
     for mode, r in res.items():

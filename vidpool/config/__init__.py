@@ -34,6 +34,12 @@ def load_cfg(path: Optional[str] = None, overrides: Sequence[str] = ()) -> CfgNo
         loaded = CfgNode.load_yaml_with_base(path, allow_unsafe=False)
         _check_keys(cfg, _all_keys(CfgNode(loaded)), path)
         cfg.merge_from_other_cfg(CfgNode(loaded))
+    _apply_overrides(cfg, overrides)
+    cfg.freeze()
+    return cfg
+
+
+def _apply_overrides(cfg: CfgNode, overrides: Sequence[str]) -> None:
     overrides = list(overrides)
     if len(overrides) % 2:
         raise ValueError(f"overrides must be KEY VALUE pairs, got an odd number: {overrides}")
@@ -45,13 +51,12 @@ def load_cfg(path: Optional[str] = None, overrides: Sequence[str] = ()) -> CfgNo
         if isinstance(node[overrides[i].split(".")[-1]], float) and str(overrides[i + 1]).lstrip("-").isdigit():
             overrides[i + 1] = f"{overrides[i + 1]}.0"
     cfg.merge_from_list(overrides)
-    cfg.freeze()
-    return cfg
 
 
-def load_cfg_string(text: str) -> CfgNode:
-    """A config stored as YAML text (e.g. in a checkpoint) over the defaults; keys this version does
-    not know (a file from another version) are ignored. The result is frozen."""
+def load_cfg_string(text: str, overrides: Sequence[str] = ()) -> CfgNode:
+    """A config stored as YAML text (e.g. in a checkpoint) over the defaults, then ``overrides`` as in
+    ``load_cfg``; keys this version does not know (a file from another version) are ignored. The
+    result is frozen."""
     import yaml
 
     def merge(node: CfgNode, values: dict) -> None:
@@ -65,21 +70,9 @@ def load_cfg_string(text: str) -> CfgNode:
 
     cfg = get_cfg()
     merge(cfg, yaml.safe_load(text))
+    _apply_overrides(cfg, overrides)
     cfg.freeze()
     return cfg
 
 
-def parse_config_args(parser, argv=None, extra_overrides: Sequence[str] = ()):
-    """For command-line tools: ``parser``'s own options, then KEY VALUE config overrides. Returns
-    (options, config); an unknown ``--option``, a bad key or a missing file is the parser's error."""
-    args, rest = parser.parse_known_args(argv)
-    unknown = [a for a in rest if a.startswith("--")]
-    if unknown:
-        parser.error(f"unknown option {unknown[0]} (config overrides are KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.01)")
-    try:
-        return args, load_cfg(getattr(args, "cfg", None), list(rest) + list(extra_overrides))
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        parser.error(str(e).strip('"'))
-
-
-__all__ = ["get_cfg", "load_cfg", "load_cfg_string", "parse_config_args"]
+__all__ = ["get_cfg", "load_cfg", "load_cfg_string"]

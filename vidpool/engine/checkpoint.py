@@ -169,22 +169,19 @@ def resolve_weights_path(path: str, key: str) -> str:
     return finished[-1]
 
 
-IDENTITY = (("MODEL.ARCH", lambda c: c.MODEL.ARCH), ("MODEL.POOL", lambda c: c.MODEL.POOL),
-            ("MODEL.HEAD_POOL", lambda c: c.MODEL.HEAD_POOL), ("MODEL.NUM_CLASSES", lambda c: c.MODEL.NUM_CLASSES))
-
-
-def check_compatible(state: dict, cfg, path: str, keys=("MODEL.ARCH", "MODEL.POOL", "MODEL.HEAD_POOL",
-                                                       "MODEL.NUM_CLASSES")) -> None:
+def check_compatible(state: dict, cfg, path: str, keys=None) -> None:
     """Raise when the config stored in a checkpoint names another model than ``cfg`` does (a SoftPool
     checkpoint tested as a max-pool model would give wrong numbers without any error)."""
     stored = state.get("cfg")
     if not stored:
         return
     from vidpool.config import load_cfg_string
+    from vidpool.weights.build import MODEL_KEYS
 
     theirs = load_cfg_string(stored)
-    differ = [f"{key} {getter(theirs)!r} in the checkpoint, {getter(cfg)!r} in this config"
-              for key, getter in IDENTITY if key in keys and getter(theirs) != getter(cfg)]
+    keys = [f"MODEL.{k}" for k in MODEL_KEYS] if keys is None else keys
+    differ = [f"{key} {theirs.MODEL[key[6:]]!r} in the checkpoint, {cfg.MODEL[key[6:]]!r} in this config"
+              for key in keys if theirs.MODEL[key[6:]] != cfg.MODEL[key[6:]]]
     if differ:
         from vidpool.config.check import ConfigError
 

@@ -20,6 +20,7 @@ from vidpool.config.check import check_cfg
 from vidpool.data import build_dataset, build_loader, iterate
 from vidpool.models import build_model, model_input
 from vidpool.models.srtg import set_epoch as srtg_set_epoch
+from vidpool.weights.build import gate_epoch
 from vidpool.weights import load_weights
 
 from . import checkpoint as ckpt
@@ -102,7 +103,7 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
             epoch = state.get("epoch")
             log.info("testing %s", state["path"])
         # SRTG gates as validation had them after the checkpoint's last epoch (files without an epoch: on)
-        srtg_set_epoch(model, int(epoch) - 1 if epoch else 10 ** 9)
+        srtg_set_epoch(model, gate_epoch(epoch))
         model.to(device)
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset=dataset)
