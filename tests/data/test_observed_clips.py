@@ -104,6 +104,33 @@ def test_training_crops_scales_and_flips_cover_their_ranges(coordinate_root):
     assert not any(_geometry(still[(0, still.shape, seed)]["clip"])[3] for seed in range(40))
 
 
+def test_each_epoch_draws_new_augmentations_for_the_same_sample(coordinate_root, tmp_path):
+    """Through the loader as training uses it: a one-video set puts the video at position 0 of every
+    epoch, so only the epoch can vary its crop, scale, flip and start; replaying an epoch (a resumed
+    run) gives that epoch's clip again."""
+    from vidpool.data import build_loader
+
+    root = tmp_path / "one"
+    (root / "ucfTrainTestlist").mkdir(parents=True)
+    (root / "Coord").mkdir()
+    os.symlink(os.path.join(coordinate_root, "Coord", "v_Coord_g01_c01.mkv"), root / "Coord" / "v_Coord_g01_c01.mkv")
+    (root / "ucfTrainTestlist" / "classInd.txt").write_text("1 Coord\n")
+    (root / "ucfTrainTestlist" / "trainlist01.txt").write_text("Coord/v_Coord_g01_c01.mkv 1\n")
+    (root / "ucfTrainTestlist" / "testlist01.txt").write_text("Coord/v_Coord_g01_c01.mkv\n")
+    loader = build_loader(_cfg(str(root), "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.BATCH_SIZE", "1"), "train")
+
+    def clip_of(epoch):
+        loader.batch_sampler.set_epoch(epoch)
+        clip = next(iter(loader))["clip"][0]
+        short, top, left, flipped = _geometry(clip)
+        return short, round(top), round(left), flipped, _frames(clip)[0]
+
+    seen = [clip_of(epoch) for epoch in range(8)]
+    assert len({s[:4] for s in seen}) >= 6, seen  # the same crop every epoch was the bug
+    assert len({s[4] for s in seen}) >= 4, seen  # and the same start frame
+    assert clip_of(3) == seen[3]
+
+
 @pytest.mark.parametrize("target_fps,expected", [(10, [16, 18, 20, 22]), (20, [18, 19, 20, 21]),
                                                  (5, [12, 16, 20, 24])])
 def test_target_fps_sets_the_frame_step(coordinate_root, target_fps, expected):

@@ -52,7 +52,9 @@ class ClipBatchSampler(Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffle for ``epoch``: the order depends only on (seed, epoch), so a resumed run sees the
-        epochs in the order an uninterrupted one would."""
+        epochs in the order an uninterrupted one would. The epoch also enters every sample's augmentation
+        seed, so a sample gets a new crop, scale, flip and start each epoch."""
+        self.epoch = int(epoch)
         if isinstance(self.sampler, DistributedSampler):
             self.sampler.set_epoch(epoch)
         elif self.seed is not None and getattr(self.sampler, "generator", None) is not None:
