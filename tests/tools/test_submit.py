@@ -40,3 +40,36 @@ def test_local_job_trains_is_preempted_requeued_and_finishes(synthetic_root, tmp
     assert "resumed from" in log and "iterations done" in log
     assert [s["epoch"] for s in map(__import__("json").loads, open(out / "stats.jsonl"))
             if s.get("kind", "epoch") == "epoch"] == [1, 2, 3]
+
+
+def test_a_requeued_job_keeps_the_config_as_submitted(synthetic_root, tmp_path, monkeypatch):
+    """Editing the YAML after submitting does not change the running experiment's requeues."""
+    import submitit
+
+    from vidpool.cli import submit as tool
+    from vidpool.config import load_cfg
+
+    submitted = []
+
+    class Executor:  # stands in for SLURM: records what would run
+        def __init__(self, folder, cluster=None):
+            pass
+
+        def update_parameters(self, **kw):
+            pass
+
+        def submit(self, job):
+            submitted.append(job)
+            return type("Job", (), {"job_id": "1"})()
+
+    monkeypatch.setattr(submitit, "AutoExecutor", Executor)
+    yaml = tmp_path / "exp.yaml"
+    yaml.write_text("SOLVER:\n  WEIGHT_DECAY: 0.0003\n")
+    out = tmp_path / "run"
+    assert tool.main(["--cfg", str(yaml), "--local", "--gpus-per-node", "0", *TINY, "DATA.PATH_TO_DATA_DIR",
+                      os.path.join(synthetic_root, "ucf101"), "OUTPUT_DIR", str(out)]) == 0
+    yaml.write_text("SOLVER:\n  WEIGHT_DECAY: 0.5\n")  # edited while the job runs
+    requeued = submitted[0].checkpoint()
+    cfg = requeued.function.config()
+    assert cfg.SOLVER.WEIGHT_DECAY == 0.0003 and cfg.MODEL.BASE_WIDTH == 8 and cfg.OUTPUT_DIR == str(out)
+    assert load_cfg(str(out / "submitted_config.yaml")).SOLVER.WEIGHT_DECAY == 0.0003

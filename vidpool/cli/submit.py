@@ -10,7 +10,9 @@ SLURM sends SIGUSR1 --signal-delay seconds before the time limit (and on preempt
 finishes its step, the run writes a checkpoint (vidpool's own SIGUSR1 handling) and rank 0 requeues
 the job, which resumes exactly there. Set TRAIN.CHECKPOINT_ITERS as well so a hard kill loses only
 minutes. --local runs the same job with submitit's local executor (tests, a workstation). Job logs
-go to --job-dir (default OUTPUT_DIR/slurm).
+go to --job-dir (default OUTPUT_DIR/slurm). The config as submitted (YAML plus overrides) is written
+to OUTPUT_DIR/submitted_config.yaml and travels with the job: a requeued job resumes with it, even
+if the YAML file was edited since.
 """
 import os
 import signal
@@ -26,8 +28,15 @@ from vidpool.config import load_cfg  # noqa: E402
 class TrainJob:
     """The job submitit pickles: train (and test) as the config says, in every task."""
 
-    def __init__(self, cfg_path, overrides):
-        self.cfg_path, self.overrides = cfg_path, list(overrides)
+    def __init__(self, cfg_path, overrides, cfg_text=None):
+        self.cfg_path, self.overrides, self.cfg_text = cfg_path, list(overrides), cfg_text
+
+    def config(self):
+        """The config as it was at submission (a requeued job does not read the YAML again: edits to it
+        after submitting do not change a running experiment)."""
+        from vidpool.config import load_cfg_string
+
+        return load_cfg_string(self.cfg_text) if self.cfg_text else load_cfg(self.cfg_path, self.overrides)
 
     def __call__(self):
         import submitit
@@ -36,7 +45,7 @@ class TrainJob:
         from vidpool.engine.resume import Preempted
 
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        cfg = load_cfg(self.cfg_path, self.overrides)
+        cfg = self.config()
         try:
             if cfg.TRAIN.ENABLE:
                 try:
@@ -55,7 +64,7 @@ class TrainJob:
         """What a requeued job runs: the same job; AUTO_RESUME picks up the newest checkpoint."""
         import submitit
 
-        return submitit.helpers.DelayedSubmission(TrainJob(self.cfg_path, self.overrides))
+        return submitit.helpers.DelayedSubmission(TrainJob(self.cfg_path, self.overrides, self.cfg_text))
 
 
 def main(argv=None):
@@ -92,7 +101,12 @@ def main(argv=None):
         if args.mem:
             params["slurm_mem"] = args.mem
     executor.update_parameters(**params)
-    job = executor.submit(TrainJob(args.cfg, args.overrides))
+    # the config as submitted, kept in the run folder and in the job: every requeue resumes with it
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    snapshot = os.path.join(cfg.OUTPUT_DIR, "submitted_config.yaml")
+    with open(snapshot, "w") as f:
+        f.write(cfg.dump())
+    job = executor.submit(TrainJob(args.cfg, args.overrides, cfg.dump()))
     print(f"submitted job {job.job_id}: {args.nodes} node(s) x {tasks} task(s), output {cfg.OUTPUT_DIR}, "
           f"logs {job_dir}")
     if args.wait:
