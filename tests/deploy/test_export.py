@@ -169,3 +169,29 @@ def test_compile_fullgraph_forward_and_backward(name):
     assert len(grads) == len(eager_grads)
     worst = max(float((a - b).abs().max() / b.abs().max().clamp(min=1e-6)) for a, b in zip(grads, eager_grads))
     assert worst < 1e-3, worst
+
+
+@pytest.mark.parametrize("fmt,dynamic,hide,named", [
+    ("onnx", "batch", "DYNAMIC", "torch.export.Dim.DYNAMIC"),
+    ("exported", "all", "DYNAMIC", "torch.export.Dim.DYNAMIC"),
+    ("onnx", "none", "dynamo", "torch.onnx.export(dynamo=True)"),
+    ("torchscript", "batch", "backed_size_oblivious", "backed_size_oblivious"),
+])
+def test_an_older_torch_is_told_what_export_needs(tmp_path, monkeypatch, fmt, dynamic, hide, named):
+    """On a torch without a feature the exporter uses: one message naming it and the torch version,
+    before anything is traced or written."""
+    import re
+
+    from vidpool.deploy import export as ex
+
+    if hide == "DYNAMIC":
+        monkeypatch.delattr(torch.export.Dim, "DYNAMIC")
+    elif hide == "dynamo":
+        monkeypatch.setattr(torch.onnx, "export", lambda model, args, f=None, verbose=False: None)
+    else:
+        monkeypatch.setattr(ex, "fx_config", type("OldConfig", (), {})())
+    model = create_model("r3d_10", 3, base_width=8)
+    out = tmp_path / "m.file"
+    with pytest.raises(ex.ExportNeedsNewerTorch, match=re.escape(named)) as error:
+        export_model(model, torch.randn(2, 3, 8, 32, 32), fmt, str(out), dynamic)
+    assert torch.__version__ in str(error.value) and not out.exists()

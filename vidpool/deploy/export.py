@@ -8,6 +8,7 @@ model's (compiled SoftPool op) on the same input.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
 from typing import Optional, Sequence
@@ -20,6 +21,23 @@ from vidpool.ops.softpool import decomposed
 
 FORMATS = ("onnx", "torchscript", "exported")
 DYNAMIC = ("none", "batch", "all")  # which input axes may change: none, the batch, batch and T, H, W
+
+
+class ExportNeedsNewerTorch(RuntimeError):
+    """The installed torch lacks an export feature vidpool uses (it is inside vidpool's torch range,
+    which the rest of vidpool supports, but exporting needs newer features)."""
+
+
+def missing_export_features(fmt: str, dynamic: str) -> list:
+    """The torch features ``export_model(..., fmt, dynamic)`` needs that this torch lacks."""
+    missing = []
+    if not hasattr(fx_config, "backed_size_oblivious"):
+        missing.append("torch.fx.experimental._config.backed_size_oblivious (size-oblivious tracing)")
+    if fmt in ("onnx", "exported") and dynamic != "none" and not hasattr(torch.export.Dim, "DYNAMIC"):
+        missing.append("torch.export.Dim.DYNAMIC (dynamic input axes)")
+    if fmt == "onnx" and "dynamo" not in inspect.signature(torch.onnx.export).parameters:
+        missing.append("torch.onnx.export(dynamo=True) (the torch.export-based ONNX exporter)")
+    return missing
 
 
 def _dynamic_shapes(dynamic: str):
@@ -45,6 +63,12 @@ def export_model(model: nn.Module, example: torch.Tensor, fmt: str, path: str, d
                          "onnx / exported formats for a dynamic clip shape")
     if dynamic != "none" and example.shape[0] < 2:
         raise ValueError("trace a dynamic batch with an example batch of at least 2 (the tracer fixes size-1 axes)")
+    missing = missing_export_features(fmt, dynamic)
+    if missing:
+        raise ExportNeedsNewerTorch(
+            f"exporting {fmt} (dynamic: {dynamic}) needs features this torch {torch.__version__} lacks: "
+            f"{'; '.join(missing)}. Install a newer torch (vidpool's export is tested with torch 2.14.1; "
+            "everything else in vidpool works with the whole supported range)")
     model = model.eval()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     shapes = _dynamic_shapes(dynamic)
