@@ -60,6 +60,8 @@ def test_tool_reports_and_writes_annotations_a_run_can_read(synthetic_root, tmp_
     # 8 frames every 16 at 30 fps = 4.27 s, the synthetic videos last 3 s: the readable ones are too short
     assert report["records"] == {"missing": 1, "unreadable": 1, "too_short": 24}
     assert report["histograms"]["fps"] == {"8": 24} and report["histograms"]["resolution"] == {"64x48": 24}
+    # the files on disk (the missing one is not), by container
+    assert report["histograms"]["extension"] == {".avi": 25} and "containers (extension: files): .avi: 25" in done.stdout
     problems = {os.path.basename(line.split("\t")[0]): line.split("\t")[1] for line in open(out / "problems.tsv")}
     assert problems[os.path.basename(train[0])] == "missing" and problems[os.path.basename(train[1])] == "unreadable"
     assert "DATA.PATH_TO_DATA_DIR" in done.stdout

@@ -216,3 +216,26 @@ def test_training_draws_the_sampling_rate_from_the_shape_range(synthetic_root, m
     assert [round(s * 30 / 8) for s in steps] == [4]
     with pytest.raises(ValueError, match="max_sampling_rate"):
         ClipShape(2, 4, 32, (40, 48), max_sampling_rate=3)
+
+
+def test_every_missing_video_is_listed_in_the_run_folder(synthetic_root, tmp_path, caplog):
+    """At HACS scale videos vanish from YouTube by the thousand: two examples in the log are not
+    enough, so each split writes the full list into OUTPUT_DIR, training and test alike."""
+    from vidpool.config import load_cfg
+    from vidpool.data import build_dataset
+
+    root = tmp_path / "ucf"
+    shutil.copytree(os.path.join(synthetic_root, "ucf101"), root)
+    gone = sorted(str(p) for p in (root / "UCF-101").rglob("*.avi"))[::7]  # in both splits
+    for p in gone:
+        os.remove(p)
+    out = tmp_path / "run"
+    cfg = load_cfg(None, ["TRAIN.DATASET", "ucf101", "TEST.DATASET", "ucf101", "DATA.PATH_TO_DATA_DIR", str(root),
+                          "MODEL.NUM_CLASSES", "5", "OUTPUT_DIR", str(out)])
+    listed = []
+    with caplog.at_level(logging.WARNING):
+        for split in ("train", "test"):
+            build_dataset(cfg, split)
+            listed.append(set((out / f"missing_videos_{split}.txt").read_text().split()))
+    assert all(listed) and listed[0] | listed[1] == set(gone) and not listed[0] & listed[1]
+    assert f"every one is listed in {out / 'missing_videos_train.txt'}" in caplog.text

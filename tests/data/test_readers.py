@@ -159,3 +159,45 @@ def test_hacs_video_names():
     assert video_path("r", "Arm wrestling", "abcdefghijk") == os.path.join("r", "Arm_wrestling", "v_abcdefghijk.mp4")
     assert video_path("r", "X", "v_bcdefghij") == os.path.join("r", "X", "v_v_bcdefghij.mp4")  # an 11-char id
     assert video_path("r", "X", "v_abcdefghijk") == os.path.join("r", "X", "v_abcdefghijk.mp4")  # prefixed already
+
+
+def test_hacs_and_kinetics_find_videos_in_any_container(tmp_path, synthetic_root):
+    """yt-dlp writes .mkv or .webm when it cannot merge into .mp4: the readers find each clip
+    whatever its container, prefer .mp4 when a video exists twice, and name what they looked for."""
+    src = os.path.join(synthetic_root, "hacs", "videos")
+    cls = sorted(os.listdir(src))[0]
+    ids = sorted(os.listdir(os.path.join(src, cls)))[:4]  # v_<id>.mp4
+    (tmp_path / "hacs" / cls).mkdir(parents=True)
+    rows = ["classname,youtube_id,subset,start,end,label"]
+    for name, ext in zip(ids, (".mkv", ".webm", ".mp4", None)):
+        youtube_id = name[2:-4]
+        rows.append(f"{cls.replace('_', ' ')},{youtube_id},training,0.5,2.5,1")
+        if ext:
+            shutil.copy(os.path.join(src, cls, name), tmp_path / "hacs" / cls / (name[:-4] + ext))
+    shutil.copy(os.path.join(src, cls, ids[2]), tmp_path / "hacs" / cls / (ids[2][:-4] + ".webm"))  # a twin
+    (tmp_path / "hacs.csv").write_text("\n".join(rows) + "\n")
+    classes = [cls.replace("_", " ")]
+    records, report = read_hacs(str(tmp_path / "hacs.csv"), str(tmp_path / "hacs"), "train", classes)
+    assert [os.path.basename(r.path) for r in records] == [ids[0][:-4] + ".mkv", ids[1][:-4] + ".webm", ids[2]]
+    assert report.missing == 1 and report.missing_paths == [str(tmp_path / "hacs" / cls / ids[3])]
+
+    kin = tmp_path / "kinetics"
+    (kin / "videos" / "train" / "x").mkdir(parents=True)
+    (kin / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n"
+                                   "x,aaa,0,10,train\nx,bbb,0,10,train\nx,ccc,0,10,train\n")
+    shutil.copy(os.path.join(src, cls, ids[0]), kin / "videos" / "train" / "x" / "aaa_000000_000010.webm")
+    shutil.copy(os.path.join(src, cls, ids[0]), kin / "videos" / "train" / "bbb_000000_000010.mkv")  # flat
+    records, report = read_kinetics(str(kin), str(kin / "videos"), "train", ["x"])
+    assert [os.path.basename(r.path) for r in records] == ["aaa_000000_000010.webm", "bbb_000000_000010.mkv"]
+    assert [r.video_id for r in records] == ["aaa_000000_000010", "bbb_000000_000010"]
+    assert report.missing_paths == [str(kin / "videos" / "train" / "ccc_000000_000010.mp4")]
+
+
+def test_ucf101_names_the_path_it_looked_for(tmp_path):
+    lists = tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("1 ApplyEyeMakeup\n")
+    (lists / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi 1\n")
+    (tmp_path / "UCF-101" / "ApplyEyeMakeup").mkdir(parents=True)
+    _, report, _ = read_ucf101(str(tmp_path), str(tmp_path), "train")
+    assert report.missing_paths == [str(tmp_path / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi")]

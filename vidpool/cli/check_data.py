@@ -49,11 +49,12 @@ def main(argv=None):
 
     files = Counter(r["status"] for r in results)
     records = Counter(r["status"] for r in rows)
-    hist = histograms(results)
+    hist = histograms(results, paths)
     print(f"\n{len(ann.records)} records, {len(paths)} files")
     for status in ("ok", "too_short") + PROBLEMS:
         print(f"  {status:10s} {records.get(status, 0):8d} records  {files.get(status, 0):8d} files")
     print("frame rates (fps: files): " + ", ".join(f"{k}: {v}" for k, v in hist["fps"].items()))
+    print("containers (extension: files): " + ", ".join(f"{k}: {v}" for k, v in hist["extension"].items()))
     print("resolutions (most common): " + ", ".join(f"{k}: {v}" for k, v in list(hist["resolution"].items())[:8]))
     problems = [r for r in rows if r["status"] != "ok"]
     for r in problems[:10]:

@@ -109,13 +109,32 @@ def read_annotations(cfg, split: str, keep_missing: bool) -> Annotations:
     return Annotations(name, source, records, report, classes, files)
 
 
+def write_missing_videos(output_dir: str, split: str, paths) -> Optional[str]:
+    """Write every annotated video not found on disk to OUTPUT_DIR/missing_videos_SPLIT.txt, one path
+    (as looked for) a line; returns the file (None on other ranks or when it cannot be written)."""
+    rank, _ = distributed()
+    if rank != 0 or not output_dir:
+        return None
+    path = os.path.join(output_dir, f"missing_videos_{split}.txt")
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        with open(path, "w") as f:
+            f.writelines(p + "\n" for p in paths)
+    except OSError as e:
+        log.warning("cannot write the list of missing videos to %s: %s", path, e)
+        return None
+    return path
+
+
 def build_dataset(cfg, split: str) -> VideoClipDataset:
     name, source, records, report, classes, _ = read_annotations(cfg, split, keep_missing=split != "train")
     d = cfg.DATA
     log.info("%s", report)
-    if report.missing and split == "train":
-        log.warning("%d annotated training videos are missing and left out (e.g. %s)", report.missing,
-                    ", ".join(report.missing_examples))
+    if report.missing:
+        listed = write_missing_videos(cfg.OUTPUT_DIR, split, report.missing_paths)
+        what = "left out" if split == "train" else "counted as unreadable"
+        log.warning("%d annotated %s videos are missing and %s (e.g. %s)%s", report.missing, split, what,
+                    ", ".join(report.missing_examples[:2]), f"; every one is listed in {listed}" if listed else "")
     if split != "train" and records and not any(r.label >= 0 for r in records):
         hint = " (its labels are withheld: set TEST.SPLIT val)" if split == "test" and source == "test" else ""
         raise ValueError(f"{report.source}: none of the {len(records)} videos of the {source} split has a "

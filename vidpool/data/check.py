@@ -184,11 +184,14 @@ def records_report(records, results_by_path: Dict[str, dict], clip_seconds: floa
     return rows
 
 
-def histograms(results: Sequence[dict]) -> dict:
-    """Frame rates (rounded) and resolutions (width x height) of the readable videos."""
+def histograms(results: Sequence[dict], paths: Sequence[str] = ()) -> dict:
+    """Frame rates (rounded) and resolutions (width x height) of the readable videos, and the file
+    extensions (containers) of ``paths`` (the files found on disk)."""
     ok = [r for r in results if r.get("fps")]
     return {"fps": dict(sorted(collections.Counter(round(r["fps"]) for r in ok).items())),
-            "resolution": dict(collections.Counter(f"{r['width']}x{r['height']}" for r in ok).most_common())}
+            "resolution": dict(collections.Counter(f"{r['width']}x{r['height']}" for r in ok).most_common()),
+            "extension": dict(collections.Counter(os.path.splitext(p)[1].lower() or "(none)" for p, r in
+                                                  zip(paths, results) if r.get("status") != "missing").most_common())}
 
 
 def write_cleaned(files: Sequence[str], out_dir: str, bad_lines: Sequence[int]) -> List[str]:

@@ -62,6 +62,7 @@ class IndexReport:
     missing: int = 0
     skipped: dict = field(default_factory=dict)
     missing_examples: List[str] = field(default_factory=list)
+    missing_paths: List[str] = field(default_factory=list)  # every one (the run writes them out)
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -77,8 +78,31 @@ class IndexReport:
 
 def note_missing(report: IndexReport, path: str) -> None:
     report.missing += 1
+    report.missing_paths.append(path)
     if len(report.missing_examples) < 3:
         report.missing_examples.append(path)
+
+
+# what downloaders write (yt-dlp merges into .mkv or .webm when it cannot into .mp4); the first found wins
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
+
+
+def videos_by_stem(folder: str) -> dict:
+    """{name without extension: path} of the video files in ``folder`` ({} when it does not exist),
+    ``.mp4`` preferred when one video exists in several containers."""
+    found = {}
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for entry in entries:
+        stem, ext = os.path.splitext(entry.name)
+        if ext.lower() in VIDEO_EXTENSIONS and entry.is_file():
+            best = found.get(stem)
+            if best is None or VIDEO_EXTENSIONS.index(ext.lower()) < \
+                    VIDEO_EXTENSIONS.index(os.path.splitext(best)[1].lower()):
+                found[stem] = entry.path
+    return found
 
 
 class AnnotationError(ValueError):

@@ -6,7 +6,8 @@ CSV columns ``classname,youtube_id,subset,start,end,label``: subset training|val
 which gives them one extra class after the official 200. The JSON form is
 ``{"database": {id: {"subset", "annotations": [{"label", "segment": [s, e]}]}}}``.
 
-Videos are where the official downloader puts them: ``<root>/<classname, spaces as _>/v_<youtube_id>.mp4``.
+Videos are where the official downloader puts them: ``<root>/<classname, spaces as _>/v_<youtube_id>.mp4``
+(or ``.mkv``, ``.webm`` and the other ``VIDEO_EXTENSIONS``, which yt-dlp may write instead).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import json
 import os
 from typing import List, Sequence, Tuple
 
-from .base import IndexReport, VideoRecord, bad_row, note_missing
+from .base import IndexReport, VideoRecord, bad_row, note_missing, videos_by_stem
 
 SUBSETS = {"train": "training", "val": "validation", "test": "testing"}
 NEGATIVES = ("skip", "background")
@@ -29,16 +30,18 @@ def video_path(root: str, classname: str, youtube_id: str) -> str:
     return os.path.join(root, classname.replace(" ", "_"), f"{vid}.mp4")
 
 
-class _Exists:
-    """os.path.isfile with a cache: many HACS clips share one untrimmed video."""
+class _Finder:
+    """The file a video path names, in whichever container it was downloaded (``.mp4`` preferred),
+    or None; each class folder is listed once (many HACS clips share one untrimmed video)."""
 
     def __init__(self):
-        self.seen = {}
+        self.folders = {}
 
-    def __call__(self, path: str) -> bool:
-        if path not in self.seen:
-            self.seen[path] = os.path.isfile(path)
-        return self.seen[path]
+    def __call__(self, path: str):
+        folder, stem = os.path.split(os.path.splitext(path)[0])
+        if folder not in self.folders:
+            self.folders[folder] = videos_by_stem(folder)
+        return self.folders[folder].get(stem)
 
 
 def read_hacs(annotation: str, video_root: str, split: str, classes: Sequence[str], negatives: str = "skip",
@@ -54,7 +57,7 @@ def read_hacs(annotation: str, video_root: str, split: str, classes: Sequence[st
     index = {name: i for i, name in enumerate(classes)}
     rows = _json_rows(annotation) if annotation.endswith(".json") else _csv_rows(annotation)
     report = IndexReport(f"HACS {SUBSETS[split]} ({os.path.basename(annotation)})")
-    exists, records = _Exists(), []
+    find, records = _Finder(), []
     for line, row in rows:
         if isinstance(row, str):  # a structural problem found while parsing
             bad_row(report, annotation, line, row, skip_bad_rows)
@@ -82,10 +85,12 @@ def read_hacs(annotation: str, video_root: str, split: str, classes: Sequence[st
             report.skip("negative clips skipped")
             continue
         path = video_path(video_root, classname, youtube_id)
-        if not exists(path):
+        found = find(path)
+        if found is None:
             note_missing(report, path)
             if not keep_missing:
                 continue
+        path = found or path
         report.used += 1
         target = index[classname] if label == 1 else len(classes)
         records.append(VideoRecord(path, target, f"{youtube_id}@{start:g}", start, end, line=line))

@@ -2,8 +2,9 @@
 
 Official CSV: a header with ``label,youtube_id,time_start,time_end,split`` (any order, extra columns
 ignored; the test CSV may have no label column). Each row is a trimmed clip file named
-``{youtube_id}_{start:06d}_{end:06d}.mp4``, found under ``<root>/<split>/<label>/`` (label folder
-names may be sanitised: spaces as ``_``, quotes and parentheses removed) or flat under
+``{youtube_id}_{start:06d}_{end:06d}.mp4`` (or ``.mkv``, ``.webm``, ...: ``VIDEO_EXTENSIONS``), found
+under ``<root>/<split>/<label>/`` (label folder names may be sanitised: spaces as ``_``, quotes and
+parentheses removed) or flat under
 ``<root>/<split>/``; the split folder may be spelt train|val|validate|test. Rather than guessing
 folder names, each split folder is listed once and clips are found by file name.
 
@@ -16,7 +17,7 @@ import csv
 import os
 from typing import Dict, List, Sequence, Tuple
 
-from .base import IndexReport, VideoRecord, bad_row, note_missing, text_rows
+from .base import IndexReport, VideoRecord, bad_row, note_missing, text_rows, videos_by_stem
 
 SPLIT_FILES = {"train": ["train.csv"], "val": ["validate.csv", "val.csv"], "test": ["test.csv"]}
 SPLIT_DIRS = {"train": ["train", "training"], "val": ["val", "validate", "validation"], "test": ["test", "testing"]}
@@ -39,18 +40,19 @@ def clip_name(youtube_id: str, start: float, end: float) -> str:
 
 
 def _list_split_dirs(video_root: str, split: str) -> Dict[str, str]:
-    """{file name: path} of every file in the split's folder and its label subfolders."""
+    """{clip name without extension: path} of every video file in the split's folder and its label
+    subfolders, in whichever container it was downloaded (``.mp4`` preferred)."""
     found = {}
     for name in SPLIT_DIRS[split]:
         top = os.path.join(video_root, name)
         if not os.path.isdir(top):
             continue
-        for entry in os.scandir(top):
+        for stem, path in videos_by_stem(top).items():
+            found.setdefault(stem, path)
+        for entry in sorted(os.scandir(top), key=lambda e: e.name):
             if entry.is_dir():
-                for sub in os.scandir(entry.path):
-                    found.setdefault(sub.name, sub.path)
-            else:
-                found.setdefault(entry.name, entry.path)
+                for stem, path in videos_by_stem(entry.path).items():
+                    found.setdefault(stem, path)
     return found
 
 
@@ -98,7 +100,7 @@ def _read_official(path, video_root, split, classes, skip_bad_rows, keep_missing
                 bad_row(report, path, line, "empty youtube_id", skip_bad_rows)
                 continue
             name = clip_name(youtube_id, start, end)
-            video = files.get(name)
+            video = files.get(name[:-4])
             if video is None:
                 video = os.path.join(video_root, split, name)
                 note_missing(report, video)

@@ -40,9 +40,14 @@ def read_class_index(path: str) -> List[str]:
     return [names[i] for i in range(1, len(names) + 1)]
 
 
+def _video_root(video_root: str) -> str:
+    """The folder holding the class folders: ``UCF-101/`` under the video root when it is there."""
+    return os.path.join(video_root, "UCF-101") if os.path.isdir(os.path.join(video_root, "UCF-101")) else video_root
+
+
 def _video_index(video_root: str) -> Dict[str, Dict[str, str]]:
     """{lower-case class folder: {lower-case file name: path}}, listing each folder once."""
-    root = os.path.join(video_root, "UCF-101") if os.path.isdir(os.path.join(video_root, "UCF-101")) else video_root
+    root = _video_root(video_root)
     index = {}
     if os.path.isdir(root):
         for entry in os.scandir(root):
@@ -81,7 +86,7 @@ def read_ucf101(annotation_dir: str, video_root: str, split: str, split_id: int 
             continue
         video = videos.get(folder.lower(), {}).get(name.lower())
         if video is None:
-            video = os.path.join(video_root, rel)
+            video = os.path.join(_video_root(video_root), rel)  # where it was looked for
             note_missing(report, video)
             if not keep_missing:
                 continue
