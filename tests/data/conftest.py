@@ -3,8 +3,9 @@ import os
 import pytest
 
 VIDEOS = os.path.join(os.path.dirname(__file__), "..", "assets", "videos")
-# (file, fps, frames, width, height) as tests/assets/NOTICE.md lists them
-REAL_CLIPS = [("arm_wrestling.mp4", 28, 280, 340, 256), ("cleaning_pool.mp4", 30, 300, 340, 256),
+# (file, fps, frames, displayed width, height) as tests/assets/NOTICE.md lists them: the two Kinetics
+# clips store 340x256 frames with non-square pixels (display aspect 5:3 and 16:9)
+REAL_CLIPS = [("arm_wrestling.mp4", 28, 280, 427, 256), ("cleaning_pool.mp4", 30, 300, 455, 256),
               ("apply_eye_makeup.avi", 25, 164, 320, 240)]
 
 

@@ -13,10 +13,23 @@ from vidpool.data.decoding import scaled_size
 from .conftest import REAL_CLIPS, real_clip
 
 
-def _all_frames(path):
-    """Independent reference: every frame, in order, from a plain PyAV decode loop."""
+def _display_width(path):
+    """The displayed width from the stream's display aspect ratio (the container's own numbers)."""
     with av.open(path) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+        s = c.streams.video[0]
+        dar = s.display_aspect_ratio
+        return int(round(s.codec_context.height * float(dar))) if dar else s.codec_context.width
+
+
+def _all_frames(path):
+    """Independent reference: every frame, in order, from a plain PyAV decode loop, converted by
+    PyAV at the displayed size (non-square pixels stretched as a player does)."""
+    width = _display_width(path)
+    with av.open(path) as c:
+        return np.stack([f.to_ndarray(format="rgb24") if f.width == width else
+                         f.to_ndarray(format="rgb24", width=width, height=f.height,
+                                      interpolation="BILINEAR" if width > f.width else "AREA")
+                         for f in c.decode(video=0)])
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +56,16 @@ def test_decoded_frames_are_the_indexed_frames(backend, name, references):
     last = n - 2 if backend == "decord" and name.endswith(".avi") else n - 1
     index_sets = [[0], [last], [last, 0, 5, 5], sorted(rng.sample(range(last + 1), 8)),
                   list(range(n // 2, n // 2 + 32, 2)), [rng.randrange(last + 1) for _ in range(6)]]
+    # decord stretches non-square pixels with its own scaler: the same picture within rounding of a
+    # different filter (measured: mean |difference| 0.46-0.65 levels of 255); PyAV's pass is exact
+    stretched = backend == "decord" and _display_width(real_clip(name)) != av.open(real_clip(name)).streams.video[0].width
     for indices in index_sets:
         frames = decode_frames(real_clip(name), indices, backend)
         assert frames.dtype == torch.uint8 and frames.shape == (len(indices),) + ref.shape[1:]
-        np.testing.assert_array_equal(frames.numpy(), ref[indices], err_msg=f"{backend} {name} {indices}")
+        if stretched:
+            assert (frames.numpy().astype(int) - ref[indices]).__abs__().mean() < 1.0, f"{backend} {name} {indices}"
+        else:
+            np.testing.assert_array_equal(frames.numpy(), ref[indices], err_msg=f"{backend} {name} {indices}")
 
 
 @pytest.mark.parametrize("name", [c[0] for c in REAL_CLIPS])
@@ -90,10 +109,10 @@ def _scaled_reference(path, indices, short):
     """PyAV's own conversion of each frame, a fresh scaler per frame (sequential decode)."""
     with av.open(path) as c:
         frames = list(c.decode(video=0))
-    f = frames[0]
-    w, h = scaled_size(f.width, f.height, short, True)
+    f, shown = frames[0], _display_width(path)
+    w, h = scaled_size(shown, f.height, short, True)
     return np.stack([frames[i].to_ndarray(format="rgb24", width=w, height=h,
-                                          interpolation="AREA" if w < f.width else "BILINEAR") for i in indices])
+                                          interpolation="AREA" if w < shown else "BILINEAR") for i in indices])
 
 
 def test_worker_decoding_matches_the_reference():

@@ -41,16 +41,15 @@ def load_image(path: str) -> torch.Tensor:
 
 
 def load_video(path: str, max_frames: int = 16) -> torch.Tensor:
-    import av
-    frames = []
-    with av.open(path) as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == max_frames:
-                break
-    if not frames:
-        raise ValueError(f"{path}: no video frames could be decoded")
-    arr = np.stack(frames).astype(np.float32) / 255.0  # (T, H, W, 3)
+    """The first ``max_frames`` frames as a player shows them (display matrix and aspect applied),
+    (3, T, H, W) in [0, 1]."""
+    from vidpool.data.decoding import DecodeError, read_clip
+
+    try:
+        frames, _, _ = read_clip(path, lambda info: range(max(1, min(max_frames, info.num_frames or max_frames))))
+    except DecodeError as e:
+        raise ValueError(str(e)) from None
+    arr = frames.numpy().astype(np.float32) / 255.0  # (T, H, W, 3)
     return torch.from_numpy(arr).permute(3, 0, 1, 2).contiguous()
 
 

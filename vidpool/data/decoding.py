@@ -22,6 +22,11 @@ the frames at the given indices (sorted or not, repeats allowed) as a uint8 tens
   frame, which costs more than decoding a small clip); in the main process it lets FFmpeg choose.
   One swscale context serves all frames of a clip.
 
+- Frames come out as a player shows them: a display matrix (phone videos store their frames
+  sideways and say how to turn them; flips too) is applied to the decoded frames, and anamorphic
+  videos (sample aspect ratio other than 1) are scaled to their display aspect in the same swscale
+  pass as the RGB conversion. ``VideoInfo.width`` / ``height`` are the displayed size.
+
 Every failure (missing file, not a video, no decodable frame) raises ``DecodeError`` naming the file.
 """
 from __future__ import annotations
@@ -36,6 +41,58 @@ import numpy as np
 import torch
 
 BACKENDS = ("pyav", "decord")
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How stored frames become displayed ones: a transpose (quarter turns), then row / column flips."""
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+
+    @staticmethod
+    def from_display_matrix(matrix: Sequence[int]) -> "Orientation":
+        """From FFmpeg's 3x3 display matrix (16.16 fixed point, row-major [a b u; c d v; x y w]): a
+        stored pixel (p, q) is shown at (a p + c q, b p + d q), up to an offset. Angles that are not
+        quarter turns are taken to the nearest one."""
+        a, b, c, d = (int(matrix[i]) for i in (0, 1, 3, 4))
+        if abs(a) + abs(d) >= abs(b) + abs(c):
+            return Orientation(False, d < 0, a < 0)
+        return Orientation(True, b < 0, c < 0)
+
+    def size(self, width: int, height: int) -> Tuple[int, int]:
+        """The displayed (width, height) of stored frames of that size."""
+        return (height, width) if self.transpose else (width, height)
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, C) stored frames as displayed."""
+        if self.transpose:
+            frames = frames.transpose(0, 2, 1, 3)
+        if self.flip_rows:
+            frames = frames[:, ::-1]
+        if self.flip_cols:
+            frames = frames[:, :, ::-1]
+        return frames
+
+
+UPRIGHT = Orientation()
+
+
+def _frame_orientation(frame) -> Orientation:
+    """The display matrix a decoded PyAV frame carries (none: as stored)."""
+    for data in getattr(frame, "side_data", ()) or ():
+        if str(getattr(data, "type", "")).endswith("DISPLAYMATRIX"):
+            values = np.frombuffer(bytes(data), dtype=np.int32)
+            if values.size >= 9:
+                return Orientation.from_display_matrix(values)
+    return UPRIGHT
+
+
+def _sar_width(width: int, height: int, sar) -> int:
+    """The stored frame's width at its display aspect (sample aspect ratio ``sar``; None or 0: square)."""
+    if not sar or float(sar) <= 0 or abs(float(sar) - 1) < 1e-6:
+        return width
+    return max(1, int(round(width * float(sar))))
 
 
 class DecodeError(RuntimeError):
@@ -113,13 +170,45 @@ def _pyav_info(path: str, container, stream) -> VideoInfo:
             seconds = 0.0
         n = int(seconds * fps)
     ctx = stream.codec_context
-    return VideoInfo(fps, int(n), int(ctx.width), int(ctx.height))
+    sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
+    return VideoInfo(fps, int(n), _sar_width(int(ctx.width), int(ctx.height), sar), int(ctx.height))
 
 
 def _probe_pyav(path: str) -> VideoInfo:
+    info, orientation = _geometry(path)
+    return _displayed(info, orientation)
+
+
+def _displayed(info: VideoInfo, orientation: Orientation) -> VideoInfo:
+    return VideoInfo(info.fps, info.num_frames, *orientation.size(info.width, info.height))
+
+
+_GEOMETRY: dict = {}
+
+
+def _geometry(path: str) -> Tuple[VideoInfo, Orientation]:
+    """The stream's info at its display aspect (stored orientation) and its display orientation, which
+    only a decoded frame carries: the first frame is decoded once per file (cached per process)."""
+    import av
+
+    st = os.stat(path) if os.path.isfile(path) else None
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns) if st else None
+    if key in _GEOMETRY:
+        return _GEOMETRY[key]
     container, stream = _open_pyav(path)
     with container:
-        return _pyav_info(path, container, stream)
+        info = _pyav_info(path, container, stream)
+        orientation = UPRIGHT
+        try:
+            for frame in container.decode(stream):
+                orientation = _frame_orientation(frame)
+                break
+        except (av.FFmpegError, EOFError):
+            pass  # an undecodable start: reading a clip will say so
+    if len(_GEOMETRY) > 4096:
+        _GEOMETRY.clear()
+    _GEOMETRY[key] = (info, orientation)
+    return info, orientation
 
 
 class _Converter:
@@ -173,6 +262,7 @@ def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequenc
     width, height = size
     # swscale converts to RGB and scales in one pass: area averaging when shrinking, else bilinear
     interpolation = "AREA" if width < info.width else "BILINEAR"
+    orientation = []
 
     def keep(lo, hi, frame_idx, frame):
         """Convert `frame` if it is the one shown for some wanted index in [lo, hi)."""
@@ -211,6 +301,7 @@ def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequenc
                 keep(pending[2], idx, pending[0], pending[1])
             if first_seen is None:
                 first_seen = idx
+                orientation.append(_frame_orientation(frame))
             if idx > last:
                 pending = None
                 break
@@ -222,7 +313,7 @@ def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequenc
         if not got:
             raise DecodeError(f"{path}: decoding failed ({e})") from None
         # a truncated file: keep what was decoded; later indices repeat the last good frame
-    return got, first_seen
+    return got, first_seen, (orientation[0] if orientation else UPRIGHT)
 
 
 def _read_pyav(path: str, choose, resize: Tuple[Optional[int], bool]):
@@ -237,7 +328,7 @@ def _read_pyav(path: str, choose, resize: Tuple[Optional[int], bool]):
         # B-frames): count frames from the start instead of seeking by time
         if wanted[0] > 0 and "avi" not in container.format.name.split(","):
             try:
-                got, first_seen = _pyav_collect(path, container, stream, info, wanted, True, size)
+                got, first_seen, orientation = _pyav_collect(path, container, stream, info, wanted, True, size)
                 if first_seen is None or first_seen > wanted[0]:
                     got = None  # the seek overshot the first wanted frame
             except _UnorderedTimestamps:
@@ -246,12 +337,12 @@ def _read_pyav(path: str, choose, resize: Tuple[Optional[int], bool]):
                 container.close()
                 container, stream = _open_pyav(path)
         if got is None:
-            got, _ = _pyav_collect(path, container, stream, info, wanted, False, size)
+            got, _, orientation = _pyav_collect(path, container, stream, info, wanted, False, size)
     finally:
         container.close()
     if not got:
         raise DecodeError(f"{path}: no decodable frame at or after index {wanted[0]}")
-    return _assemble(got, indices), info, indices
+    return orientation.apply(_assemble(got, indices)), _displayed(info, orientation), indices
 
 
 def _assemble(got: dict, indices: Sequence[int]) -> np.ndarray:
@@ -274,7 +365,7 @@ def _decord_reader(path: str, width: int = -1, height: int = -1):
         raise DecodeError(f"{path}: cannot open ({str(e).splitlines()[0]})") from None
 
 
-def _frame_size(path: str) -> Tuple[int, int]:
+def _stored_size(path: str) -> Tuple[int, int]:
     # from the container header (no decoding): reading a frame first would move decord's decoder,
     # and its next seek can then land on the wrong frame (seen on AVI files)
     container, stream = _open_pyav(path)
@@ -282,19 +373,44 @@ def _frame_size(path: str) -> Tuple[int, int]:
         return int(stream.codec_context.width), int(stream.codec_context.height)
 
 
+# decord turns some display matrices itself and not others (in mp4 it applies quarter turns but
+# mirrors the wrong axis; in Matroska and WebM it returns garbled 4-channel frames): videos with a
+# display matrix are read with PyAV instead, whichever decoder is configured
+_DECORD_FALLBACKS: set = set()
+
+
+def _oriented(path: str) -> bool:
+    orientation = _geometry(path)[1]
+    if orientation != UPRIGHT and path not in _DECORD_FALLBACKS:
+        _DECORD_FALLBACKS.add(path)
+        import logging
+
+        logging.getLogger("vidpool.data").info("%s has a display matrix (%s): decoded with PyAV, not decord", path,
+                                               orientation)
+    return orientation != UPRIGHT
+
+
 def _probe_decord(path: str) -> VideoInfo:
     vr = _decord_reader(path)
     if len(vr) == 0:
         raise DecodeError(f"{path}: no frames")
-    return VideoInfo(float(vr.get_avg_fps()), len(vr), *_frame_size(path))
+    if _oriented(path):
+        return _probe_pyav(path)
+    info, orientation = _geometry(path)  # decord does not stretch non-square pixels
+    return VideoInfo(float(vr.get_avg_fps()), len(vr), *orientation.size(info.width, info.height))
 
 
 def _read_decord(path: str, choose, resize: Tuple[Optional[int], bool]):
     import decord
 
-    width, height = _frame_size(path)
+    _check_file(path)
+    if _oriented(path):
+        return _read_pyav(path, choose, resize)
+    shown, orientation = _geometry(path)  # decord does not stretch non-square pixels
+    stored = _stored_size(path)
+    width, height = shown.width, shown.height
     sw, sh = scaled_size(width, height, *resize)
-    vr = _decord_reader(path, *((sw, sh) if (sw, sh) != (width, height) else (-1, -1)))
+    vr = _decord_reader(path, *((sw, sh) if (sw, sh) != stored else (-1, -1)))
     if len(vr) == 0:
         raise DecodeError(f"{path}: no frames")
     info = VideoInfo(float(vr.get_avg_fps()), len(vr), width, height)
@@ -306,7 +422,7 @@ def _read_decord(path: str, choose, resize: Tuple[Optional[int], bool]):
     try:
         frames = vr.get_batch(unique.tolist()).asnumpy()
     except decord.DECORDError as e:
-        if (sw, sh) == (width, height):
+        if (sw, sh) == stored:
             raise DecodeError(f"{path}: decoding failed ({str(e).splitlines()[0]})") from None
         # decord's own scaler fails at some sizes (e.g. 64x48 -> 48x36: its frames come out 48x48
         # and the copy raises): decode at the stored size and scale here instead
@@ -314,7 +430,7 @@ def _read_decord(path: str, choose, resize: Tuple[Optional[int], bool]):
             frames = _resized(_decord_reader(path).get_batch(unique.tolist()).asnumpy(), sw, sh)
         except decord.DECORDError as e:
             raise DecodeError(f"{path}: decoding failed ({str(e).splitlines()[0]})") from None
-    return frames[np.searchsorted(unique, idx)], info, indices
+    return orientation.apply(frames[np.searchsorted(unique, idx)]), _displayed(info, orientation), indices
 
 
 def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -37,7 +37,7 @@ from .decoding import DecodeError, VideoInfo, _check_backend, _checked, read_cli
 
 log = logging.getLogger("vidpool.data")
 
-FORMAT = 1  # bumped when the entry layout changes; part of every entry's name
+FORMAT = 2  # bumped when the entry layout or the decoded frames change (2: display matrix and aspect applied); part of every entry's name
 
 
 class FrameCache:

@@ -240,7 +240,11 @@ def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 
     start = time.time()
     jobs = [(s, master[s.index], frames, fps, size, clutter) for s in specs]
     done = 0
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    # spawned, not forked: a fork taken while decoder or encoder threads of this process hold a lock
+    # (FFmpeg's, decord's) can leave the child's encoder waiting forever (seen in the test suite)
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
         for _ in pool.map(_make_one, jobs, chunksize=8):
             done += 1
             if progress and (done % 50 == 0 or done == len(jobs)):
