@@ -71,3 +71,19 @@ def test_each_video_decodes_as_a_player_shows_it(zoo, name, backend):
 def test_every_zoo_video_is_made_or_a_named_skip(zoo):
     assert len(zoo) + len(SKIPPED) == len(ZOO) and all(SKIPPED.values())
     assert len(zoo) >= 10, SKIPPED  # PyAV's wheels carry these encoders: most of the zoo is always made
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_variable_frame_rate_is_sampled_by_time(tmp_path, backend):
+    """Index i is the frame shown at time i / fps, from the start of the video as after a seek: the
+    frames written before a gap stand for the indices inside it (counting frames would not)."""
+    from .video_zoo import VFR_TIMES_MS, make_vfr
+
+    path = str(tmp_path / "vfr.mp4")
+    make_vfr(path)
+    fps = probe(path, backend).fps
+    for indices in ([0, 1, 2, 3, 4, 5, 6], [4, 5, 6, 7, 8]):
+        clip = decode_frames(path, indices, backend).numpy()
+        got = [int(round((f.astype(float).mean() - 10) / 20)) for f in clip]
+        shown = [max(k for k, t in enumerate(VFR_TIMES_MS) if t <= 1000 * i / fps + 1) for i in indices]
+        assert got == shown, (backend, fps, indices, got, shown)

@@ -71,3 +71,21 @@ def make(path, container, codec, pix_fmt, rotation, hflip, sar, frames):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+
+
+VFR_TIMES_MS = [0, 100, 200, 500, 600, 700, 800, 1200, 1300, 1400, 1500, 1900]  # gaps: a variable frame rate
+
+
+def make_vfr(path):
+    """H.264 in MP4 whose frames are shown at VFR_TIMES_MS; frame k is a flat gray of level 20 k + 10."""
+    with av.open(path, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for k, t in enumerate(VFR_TIMES_MS):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * k + 10, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)

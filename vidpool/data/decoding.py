@@ -5,10 +5,13 @@ the frames at the given indices (sorted or not, repeats allowed) as a uint8 tens
 
 - PyAV seeks to the keyframe before the first wanted frame and decodes forward only to the last
   one; frames in between are decoded (inter-frame codecs need them) but never converted to RGB.
-- Frame index i is the i-th frame in presentation order: after a seek it is read off the frame's
-  timestamp (i = (pts - start) x fps). AVI files (no real timestamps), timestamps that go
-  backwards, or a seek that lands past the first wanted frame: decoding starts at the beginning and
-  counts frames. Both backends agree on which frame an index means.
+- Frame index i is the frame shown at time i / fps, read off the frames' timestamps
+  (i = (pts - start) x fps), whether the clip starts at the first frame or after a seek, so
+  variable-frame-rate videos are sampled evenly in time (for constant-rate videos this is the i-th
+  frame in presentation order). AVI files (no real timestamps) and timestamps that go backwards:
+  frames are counted from the beginning; a seek that lands past the first wanted frame: decoding
+  starts again at the beginning. decord's frame numbers are mapped through its frame timestamps
+  the same way.
 - After a seek, frames that are neither wanted nor referenced by other frames are not decoded
   (skip_frame NONREF per packet), which skips most B-frames of a clip's span.
 - ``short_side``: when the video's short side is more than 1.25x that (or always, with ``exact``),
@@ -32,6 +35,7 @@ Every failure (missing file, not a video, no decodable frame) raises ``DecodeErr
 from __future__ import annotations
 
 import bisect
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -241,14 +245,17 @@ class _UnorderedTimestamps(Exception):
 
 
 def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequence[int], seek: bool,
-                  size: Tuple[int, int]):
+                  size: Tuple[int, int], by_time: Optional[bool] = None):
     """{frame index: RGB array} for the decoded frames that are the latest at or before a wanted
-    index, and the index of the first frame decoded (None: nothing decoded). With ``seek`` decoding
-    starts at the keyframe before the first wanted frame and frames are indexed by timestamp;
-    without, it starts at the beginning and frames are counted in presentation order."""
+    index, the index of the first frame decoded (None: nothing decoded) and the frames' display
+    orientation. With ``seek`` decoding starts at the keyframe before the first wanted frame, else at
+    the beginning. ``by_time`` (default: ``seek``): frames are indexed by timestamp (index i is the
+    frame shown at time i / fps, so variable-frame-rate videos are sampled evenly in time), else
+    counted in presentation order."""
     import av
 
     first, last = wanted[0], wanted[-1]
+    by_time = seek if by_time is None else by_time
     got, first_seen, pending = {}, None, None
     in_worker = torch.utils.data.get_worker_info() is not None
     if in_worker:
@@ -289,12 +296,18 @@ def _pyav_collect(path: str, container, stream, info: VideoInfo, wanted: Sequenc
         if seek:
             container.seek(start_pts + int(first / fps / tb), stream=stream, backward=True, any_frame=False)
         for count, frame in enumerate(decoded_frames()):
-            if seek:
+            if by_time:
                 if frame.pts is None:
                     raise _UnorderedTimestamps()
-                idx = round((frame.pts - start_pts) * frames_per_tick)
-                if pending is not None and idx <= pending[0]:
+                # the first index whose time (index / fps) the frame is shown at: a frame shown from
+                # t stands for the indices from ceil(t x fps) until the next frame's (the slack
+                # absorbs the rounding of timestamps to the time base)
+                idx = math.ceil((frame.pts - start_pts) * frames_per_tick - 0.01)
+                if pending is not None and idx < pending[0]:
                     raise _UnorderedTimestamps()
+                if pending is not None and idx == pending[0]:  # shown at no index time: replaced
+                    pending = (idx, frame, pending[2])
+                    continue
             else:
                 idx = count
             if pending is not None:
@@ -325,14 +338,15 @@ def _read_pyav(path: str, choose, resize: Tuple[Optional[int], bool]):
         size = scaled_size(info.width, info.height, *resize)
         got = None
         # AVI stores no presentation timestamps (FFmpeg guesses them, wrongly with packed
-        # B-frames): count frames from the start instead of seeking by time
-        if wanted[0] > 0 and "avi" not in container.format.name.split(","):
+        # B-frames): count frames from the start instead of indexing them by time
+        if "avi" not in container.format.name.split(","):
+            seek = wanted[0] > 0
             try:
-                got, first_seen, orientation = _pyav_collect(path, container, stream, info, wanted, True, size)
-                if first_seen is None or first_seen > wanted[0]:
+                got, first_seen, orientation = _pyav_collect(path, container, stream, info, wanted, seek, size, True)
+                if seek and (first_seen is None or first_seen > wanted[0]):
                     got = None  # the seek overshot the first wanted frame
             except _UnorderedTimestamps:
-                pass
+                got = None
             if got is None:  # start again on a fresh container
                 container.close()
                 container, stream = _open_pyav(path)
@@ -417,7 +431,7 @@ def _read_decord(path: str, choose, resize: Tuple[Optional[int], bool]):
     indices = _checked(choose(info))
     # fetch each frame once, in increasing order: decord's backward seeks can land on the wrong
     # frame (seen on AVI files); then put them in the asked order
-    idx = np.clip(np.asarray(indices, dtype=np.int64), 0, len(vr) - 1)
+    idx = _frames_shown(vr, indices, info.fps, path)
     unique = np.unique(idx)
     try:
         frames = vr.get_batch(unique.tolist()).asnumpy()
@@ -431,6 +445,22 @@ def _read_decord(path: str, choose, resize: Tuple[Optional[int], bool]):
         except decord.DECORDError as e:
             raise DecodeError(f"{path}: decoding failed ({str(e).splitlines()[0]})") from None
     return orientation.apply(frames[np.searchsorted(unique, idx)]), _displayed(info, orientation), indices
+
+
+def _frames_shown(vr, indices: Sequence[int], fps: float, path: str) -> np.ndarray:
+    """decord's frame numbers for the indices: the frame shown at time index / fps, as PyAV indexes
+    them (the identity on constant-rate videos; AVI files, whose timestamps are guesses, are counted)."""
+    count = np.clip(np.asarray(indices, dtype=np.int64), 0, len(vr) - 1)
+    if path.lower().endswith(".avi"):
+        return count
+    try:
+        starts = np.asarray(vr.get_frame_timestamp(np.arange(len(vr))))[:, 0]
+    except Exception:  # noqa: BLE001 (no timestamps: count frames)
+        return count
+    if len(starts) < 2 or np.any(np.diff(starts) <= 0):
+        return count
+    times = (np.asarray(indices, dtype=np.float64) + 0.01) / fps  # slack for timestamps rounded to the time base
+    return np.clip(np.searchsorted(starts - starts[0], times, side="right") - 1, 0, len(vr) - 1)
 
 
 def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:
