@@ -49,11 +49,11 @@ def test_a_requeued_job_keeps_the_config_as_submitted(synthetic_root, tmp_path, 
     from vidpool.cli import submit as tool
     from vidpool.config import load_cfg
 
-    submitted = []
+    submitted, made = [], []
 
     class Executor:  # stands in for SLURM: records what would run
-        def __init__(self, folder, cluster=None):
-            pass
+        def __init__(self, folder, cluster=None, **kw):
+            made.append(kw)
 
         def update_parameters(self, **kw):
             pass
@@ -73,3 +73,7 @@ def test_a_requeued_job_keeps_the_config_as_submitted(synthetic_root, tmp_path, 
     cfg = requeued.function.config()
     assert cfg.SOLVER.WEIGHT_DECAY == 0.0003 and cfg.MODEL.BASE_WIDTH == 8 and cfg.OUTPUT_DIR == str(out)
     assert load_cfg(str(out / "submitted_config.yaml")).SOLVER.WEIGHT_DECAY == 0.0003
+    # on SLURM the job requeues after time limits until the run is done (submitit's default stops at 3)
+    assert tool.main(["--cfg", str(yaml), "--gpus-per-node", "0", *TINY, "DATA.PATH_TO_DATA_DIR",
+                      os.path.join(synthetic_root, "ucf101"), "OUTPUT_DIR", str(out)]) == 0
+    assert made[-1] == {"slurm_max_num_timeout": 1000}

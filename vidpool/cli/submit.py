@@ -79,6 +79,8 @@ def main(argv=None):
     ap.add_argument("--signal-delay", type=int, default=120, help="seconds before the limit that SIGUSR1 arrives")
     ap.add_argument("--name", help="job name (default: the config's file name)")
     ap.add_argument("--job-dir", help="submitit's logs and pickles (default OUTPUT_DIR/slurm)")
+    ap.add_argument("--max-requeues", type=int, default=1000,
+                    help="requeues after time limits before giving up (default 1000: until the run is done)")
     ap.add_argument("--local", action="store_true", help="run with submitit's local executor instead of SLURM")
     ap.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     args, cfg = parse_with_config(ap, argv)
@@ -91,7 +93,9 @@ def main(argv=None):
     if args.local and args.nodes != 1:
         ap.error("--local runs on this machine: --nodes 1")
     job_dir = args.job_dir or os.path.join(cfg.OUTPUT_DIR, "slurm")
-    executor = submitit.AutoExecutor(folder=job_dir, cluster="local" if args.local else None)
+    # submitit gives up after 3 time-outs by default: a run longer than 4 time limits would stop there
+    extra = {} if args.local else {"slurm_max_num_timeout": args.max_requeues}
+    executor = submitit.AutoExecutor(folder=job_dir, cluster="local" if args.local else None, **extra)
     params = {"timeout_min": args.time, "tasks_per_node": tasks, "gpus_per_node": args.gpus_per_node,
               "name": args.name or os.path.splitext(os.path.basename(args.cfg))[0]}
     if not args.local:
