@@ -327,6 +327,9 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                         path = save(epoch, done, sums_per_rank=dist.gather_to_main(running),
                                     step=steps_done + done - first)
                         if signum:
+                            # no rank exits while rank 0 is still writing: torchrun ends the others
+                            # 30 s after the first one exits, and a half-written file is lost
+                            dist.barrier()
                             raise resume.Preempted(path, signum)
 
                 tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, solver, bad_videos,
