@@ -169,3 +169,13 @@ def test_fine_tuning_from_a_run_folder_loads_its_last_checkpoint(tmp_path):
     name = "conv1.weight" if "conv1.weight" in want else next(k for k in want if k.endswith("weight"))
     got = model.state_dict()[name]
     assert torch.equal(got, want[name]) and not torch.equal(got, other[name])
+
+
+def test_overrides_start_at_the_first_config_key():
+    from vidpool.cli._args import _valid_keys, split_overrides
+
+    valid = _valid_keys()
+    assert split_overrides(["--weights", "w.pyth", "a.mp4", "CLIP.MP4", "DEVICE", "cpu", "TEST.BATCH_SIZE", "4"],
+                           valid) == (["--weights", "w.pyth", "a.mp4", "CLIP.MP4"], ["DEVICE", "cpu", "TEST.BATCH_SIZE", "4"])
+    assert split_overrides(["--out", "OUTPUT_DIR", "TRAIN.BATCHSIZE", "8"], valid) == (
+        ["--out", "OUTPUT_DIR"], ["TRAIN.BATCHSIZE", "8"])  # a folder named like a key, then a misspelt key

@@ -27,11 +27,15 @@ def _valid_keys() -> List[str]:
 
 
 def split_overrides(argv: Sequence[str], valid: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """(options, overrides): the overrides start at the first token that is a config key."""
+    """(options, overrides): the overrides start at the first token that is a config key (or looks
+    like one of a config section, e.g. a misspelt TRAIN.BATCHSIZE, so that it is reported as such;
+    an upper-case file name such as CLIP.MP4 is not taken for one)."""
     argv = list(argv)
     top = {k for k in valid if "." not in k}
+    sections = {k.split(".")[0] for k in valid if "." in k}
     for i, token in enumerate(argv):
-        if (KEY.match(token) or token in top) and not (i and argv[i - 1] in ("--cfg", "--weights", "--out")):
+        keyish = token in top or (KEY.match(token) and token.split(".")[0] in sections)
+        if keyish and not (i and argv[i - 1] in ("--cfg", "--weights", "--out")):
             return argv[:i], argv[i:]
     return argv, []
 
