@@ -179,7 +179,7 @@ def _pyav_info(path: str, container, stream) -> VideoInfo:
 
 
 def _probe_pyav(path: str) -> VideoInfo:
-    info, orientation = _geometry(path)
+    info, orientation, _ = _geometry(path)
     return _displayed(info, orientation)
 
 
@@ -190,9 +190,10 @@ def _displayed(info: VideoInfo, orientation: Orientation) -> VideoInfo:
 _GEOMETRY: dict = {}
 
 
-def _geometry(path: str) -> Tuple[VideoInfo, Orientation]:
-    """The stream's info at its display aspect (stored orientation) and its display orientation, which
-    only a decoded frame carries: the first frame is decoded once per file (cached per process)."""
+def _geometry(path: str) -> Tuple[VideoInfo, Orientation, Tuple[int, int]]:
+    """The stream's info at its display aspect (stored orientation), its display orientation, which
+    only a decoded frame carries, and the stored frame size: the first frame is decoded once per file
+    (cached per process)."""
     import av
 
     st = os.stat(path) if os.path.isfile(path) else None
@@ -202,6 +203,7 @@ def _geometry(path: str) -> Tuple[VideoInfo, Orientation]:
     container, stream = _open_pyav(path)
     with container:
         info = _pyav_info(path, container, stream)
+        stored = int(stream.codec_context.width), int(stream.codec_context.height)
         orientation = UPRIGHT
         try:
             for frame in container.decode(stream):
@@ -211,8 +213,8 @@ def _geometry(path: str) -> Tuple[VideoInfo, Orientation]:
             pass  # an undecodable start: reading a clip will say so
     if len(_GEOMETRY) > 4096:
         _GEOMETRY.clear()
-    _GEOMETRY[key] = (info, orientation)
-    return info, orientation
+    _GEOMETRY[key] = (info, orientation, stored)
+    return info, orientation, stored
 
 
 class _Converter:
@@ -379,49 +381,47 @@ def _decord_reader(path: str, width: int = -1, height: int = -1):
         raise DecodeError(f"{path}: cannot open ({str(e).splitlines()[0]})") from None
 
 
-def _stored_size(path: str) -> Tuple[int, int]:
-    # from the container header (no decoding): reading a frame first would move decord's decoder,
-    # and its next seek can then land on the wrong frame (seen on AVI files)
-    container, stream = _open_pyav(path)
-    with container:
-        return int(stream.codec_context.width), int(stream.codec_context.height)
-
-
 # decord turns some display matrices itself and not others (in mp4 it applies quarter turns but
 # mirrors the wrong axis; in Matroska and WebM it returns garbled 4-channel frames): videos with a
 # display matrix are read with PyAV instead, whichever decoder is configured
 _DECORD_FALLBACKS: set = set()
 
 
-def _oriented(path: str) -> bool:
-    orientation = _geometry(path)[1]
-    if orientation != UPRIGHT and path not in _DECORD_FALLBACKS:
+def _decord_geometry(path: str) -> Optional[Tuple[VideoInfo, Tuple[int, int]]]:
+    """(info at the display aspect, stored frame size) of a video decord reads as shown, from PyAV's
+    header (a frame read through decord first would move its decoder, and its next seek can land on
+    the wrong frame: seen on AVI files); None for a video with a display matrix (logged once)."""
+    info, orientation, stored = _geometry(path)
+    if orientation == UPRIGHT:
+        return info, stored
+    if path not in _DECORD_FALLBACKS:
         _DECORD_FALLBACKS.add(path)
         import logging
 
         logging.getLogger("vidpool.data").info("%s has a display matrix (%s): decoded with PyAV, not decord", path,
                                                orientation)
-    return orientation != UPRIGHT
+    return None
 
 
 def _probe_decord(path: str) -> VideoInfo:
     vr = _decord_reader(path)
     if len(vr) == 0:
         raise DecodeError(f"{path}: no frames")
-    if _oriented(path):
+    geometry = _decord_geometry(path)
+    if geometry is None:
         return _probe_pyav(path)
-    info, orientation = _geometry(path)  # decord does not stretch non-square pixels
-    return VideoInfo(float(vr.get_avg_fps()), len(vr), *orientation.size(info.width, info.height))
+    shown = geometry[0]  # decord does not stretch non-square pixels: the size it is asked for
+    return VideoInfo(float(vr.get_avg_fps()), len(vr), shown.width, shown.height)
 
 
 def _read_decord(path: str, choose, resize: Tuple[Optional[int], bool]):
     import decord
 
     _check_file(path)
-    if _oriented(path):
+    geometry = _decord_geometry(path)
+    if geometry is None:
         return _read_pyav(path, choose, resize)
-    shown, orientation = _geometry(path)  # decord does not stretch non-square pixels
-    stored = _stored_size(path)
+    shown, stored = geometry  # decord does not stretch non-square pixels: the size it is asked for
     width, height = shown.width, shown.height
     sw, sh = scaled_size(width, height, *resize)
     vr = _decord_reader(path, *((sw, sh) if (sw, sh) != stored else (-1, -1)))
@@ -444,7 +444,7 @@ def _read_decord(path: str, choose, resize: Tuple[Optional[int], bool]):
             frames = _resized(_decord_reader(path).get_batch(unique.tolist()).asnumpy(), sw, sh)
         except decord.DECORDError as e:
             raise DecodeError(f"{path}: decoding failed ({str(e).splitlines()[0]})") from None
-    return orientation.apply(frames[np.searchsorted(unique, idx)]), _displayed(info, orientation), indices
+    return frames[np.searchsorted(unique, idx)], info, indices
 
 
 def _frames_shown(vr, indices: Sequence[int], fps: float, path: str) -> np.ndarray:
