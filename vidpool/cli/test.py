@@ -15,7 +15,6 @@ def main(argv=None):
     ap = parser("test", __doc__)
     ap.add_argument("--weights", metavar="FILE", help="checkpoint file or run folder (TEST.CHECKPOINT_FILE_PATH)")
     args, cfg = parse_with_config(ap, argv)
-    from vidpool.config.check import check_cfg
     from vidpool.engine import distributed, test
     from vidpool.engine.tester import format_summary
 
@@ -23,8 +22,7 @@ def main(argv=None):
         cfg.defrost()
         cfg.TEST.CHECKPOINT_FILE_PATH = args.weights
         cfg.freeze()
-    check_cfg(cfg, test=True)
-    try:
+    try:  # test() checks the whole config (and the checkpoint it names) before reading any data
         summary = test(cfg)
     finally:
         distributed.shutdown()

@@ -68,7 +68,10 @@ def _values(cfg) -> List[str]:
 
 def _choices(cfg) -> List[str]:
     from vidpool.data.build import DATASETS
+    from vidpool.data.datasets.hacs import NEGATIVES
     from vidpool.data.decoding import BACKENDS
+    from vidpool.data.sampling import SHORT_MODES
+    from vidpool.engine.optim import POLICIES
     from vidpool.models import list_models
     from vidpool.ops import list_pools
     from vidpool.weights import SOURCES
@@ -81,10 +84,10 @@ def _choices(cfg) -> List[str]:
             + choice_problem("TEST.DATASET", cfg.TEST.DATASET, DATASETS)
             + choice_problem("TEST.SPLIT", cfg.TEST.SPLIT, ("val", "test"))
             + choice_problem("DEVICE", cfg.DEVICE, ("auto", "cpu", "cuda"))
-            + choice_problem("SOLVER.LR_POLICY", cfg.SOLVER.LR_POLICY, ("steps_with_relative_lrs", "cosine"))
+            + choice_problem("SOLVER.LR_POLICY", cfg.SOLVER.LR_POLICY, POLICIES)
             + choice_problem("TRAIN.CHECKPOINT_TYPE", cfg.TRAIN.CHECKPOINT_TYPE, ("auto",) + tuple(SOURCES))
-            + choice_problem("DATA.SHORT_CLIPS", cfg.DATA.SHORT_CLIPS, ("repeat", "loop"))
-            + choice_problem("DATA.HACS_NEGATIVES", cfg.DATA.HACS_NEGATIVES, ("skip", "background")))
+            + choice_problem("DATA.SHORT_CLIPS", cfg.DATA.SHORT_CLIPS, SHORT_MODES)
+            + choice_problem("DATA.HACS_NEGATIVES", cfg.DATA.HACS_NEGATIVES, NEGATIVES))
 
 
 def _files(cfg, train: bool, test: bool) -> List[str]:
