@@ -66,6 +66,16 @@ def _values(cfg) -> List[str]:
     return problems
 
 
+def _train_values(cfg) -> List[str]:
+    t = cfg.TRAIN
+    if t.EVAL_PERIOD < 0 or t.CHECKPOINT_PERIOD < 1 or t.CHECKPOINT_ITERS < 0 or t.KEEP_CHECKPOINTS < 0 \
+            or t.KEEP_PERIOD < 0:
+        return [f"TRAIN.EVAL_PERIOD must be >= 0 (0: no validation), TRAIN.CHECKPOINT_PERIOD >= 1 and "
+                f"TRAIN.CHECKPOINT_ITERS, KEEP_CHECKPOINTS, KEEP_PERIOD >= 0; got {t.EVAL_PERIOD}, "
+                f"{t.CHECKPOINT_PERIOD}, {t.CHECKPOINT_ITERS}, {t.KEEP_CHECKPOINTS}, {t.KEEP_PERIOD}"]
+    return []
+
+
 def _choices(cfg) -> List[str]:
     from vidpool.data.build import DATASETS
     from vidpool.data.datasets.hacs import NEGATIVES
@@ -126,7 +136,7 @@ def _files(cfg, train: bool, test: bool) -> List[str]:
 def check_cfg(cfg, train: bool = False, test: bool = False) -> None:
     """Raise ``ConfigError`` listing every problem of ``cfg``: its values and names always; with
     ``train`` / ``test`` also the data folders and checkpoint files those steps will read."""
-    problems = _values(cfg) + _choices(cfg) + _files(cfg, train, test)
+    problems = _values(cfg) + (_train_values(cfg) if train else []) + _choices(cfg) + _files(cfg, train, test)
     if problems:
         head = "the config has a problem:" if len(problems) == 1 else f"the config has {len(problems)} problems:"
         raise ConfigError(head + "".join(f"\n  - {p}" for p in problems))

@@ -88,8 +88,8 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
         seed_everything(cfg.RNG_SEED)
         path = cfg.TEST.CHECKPOINT_FILE_PATH
         model = build_model(cfg)
-        if path:
-            path = ckpt.resolve_weights_path(path, "TEST.CHECKPOINT_FILE_PATH")  # any format load_weights reads; a vidpool checkpoint must be of this config's model
+        if path:  # any format load_weights reads; a vidpool checkpoint must be of this config's model
+            path = ckpt.resolve_weights_path(path, "TEST.CHECKPOINT_FILE_PATH")
             report = load_weights(model, path, cfg.TRAIN.CHECKPOINT_TYPE, trusted=cfg.TRAIN.CHECKPOINT_TRUSTED,
                                   cfg_check=lambda state: ckpt.check_compatible(state, cfg, path))
             epoch = report.meta.get("epoch")

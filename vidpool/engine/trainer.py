@@ -227,21 +227,11 @@ def _use_shape(cfg, loader, schedule, solver, epoch, current):
     return shape, batch_size
 
 
-def _check_train_cfg(cfg) -> None:
-    t = cfg.TRAIN
-    if t.EVAL_PERIOD < 0 or t.CHECKPOINT_PERIOD < 1 or t.CHECKPOINT_ITERS < 0 or t.KEEP_CHECKPOINTS < 0 \
-            or t.KEEP_PERIOD < 0:
-        raise ConfigError(f"TRAIN.EVAL_PERIOD must be >= 0 (0: no validation), TRAIN.CHECKPOINT_PERIOD >= 1 and "
-                         f"TRAIN.CHECKPOINT_ITERS, KEEP_CHECKPOINTS, KEEP_PERIOD >= 0; got {t.EVAL_PERIOD}, "
-                         f"{t.CHECKPOINT_PERIOD}, {t.CHECKPOINT_ITERS}, {t.KEEP_CHECKPOINTS}, {t.KEEP_PERIOD}")
-
-
 def train(cfg, output_dir: Optional[str] = None) -> dict:
     """Train as the config says; returns the last epoch's statistics. Raises ``Preempted`` after
     writing a checkpoint when SIGTERM or SIGUSR1 arrives."""
     out = output_dir or cfg.OUTPUT_DIR
     check_cfg(cfg, train=True)
-    _check_train_cfg(cfg)
     device = dist.choose_device(cfg.DEVICE)
     dist.init(device)
     main = dist.is_main()
