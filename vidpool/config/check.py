@@ -109,7 +109,8 @@ def _files(cfg, train: bool, test: bool) -> List[str]:
         if path and not exists:
             problems.append(f"{key}: no such {kind}: {path}{todo}")
 
-    data = f" (set {{}} to your copy; docs/data.md shows the layout of {cfg.TRAIN.DATASET})"
+    dataset = cfg.TRAIN.DATASET if train else cfg.TEST.DATASET  # the one these folders must hold
+    data = f" (set {{}} to your copy; docs/data.md shows the layout of {dataset})"
 
     if train or test:
         if not d.PATH_TO_DATA_DIR:
