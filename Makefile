@@ -65,7 +65,7 @@ paper-mini: install $(DEMO_STAMP)
 	$(PY) -m vidpool experiments --grid configs/experiments/paper_mini.yaml --jobs 2
 
 # Broken files, 2-process DDP and a SIGTERM mid-epoch in every dataset layout (about 5 minutes).
-bench-robustness: install
+bench-robustness: install $(DEMO_STAMP)
 	$(PY) tools/benchmark_robustness.py
 
 bench: install

@@ -9,7 +9,13 @@ It prints, per layout and in total: videos seen, broken files caught (in bad_vid
 (target 0), resume exactness (target: identical weights) and the overhead of the per-sample guard
 (try/except, the worker's shared-memory "reading now" slot) on loader throughput (target <= 2 %).
 
-    python tools/benchmark_robustness.py [--videos 80] [--out output/bench_robustness]
+Then preemption on the demo (`make demo`'s model and data, one epoch with validation): SIGUSR1 to the
+whole process group (training process and loader workers, as SLURM's --signal sends it) in the
+middle of validation, and again in the middle of `vidpool test`; it prints the seconds from the
+signal to the exit (target <= 30 s), the exit status (75), the checkpoint written, and how much of
+the pass was left (what a stop at the end of the pass would have waited).
+
+    python tools/benchmark_robustness.py [--videos 80] [--out output/bench_robustness] [--demo data/demo]
 """
 import argparse
 import os
@@ -131,12 +137,53 @@ def guard_overhead(root: str, rounds: int = 7, items: int = 40) -> float:
     return statistics.median(times[guarded]) / statistics.median(times[bare]) - 1
 
 
+def stop_during(cmd: list, phase: str, out: str) -> dict:
+    """Run ``cmd`` (a vidpool command logging every 10 batches), send SIGUSR1 to its process group
+    at the second progress line of ``phase`` ("validation" or "test"); returns the seconds to the
+    exit, the exit status, the ETA the log gave for the rest of the pass, and the newest checkpoint."""
+    import re
+
+    from vidpool.engine import checkpoint as ckpt
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines, eta, sent = 0, None, None
+    for line in proc.stdout:
+        m = re.search(rf"\b{phase}: (\d+)/(\d+) iterations, [\d.]+ s, ETA (\d+) s", line)
+        if m and sent is None:
+            lines += 1
+            if lines == 2:
+                eta, sent = float(m.group(3)), time.perf_counter()
+                os.killpg(proc.pid, signal.SIGUSR1)
+    code = proc.wait()
+    seconds = time.perf_counter() - sent if sent is not None else float("nan")
+    newest = ckpt.list_checkpoints(out)
+    return {"seconds": seconds, "exit": code, "eta": eta, "checkpoint": os.path.basename(newest[-1]) if newest else None}
+
+
+def preemption(demo: str, out: str) -> list:
+    """Seconds from SIGUSR1 to exit in the middle of validation and of testing, on the demo."""
+    base = [sys.executable, "-m", "vidpool"]
+    common = ["--cfg", os.path.join(ROOT, "configs", "demo", "r3d10_softpool.yaml"), "DATA.PATH_TO_DATA_DIR",
+              os.path.join(demo, "ucf101"), "LOG_PERIOD", "10", "TENSORBOARD.ENABLE", "False"]
+    run = os.path.join(out, "demo_preempted")
+    train_cmd = base + ["train"] + common + ["OUTPUT_DIR", run, "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "1",
+                                             "TEST.ENABLE", "False"]
+    rows = [("validation", stop_during(train_cmd, "validation", run))]
+    test_cmd = base + ["test"] + common + ["OUTPUT_DIR", run]  # the run's newest checkpoint (the one just written)
+    rows.append(("test", stop_during(test_cmd, "test", run)))
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=80, help="synthetic videos per layout")
     ap.add_argument("--share", type=float, default=0.05, help="share of video files to break")
     ap.add_argument("--out", default=os.path.join("output", "bench_robustness"))
+    ap.add_argument("--demo", default=os.path.join("data", "demo"), help="the demo data (make demo makes it)")
+    ap.add_argument("--only-preemption", action="store_true", help="skip the chaos runs")
     args = ap.parse_args(argv)
+    if args.only_preemption:
+        return report_preemption(preemption(args.demo, args.out))
     from vidpool.data.datasets.synthetic import make_synthetic_dataset
 
     shutil.rmtree(args.out, ignore_errors=True)
@@ -182,7 +229,19 @@ def main(argv=None):
     print(f"| total | {totals['seen']} | {totals['broken']} | {totals['caught']} | {totals['crashed']} | "
           f"{totals['exact']}/{len(rows)} identical | |")
     print(f"\nper-sample guard overhead on loader throughput: {100 * overhead:+.2f} % (target <= 2 %)")
-    return 0 if totals["crashed"] == 0 and totals["exact"] == len(rows) and totals["caught"] == totals["broken"] else 1
+    stopped = report_preemption(preemption(args.demo, args.out))
+    return 0 if totals["crashed"] == 0 and totals["exact"] == len(rows) and totals["caught"] == totals["broken"] \
+        and stopped == 0 else 1
+
+
+def report_preemption(rows: list) -> int:
+    print("\n| SIGUSR1 during | seconds to exit | exit status | pass left (log's ETA) | newest checkpoint |\n"
+          "|---|---|---|---|---|")
+    for phase, r in rows:
+        print(f"| {phase} | {r['seconds']:.1f} | {r['exit']} | {r['eta']} s | {r['checkpoint']} |")
+    worst = max(r["seconds"] for _, r in rows)
+    print(f"\npreemption: SIGUSR1 to exit at most {worst:.1f} s (target <= 30 s)")
+    return 0 if worst <= 30 and all(r["exit"] == 75 for _, r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -250,3 +250,89 @@ def test_resume_repairs_a_stats_line_cut_by_the_kill(tmp_path):
     before = (path.read_bytes(), os.stat(path).st_mtime_ns)
     repair_outputs(str(tmp_path), 2, None, 20)
     assert (path.read_bytes(), os.stat(path).st_mtime_ns) == before
+
+
+@pytest.mark.parametrize("during", ["precise BN", "validation"])
+def test_a_stop_during_precise_bn_or_validation_checkpoints_after_the_current_batch(synthetic_root, tmp_path,
+                                                                                   monkeypatch, during):
+    """SIGUSR1 in the middle of precise BN or validation: no batch of that pass starts after it, the
+    checkpoint holds the epoch's finished steps (the model as training left it: precise BN's partial
+    statistics undone), and the resumed run ends with the weights, statistics and records of an
+    uninterrupted one."""
+    from vidpool.engine import resume, trainer
+
+    run = ["TEST.ENABLE", "False", "TENSORBOARD.ENABLE", "False", "TRAIN.PRECISE_BN", "True",
+           "TRAIN.PRECISE_BN_BATCHES", "3", "MODEL.DROPOUT_RATE", "0.5", "TRAIN.BATCH_SIZE", "2", "LOG_PERIOD", "0"]
+    reference = train(tiny_cfg(synthetic_root, tmp_path / "reference", *run))
+
+    build, seen = trainer.build_training_model, {"calls": 0, "after": 0, "signalled": False}
+
+    def phase(model):
+        if not model.training:
+            return "validation"
+        return "training" if torch.is_grad_enabled() else "precise BN"
+
+    def watched(*args, **kwargs):
+        model = build(*args, **kwargs)
+
+        def hook(module, inputs):
+            if phase(module) != during:
+                return
+            if seen["signalled"]:
+                seen["after"] += 1
+            seen["calls"] += 1
+            if seen["calls"] == 2:  # the second batch of the pass: the first one changed the statistics
+                seen["signalled"] = True
+                os.kill(os.getpid(), signal.SIGUSR1)
+        model.register_forward_pre_hook(hook)
+        return model
+
+    monkeypatch.setattr(trainer, "build_training_model", watched)
+    cfg = tiny_cfg(synthetic_root, tmp_path / "stopped", *run)
+    with pytest.raises(resume.Preempted) as stopped:
+        train(cfg)
+    assert seen["signalled"] and seen["after"] == 0, seen
+    steps = 13  # 26 training clips in batches of 2
+    assert stopped.value.signum == signal.SIGUSR1
+    assert stopped.value.path == ckpt.checkpoint_path(str(tmp_path / "stopped"), 0, steps)
+    assert ckpt.list_checkpoints(str(tmp_path / "stopped")) == [stopped.value.path]
+    monkeypatch.setattr(trainer, "build_training_model", build)
+    resumed = train(cfg)
+    for key in ("train_loss", "train_top1", "val_loss", "val_top1", "lr"):
+        assert resumed[key] == reference[key], key
+    a, b = (ckpt.load_checkpoint(ckpt.checkpoint_path(str(tmp_path / d), 2)) for d in ("reference", "stopped"))
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert [s["val_top1"] for s in _stats(tmp_path / "reference")] == [s["val_top1"] for s in _stats(tmp_path / "stopped")]
+
+
+def test_a_stop_during_testing_ends_it_after_the_current_batch(synthetic_root, tmp_path, monkeypatch, capsys):
+    """`vidpool test` and SIGTERM: no batch starts after it, nothing is written as if testing had
+    finished, exit status 75; started again, it tests everything."""
+    from vidpool.cli import test as test_command
+    from vidpool.engine import tester
+
+    quiet = ["TENSORBOARD.ENABLE", "False", "TRAIN.EVAL_PERIOD", "0", "SOLVER.MAX_EPOCH", "1", "TEST.BATCH_SIZE", "2"]
+    train(tiny_cfg(synthetic_root, tmp_path, *quiet, "TEST.ENABLE", "False"))
+    build, seen = tester.build_model, {"calls": 0}
+
+    def watched(cfg):
+        model = build(cfg)
+
+        def hook(module, inputs):
+            seen["calls"] += 1
+            if seen["calls"] == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+        model.register_forward_pre_hook(hook)
+        return model
+
+    monkeypatch.setattr(tester, "build_model", watched)
+    argv = [*TINY, "DATA.PATH_TO_DATA_DIR", os.path.join(synthetic_root, "ucf101"), "OUTPUT_DIR", str(tmp_path),
+            *quiet]  # no YAML: the defaults and the overrides
+    assert test_command.main(argv) == PREEMPTED_EXIT_CODE
+    assert seen["calls"] == 2 and "testing stopped by SIGTERM" in capsys.readouterr().out
+    assert not (tmp_path / "predictions.csv").exists()
+    monkeypatch.setattr(tester, "build_model", build)
+    assert test_command.main(argv) == 0
+    rows = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 14  # header + every test video of the synthetic UCF-101 split

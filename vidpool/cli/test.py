@@ -6,7 +6,8 @@ video) and OUTPUT_DIR/confusion_matrix.csv.
     vidpool test --cfg configs/demo/r3d10_softpool.yaml          # the run's (OUTPUT_DIR's) newest checkpoint
 
 --weights sets TEST.CHECKPOINT_FILE_PATH: a checkpoint file or a run folder. KEY VALUE pairs after
-the options override the config.
+the options override the config. SIGTERM or SIGUSR1 ends testing after the current batch with
+status 75, nothing written.
 """
 from vidpool.cli._args import parse_with_config, parser
 
@@ -22,8 +23,13 @@ def main(argv=None):
         cfg.defrost()
         cfg.TEST.CHECKPOINT_FILE_PATH = args.weights
         cfg.freeze()
+    from vidpool.engine.resume import PREEMPTED_EXIT_CODE, Preempted
+
     try:  # test() checks the whole config (and the checkpoint it names) before reading any data
         summary = test(cfg)
+    except Preempted as e:  # SIGTERM / SIGUSR1: ended after the current batch
+        print(f"preempted: {e}", flush=True)
+        return PREEMPTED_EXIT_CODE
     finally:
         distributed.shutdown()
     if distributed.is_main():

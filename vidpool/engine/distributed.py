@@ -77,6 +77,15 @@ def all_reduce_sum(values: List[float], device: torch.device) -> List[float]:
     return t.tolist()
 
 
+def all_reduce_max(values: List[float], device: torch.device) -> List[float]:
+    """Element-wise maxima over processes (float64)."""
+    if world_size() == 1:
+        return [float(v) for v in values]
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
 def gather_to_main(obj) -> list:
     """Every process's ``obj`` (picklable) in rank order on rank 0; None on the other ranks."""
     if world_size() == 1:

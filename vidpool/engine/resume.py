@@ -31,12 +31,24 @@ SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasa
 
 
 class Preempted(Exception):
-    """Training stopped on SIGTERM/SIGUSR1 after writing ``path``."""
+    """Training stopped on SIGTERM/SIGUSR1 (``signum``) after writing ``path``; testing stopped
+    (``path`` None: nothing to resume, a new start tests from the beginning)."""
 
-    def __init__(self, path: str, signum: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name} after writing {path}; start the same command "
-                         "again to resume from it")
-        self.path = path
+    def __init__(self, path: Optional[str], signum: int):
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} after writing {path}; start the same command again to resume from it"
+                         if path else f"testing stopped by {name} before it finished; nothing was written, start "
+                         "the same command again to test")
+        self.path, self.signum = path, signum
+
+
+class StopNow(Exception):
+    """A stop was requested in the middle of a pass that is not worth finishing first (validation,
+    precise BN, testing); raised on every process after the same batch."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class StopRequests:
@@ -55,7 +67,8 @@ class StopRequests:
 
     def _handle(self, signum, frame):
         if not self.signum:
-            log.warning("%s received: finishing this step, then writing a checkpoint", signal.Signals(signum).name)
+            log.warning("%s received: stopping after this step or batch (a checkpoint first when training)",
+                        signal.Signals(signum).name)
         self.signum = signum
         workers.set_stopping(True)  # the loader workers took the same signal if it went to the whole job
 
@@ -75,9 +88,32 @@ class StopRequests:
         return int(flag.item())
 
 
-def rng_states() -> Optional[list]:
-    """Every process's RNG states on rank 0 (None elsewhere); a collective call."""
-    return dist.gather_to_main(ckpt.rng_state())
+def stoppable(batches, count: int, stop: Optional["StopRequests"], device: torch.device):
+    """Yield from ``batches`` (``count`` of them on this process) and raise ``StopNow`` before the
+    next one once any process got a stop request. Under DDP the processes may hold different numbers
+    of batches (evaluation is sharded without padding); every process asks as often as the one with
+    the most, so the collective calls match."""
+    if stop is None:
+        yield from batches
+        return
+    total = count if dist.world_size() == 1 else int(max(dist.all_reduce_max([count], device)))
+    asked = 0
+    for batch in batches:
+        asked += 1
+        signum = stop.requested(device)
+        if signum:
+            raise StopNow(signum)
+        yield batch
+    for _ in range(total - asked):
+        signum = stop.requested(device)
+        if signum:
+            raise StopNow(signum)
+
+
+def rng_states(own: Optional[dict] = None) -> Optional[list]:
+    """Every process's RNG states (now, or ``own``: taken earlier) on rank 0 (None elsewhere); a
+    collective call."""
+    return dist.gather_to_main(ckpt.rng_state() if own is None else own)
 
 
 def own_entry(state: dict, key: str):

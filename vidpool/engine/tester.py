@@ -25,6 +25,7 @@ from vidpool.weights import load_weights
 
 from . import checkpoint as ckpt
 from . import distributed as dist
+from . import resume
 from .meters import VideoAggregator
 from .run_log import BadVideoLog, StatsWriter, progress, setup_logging
 from .trainer import autocast, seed_everything
@@ -33,11 +34,14 @@ log = logging.getLogger("vidpool.engine")
 
 
 @torch.no_grad()
-def run_views(model: nn.Module, loader, dataset, cfg, device, bad_videos: Optional[BadVideoLog] = None
-              ) -> VideoAggregator:
+def run_views(model: nn.Module, loader, dataset, cfg, device, bad_videos: Optional[BadVideoLog] = None,
+              stop: Optional[resume.StopRequests] = None) -> VideoAggregator:
+    """Every view's scores, per video. With ``stop``, a stop request ends it after the current batch
+    (``resume.StopNow``)."""
     model.eval()
     agg = VideoAggregator(len(dataset.records), dataset.num_classes)
-    for batch in progress(iterate(loader), len(loader), "test", cfg.LOG_PERIOD, dist.is_main()):
+    batches = resume.stoppable(iterate(loader), len(loader), stop, device)
+    for batch in progress(batches, len(loader), "test", cfg.LOG_PERIOD, dist.is_main()):
         if bad_videos is not None:
             bad_videos.add(batch.get("bad", []))
         with autocast(device, cfg.TRAIN.MIXED_PRECISION):
@@ -76,7 +80,8 @@ def write_confusion(path: str, dataset, res: dict) -> torch.Tensor:
 
 def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = None) -> dict:
     """Test ``model`` (or the weights of TEST.CHECKPOINT_FILE_PATH, or the run's newest checkpoint) on
-    the TEST.SPLIT annotations of TEST.DATASET. Returns the summary (every process gets rank 0's)."""
+    the TEST.SPLIT annotations of TEST.DATASET. Returns the summary (every process gets rank 0's).
+    SIGTERM or SIGUSR1 ends it after the current batch with ``resume.Preempted`` (nothing written)."""
     out = output_dir or cfg.OUTPUT_DIR
     check_cfg(cfg, test=model is None)
     device = dist.choose_device(cfg.DEVICE)
@@ -108,7 +113,12 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
     dataset = build_dataset(cfg, "test")
     loader = build_loader(cfg, "test", dataset=dataset)
     bad_videos = BadVideoLog(out, dist.is_main(), dist.gather_to_main)
-    agg = run_views(ckpt.unwrap(model), loader, dataset, cfg, device, bad_videos)
+    with resume.StopRequests() as stop:
+        try:
+            agg = run_views(ckpt.unwrap(model), loader, dataset, cfg, device, bad_videos, stop)
+        except resume.StopNow as e:
+            bad_videos.flush()
+            raise resume.Preempted(None, e.signum) from None
     bad_videos.flush()
     parts = dist.gather_to_main(agg.part())  # rank 0 alone aggregates
     summary = None

@@ -7,6 +7,7 @@ and writes it to every checkpoint.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import random
@@ -121,6 +122,7 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
         meter.loss, meter.top1, meter.top5, meter.n = sums["loss"], sums["top1"], sums["top5"], sums["n"]
         extra = {"clips": sums["clips"], "skipped": sums["skipped"]}
     n = len(loader)
+    before = float((sums or {}).get("seconds", 0.0))  # the epoch's training time before a resume
     begin = time.time()
     progress_log = IterationLog(f"epoch {epoch + 1}", n, cfg.LOG_PERIOD, dist.is_main(), writer, step,
                                 purge_step=step + 1 if resumed else None, window=(sums or {}).get("window"))
@@ -155,21 +157,24 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
         ready = done
         if on_step is not None:
             on_step(i + 1, {"loss": meter.loss, "top1": meter.top1, "top5": meter.top5, "n": meter.n, **extra,
-                            "window": list(progress_log.window)})
+                            "window": list(progress_log.window), "seconds": before + time.time() - begin})
     progress_log.close()
     stats = meter.reduce(lambda v: dist.all_reduce_sum(v, device))
-    seconds = time.time() - begin
+    seconds = before + time.time() - begin
     total_clips, total_skipped = dist.all_reduce_sum([extra["clips"], extra["skipped"]], device)
     stats.update(seconds=seconds, clips_per_s=total_clips / max(seconds, 1e-9), skipped=int(total_skipped))
     return stats
 
 
 @torch.no_grad()
-def evaluate(model, loader, cfg, device: torch.device, bad_videos: Optional[BadVideoLog] = None) -> dict:
-    """Clip-level loss and top-1/top-5 (unreadable clips are counted and left out)."""
+def evaluate(model, loader, cfg, device: torch.device, bad_videos: Optional[BadVideoLog] = None,
+             stop: Optional[resume.StopRequests] = None) -> dict:
+    """Clip-level loss and top-1/top-5 (unreadable clips are counted and left out). With ``stop``,
+    a stop request ends the pass after the current batch (``resume.StopNow``)."""
     model.eval()
     meter, unreadable = EpochMeter(), 0
-    for batch in progress(iterate(loader), len(loader), "validation", cfg.LOG_PERIOD, dist.is_main()):
+    batches = resume.stoppable(iterate(loader), len(loader), stop, device)
+    for batch in progress(batches, len(loader), "validation", cfg.LOG_PERIOD, dist.is_main()):
         if bad_videos is not None:
             bad_videos.add(batch.get("bad", []))
         valid = batch["valid"]
@@ -185,14 +190,28 @@ def evaluate(model, loader, cfg, device: torch.device, bad_videos: Optional[BadV
     return stats
 
 
-def _precise_bn(model, loader, cfg, device) -> None:
-    from fvcore.nn.precise_bn import update_bn_stats
+def _precise_bn(model, loader, cfg, device, stop: Optional[resume.StopRequests] = None) -> None:
+    """Batch-norm statistics averaged over TRAIN.PRECISE_BN_BATCHES training batches (fvcore). A stop
+    request ends it after the current batch (``resume.StopNow``) with fvcore's settings undone; the
+    caller puts back the statistics it started from."""
+    from fvcore.nn.precise_bn import get_bn_modules, update_bn_stats
+
+    count = min(cfg.TRAIN.PRECISE_BN_BATCHES, len(loader))
+    layers = get_bn_modules(model)
+    before = [(bn.momentum, set(bn._forward_pre_hooks)) for bn in layers]
 
     def inputs():
-        for batch in iterate(loader):
+        for batch in resume.stoppable(itertools.islice(iterate(loader), count), count, stop, device):
             yield model_input(batch["clip"], device, cfg)
 
-    update_bn_stats(model, inputs(), min(cfg.TRAIN.PRECISE_BN_BATCHES, len(loader)))
+    try:
+        update_bn_stats(model, inputs(), count)
+    except resume.StopNow:
+        for bn, (momentum, hooks) in zip(layers, before):
+            bn.momentum = momentum
+            for key in set(bn._forward_pre_hooks) - hooks:  # fvcore's batch-size hooks stay on an exception
+                del bn._forward_pre_hooks[key]
+        raise
 
 
 def _multigrid_state(cfg, schedule, solver) -> Optional[dict]:
@@ -282,10 +301,10 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
         if main:
             resume.repair_outputs(out, start_epoch, state.get("stats"), steps_done)
 
-    def save(epoch_done: int, iteration: int = 0, **extra) -> str:
+    def save(epoch_done: int, iteration: int = 0, rng: Optional[dict] = None, **extra) -> str:
         """A checkpoint after ``epoch_done`` epochs and ``iteration`` more steps (collective: every
-        process sends its RNG states)."""
-        rngs = resume.rng_states()
+        process sends its RNG states, those of now or ``rng``)."""
+        rngs = resume.rng_states(rng)
         path = ckpt.checkpoint_path(out, epoch_done, iteration)
         if main:
             ckpt.save_checkpoint(path, {
@@ -309,7 +328,10 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                 srtg_set_epoch(model, epoch)
                 gate_pass_rate(model, reset=True)
 
+                latest = {"sums": sums if first else None}  # the epoch's running sums, for a stop after its steps
+
                 def on_step(done: int, running: dict, epoch=epoch) -> None:
+                    latest["sums"] = running
                     signum = stop.requested(device)
                     every = cfg.TRAIN.CHECKPOINT_ITERS
                     if signum or (every and done % every == 0 and done < len(train_loader)):
@@ -335,12 +357,30 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                     stats["srtg_gate_pass_rate"] = passed / tested
                 last = epoch + 1 == solver.MAX_EPOCH
                 validate = cfg.TRAIN.EVAL_PERIOD > 0 and (last or (epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0)
-                if cfg.TRAIN.PRECISE_BN and (validate or last):
-                    _precise_bn(model, train_loader, cfg, device)
-                if validate:
-                    va = evaluate(model, val_loader, cfg, device, bad_videos)
-                    stats.update(val_loss=va["loss"], val_top1=va["top1"], val_top5=va["top5"],
-                                 val_unreadable=va["unreadable"])
+                # the state a stop before the end of validation saves, which a resume completes: the
+                # RNG (precise BN's dropout draws from it) and the buffers (precise BN's statistics)
+                precise = cfg.TRAIN.PRECISE_BN and (validate or last)
+                trained = ckpt.rng_state()
+                buffers = {k: b.clone() for k, b in ckpt.unwrap(model).named_buffers()} if precise else {}
+                try:
+                    if precise:
+                        _precise_bn(model, train_loader, cfg, device, stop)
+                    if validate:
+                        va = evaluate(model, val_loader, cfg, device, bad_videos, stop)
+                        stats.update(val_loss=va["loss"], val_top1=va["top1"], val_top5=va["top5"],
+                                     val_unreadable=va["unreadable"])
+                except resume.StopNow as e:
+                    # the epoch's steps are done, its precise BN and validation are not: a checkpoint
+                    # after its last step (the model as training left it), which a resume completes
+                    with torch.no_grad():
+                        for k, b in ckpt.unwrap(model).named_buffers():
+                            b.copy_(buffers.get(k, b))
+                    bad_videos.flush()
+                    n = len(train_loader)
+                    path = save(epoch, n, rng=trained, sums_per_rank=dist.gather_to_main(latest["sums"]),
+                                step=steps_done)
+                    dist.barrier()
+                    raise resume.Preempted(path, e.signum) from None
                 bad_videos.flush()
                 log.info("epoch %d/%d: %s", epoch + 1, solver.MAX_EPOCH,
                          ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
