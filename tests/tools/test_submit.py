@@ -12,15 +12,15 @@ from vidpool.engine import checkpoint as ckpt
 from ..engine.test_train import TINY
 
 
-@pytest.mark.slow
-def test_local_job_trains_is_preempted_requeued_and_finishes(synthetic_root, tmp_path):
+def _start_job(synthetic_root, tmp_path, epochs: int):
+    """A 2-task local job and the pid of its task 1, once the run has a checkpoint 2 steps into epoch 2."""
     from vidpool.cli import submit as tool
 
     import submitit
 
     out = tmp_path / "run"
     overrides = TINY + ["DATA.PATH_TO_DATA_DIR", os.path.join(synthetic_root, "ucf101"), "OUTPUT_DIR", str(out),
-                        "SOLVER.MAX_EPOCH", "3", "SOLVER.STEPS", "[0, 2]", "TRAIN.BATCH_SIZE", "4",
+                        "SOLVER.MAX_EPOCH", str(epochs), "SOLVER.STEPS", "[0, 2]", "TRAIN.BATCH_SIZE", "4",
                         "TRAIN.CHECKPOINT_ITERS", "2", "TENSORBOARD.ENABLE", "False", "DEVICE", "cpu"]
     executor = submitit.AutoExecutor(folder=str(tmp_path / "jobs"), cluster="local")
     executor.update_parameters(timeout_min=10, tasks_per_node=2, gpus_per_node=0)
@@ -33,7 +33,25 @@ def test_local_job_trains_is_preempted_requeued_and_finishes(synthetic_root, tmp
     tasks = subprocess.run(["pgrep", "-f", "submitit.core._submit"], capture_output=True, text=True).stdout.split()
     rank1 = [int(p) for p in tasks if b"SUBMITIT_LOCAL_GLOBALID=1\0" in open(f"/proc/{p}/environ", "rb").read()]
     assert len(rank1) == 1
-    os.kill(rank1[0], signal.SIGUSR1)
+    return job, rank1[0], out
+
+
+@pytest.mark.slow
+def test_scancel_stops_the_job_after_a_checkpoint_and_does_not_requeue_it(synthetic_root, tmp_path):
+    """SIGTERM (scancel) ends the job: both tasks stop after a checkpoint and nothing runs again."""
+    job, rank1, out = _start_job(synthetic_root, tmp_path, epochs=20)
+    os.kill(rank1, signal.SIGTERM)
+    results = job.results()
+    newest = ckpt.list_checkpoints(str(out))[-1]
+    assert [r["stopped"] for r in results] == [newest, newest], results
+    assert ckpt.progress_of(newest) < (20, 0)
+    assert "resumed from" not in open(out / "log.txt").read()  # no second run of the job
+
+
+@pytest.mark.slow
+def test_local_job_trains_is_preempted_requeued_and_finishes(synthetic_root, tmp_path):
+    job, rank1, out = _start_job(synthetic_root, tmp_path, epochs=3)
+    os.kill(rank1, signal.SIGUSR1)
     result = job.results()[0]
     assert result["videos"] == 14  # the requeued job resumed, finished training and tested
     log = open(out / "log.txt").read()

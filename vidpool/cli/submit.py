@@ -8,8 +8,9 @@ run's newest checkpoint.
 
 SLURM sends SIGUSR1 --signal-delay seconds before the time limit (and on preemption); every task then
 finishes its step, the run writes a checkpoint (vidpool's own SIGUSR1 handling) and rank 0 requeues
-the job, which resumes exactly there. Set TRAIN.CHECKPOINT_ITERS as well so a hard kill loses only
-minutes. --local runs the same job with submitit's local executor (tests, a workstation). Job logs
+the job, which resumes exactly there. `scancel` (SIGTERM) also stops the job after a checkpoint,
+but ends it: it is not requeued (start it again with the same command to resume). Set
+TRAIN.CHECKPOINT_ITERS as well so a hard kill loses only minutes. --local runs the same job with submitit's local executor (tests, a workstation). Job logs
 go to --job-dir (default OUTPUT_DIR/slurm). The config as submitted (YAML plus overrides) is written
 to OUTPUT_DIR/submitted_config.yaml and travels with the job: a requeued job resumes with it, even
 if the YAML file was edited since.
@@ -48,15 +49,17 @@ class TrainJob:
         cfg = self.config()
         try:
             if cfg.TRAIN.ENABLE:
-                try:
-                    train(cfg)
-                except Preempted as e:
-                    print(f"preempted: {e}", flush=True)
-                    handler = signal.getsignal(signal.SIGUSR1)
-                    if callable(handler):  # submitit's: rank 0 calls checkpoint() and requeues the job
-                        handler(signal.SIGUSR1, None)
-                    return {"preempted": e.path}
+                train(cfg)
             return test(cfg) if cfg.TEST.ENABLE else {}
+        except Preempted as e:
+            print(f"preempted: {e}", flush=True)
+            if e.signum != signal.SIGUSR1:
+                # SIGTERM: scancel, or a preemption that SLURM requeues itself; the job ends here
+                return {"stopped": e.path}
+            handler = signal.getsignal(signal.SIGUSR1)
+            if callable(handler):  # submitit's: rank 0 calls checkpoint() and requeues the job
+                handler(signal.SIGUSR1, None)
+            return {"preempted": e.path}
         finally:
             distributed.shutdown()
 
