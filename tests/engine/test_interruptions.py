@@ -336,3 +336,89 @@ def test_a_stop_during_testing_ends_it_after_the_current_batch(synthetic_root, t
     assert test_command.main(argv) == 0
     rows = (tmp_path / "predictions.csv").read_text().splitlines()
     assert len(rows) == 1 + 14  # header + every test video of the synthetic UCF-101 split
+
+
+def _resume_choice(rank, port, out, result, failures):
+    """One process of a 2-process gloo group: the checkpoint it resumes from. Rank 1's first
+    ``failures`` reads of the newest file fail as a lagging network file system's view does."""
+    import torch.distributed as torch_dist
+
+    from vidpool.engine import resume
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+    torch_dist.init_process_group("gloo")
+    ckpt.READ_DELAY_S = 0.01
+    newest, load, seen = ckpt.checkpoint_path(out, 2, 5), torch.load, {"n": 0}
+
+    def lagging(path, *args, **kwargs):
+        if rank == 1 and str(path) == newest and seen["n"] < failures:
+            seen["n"] += 1
+            raise RuntimeError("PytorchStreamReader failed reading zip archive: failed finding central directory")
+        return load(path, *args, **kwargs)
+
+    torch.load = lagging
+    try:
+        state = resume.agreed_checkpoint(out, set_aside=True)
+        outcome = {"path": state["path"], "epoch": state["epoch"], "iteration": state["iteration"]}
+    except RuntimeError as e:
+        outcome = {"error": str(e)}
+    torch.save({**outcome, "reads_failed": seen["n"]}, f"{result}.{rank}")
+    torch_dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("failures", [2, 99])
+def test_every_rank_resumes_from_the_checkpoint_rank_0_chose(tmp_path, failures):
+    """Rank 1 reads the newest checkpoint as damaged twice (or always): it reads it again until it
+    loads, never falling back on its own to the older file that it could read; when it never loads,
+    the run stops with a message that names the file and the rank."""
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path)
+    for epoch, it in [(2, 0), (2, 5)]:
+        ckpt.save_checkpoint(ckpt.checkpoint_path(out, epoch, it), {"model": {}, "epoch": epoch, "iteration": it})
+    result = str(tmp_path / "result")
+    mp.start_processes(_resume_choice, args=(_free_port(), out, result, failures), nprocs=2, start_method="spawn")
+    zero, one = torch.load(f"{result}.0"), torch.load(f"{result}.1")
+    assert zero["path"] == ckpt.checkpoint_path(out, 2, 5) and (zero["epoch"], zero["iteration"]) == (2, 5)
+    if failures == 2:
+        assert one == {**zero, "reads_failed": 2}
+    else:
+        assert one["reads_failed"] == ckpt.READ_ATTEMPTS and "rank 1 cannot read" in one["error"]
+        assert ckpt.checkpoint_path(out, 2, 5) in one["error"] and "shared by all nodes" in one["error"]
+    assert len(ckpt.list_checkpoints(out)) == 2  # nothing set aside: the file is good
+
+
+def test_a_damaged_newest_checkpoint_is_set_aside_and_never_outlives_the_good_ones(synthetic_root, tmp_path,
+                                                                                   monkeypatch):
+    """A damaged file named as newer than everything (epoch 2, step 8): the resume sets it aside and
+    takes the last good one; the checkpoint written when the run is stopped at step 6 of epoch 2 is
+    kept, so the next resume continues from it (before: pruning kept the damaged "newest" file and
+    deleted the good one)."""
+    from vidpool.engine import resume, trainer
+
+    run = ["TEST.ENABLE", "False", "TENSORBOARD.ENABLE", "False", "TRAIN.EVAL_PERIOD", "0", "TRAIN.BATCH_SIZE", "2",
+           "TRAIN.CHECKPOINT_ITERS", "4", "TRAIN.KEEP_CHECKPOINTS", "1"]
+    train(tiny_cfg(synthetic_root, tmp_path, *run, "SOLVER.MAX_EPOCH", "1"))
+    damaged = ckpt.checkpoint_path(str(tmp_path), 1, 8)
+    open(damaged, "wb").write(b"<html>502 Bad Gateway</html>")
+    build, steps = trainer.build_training_model, {"n": 0}
+
+    def watched(*args, **kwargs):
+        model = build(*args, **kwargs)
+
+        def hook(module, inputs):
+            steps["n"] += module.training and torch.is_grad_enabled()
+            if steps["n"] == 6:
+                os.kill(os.getpid(), signal.SIGTERM)
+        model.register_forward_pre_hook(hook)
+        return model
+
+    monkeypatch.setattr(trainer, "build_training_model", watched)
+    with pytest.raises(resume.Preempted) as stopped:
+        train(tiny_cfg(synthetic_root, tmp_path, *run, "SOLVER.MAX_EPOCH", "2"))
+    assert stopped.value.path == ckpt.checkpoint_path(str(tmp_path), 1, 6)
+    assert os.path.isfile(damaged + ".damaged") and not os.path.exists(damaged)
+    assert ckpt.list_checkpoints(str(tmp_path))[-1] == stopped.value.path
+    monkeypatch.setattr(trainer, "build_training_model", build)
+    train(tiny_cfg(synthetic_root, tmp_path, *run, "SOLVER.MAX_EPOCH", "2"))
+    assert "resumed from " + stopped.value.path in (tmp_path / "log.txt").read_text()

@@ -13,13 +13,14 @@ import logging
 import os
 import random
 import re
+import time
 from typing import List, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from vidpool.weights.formats import strip_module
+from vidpool.weights.formats import read_file, strip_module
 
 log = logging.getLogger("vidpool.engine")
 
@@ -66,15 +67,16 @@ def remove_stale_temporaries(output_dir: str) -> int:
     return removed
 
 
-def prune_checkpoints(output_dir: str, keep_last: int, keep_period: int) -> List[str]:
-    """Keep the newest checkpoint, the ``keep_last`` newest end-of-epoch ones (0: all) and every
-    end-of-epoch one whose epoch is a multiple of ``keep_period`` (0: none); mid-epoch checkpoints
-    older than the newest checkpoint go. Returns the removed paths."""
+def prune_checkpoints(output_dir: str, keep_last: int, keep_period: int, written: Optional[str] = None) -> List[str]:
+    """Keep ``written`` (the checkpoint just written: the newest good one, whatever the names of
+    others say), the newest checkpoint, the ``keep_last`` newest end-of-epoch ones (0: all) and every
+    end-of-epoch one whose epoch is a multiple of ``keep_period`` (0: none); other mid-epoch
+    checkpoints go. Returns the removed paths."""
     paths = list_checkpoints(output_dir)
     if not paths:
         return []
     epochs = [p for p in paths if progress_of(p)[1] == 0]
-    keep = {paths[-1]}
+    keep = {paths[-1], written}
     keep |= set(epochs if keep_last <= 0 else epochs[-keep_last:])
     if keep_period > 0:
         keep |= {p for p in epochs if progress_of(p)[0] % keep_period == 0}
@@ -128,26 +130,54 @@ def save_checkpoint(path: str, state: dict) -> None:
         raise
 
 
+READ_ATTEMPTS, READ_DELAY_S = 5, 1.0  # a read that fails is tried again after 1, 2, 4, 8 s
+
+
 def load_checkpoint(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    """A checkpoint's state. OSError when the file cannot be read (missing, an I/O error: perhaps
+    passing), RuntimeError when its content is damaged or not a vidpool checkpoint."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for damaged files
-        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from None
+        state = read_file(path)  # says what a file that is no checkpoint is (empty, truncated, a web page)
+    except (ValueError, RuntimeError) as e:
+        raise RuntimeError(str(e)) from None
     if not isinstance(state, dict) or "model" not in state:
         raise RuntimeError(f"{path} is not a vidpool checkpoint (no 'model' entry)")
     state["model"] = strip_module(state["model"])
     return state
 
 
-def latest_checkpoint(output_dir: str) -> Optional[dict]:
-    """The newest checkpoint of the run that loads, with its path under ``path``; damaged files are
-    reported and passed over."""
+def read_checkpoint(path: str, retry_damaged: bool = False) -> dict:
+    """``load_checkpoint`` with READ_ATTEMPTS tries for read errors (and, with ``retry_damaged``,
+    for content that looks damaged: another node's view of a file just written may lag behind)."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return load_checkpoint(path)
+        except OSError as e:
+            failure = e
+        except RuntimeError as e:
+            if not retry_damaged:
+                raise
+            failure = e
+        if attempt + 1 < READ_ATTEMPTS:
+            log.warning("%s; trying again in %.0f s", failure, READ_DELAY_S * 2 ** attempt)
+            time.sleep(READ_DELAY_S * 2 ** attempt)
+    raise failure
+
+
+def latest_checkpoint(output_dir: str, set_aside: bool = False) -> Optional[dict]:
+    """The newest checkpoint of the run that loads, with its path under ``path``. A damaged file is
+    reported and passed over (with ``set_aside``, renamed to ``*.damaged`` so that it is never taken
+    for the newest again); a file that cannot be read (I/O error) after READ_ATTEMPTS tries is an
+    error, not a reason to take an older one."""
     for path in reversed(list_checkpoints(output_dir)):
         try:
-            state = load_checkpoint(path)
+            state = read_checkpoint(path)
         except RuntimeError as e:
+            if set_aside:
+                with contextlib.suppress(OSError):
+                    os.replace(path, path + ".damaged")
+                    log.warning("damaged checkpoint set aside as %s.damaged: %s", os.path.basename(path), e)
+                    continue
             log.warning("skipping damaged checkpoint: %s", e)
             continue
         state["path"] = path

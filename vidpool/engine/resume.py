@@ -110,6 +110,24 @@ def stoppable(batches, count: int, stop: Optional["StopRequests"], device: torch
             raise StopNow(signum)
 
 
+def agreed_checkpoint(output_dir: str, set_aside: bool = False) -> Optional[dict]:
+    """The run's newest good checkpoint, the same on every process (a collective call): rank 0 picks
+    it (with ``set_aside``, renaming damaged files, see ``latest_checkpoint``) and names it to the others, which read that file, trying again
+    when it fails (a file system whose view lags on another node), and never fall back to an older
+    file on their own."""
+    state = ckpt.latest_checkpoint(output_dir, set_aside) if dist.is_main() else None
+    path = dist.broadcast_from_main(state["path"] if state else None)
+    if path is None or dist.is_main():
+        return state
+    try:
+        state = ckpt.read_checkpoint(path, retry_damaged=True)
+    except (OSError, RuntimeError) as e:
+        raise RuntimeError(f"rank {dist.rank()} cannot read {path}, which rank 0 read and resumes from ({e}); "
+                           "every process must see the same OUTPUT_DIR (a file system shared by all nodes)") from None
+    state["path"] = path
+    return state
+
+
 def rng_states(own: Optional[dict] = None) -> Optional[list]:
     """Every process's RNG states (now, or ``own``: taken earlier) on rank 0 (None elsewhere); a
     collective call."""

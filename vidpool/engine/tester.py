@@ -100,7 +100,7 @@ def test(cfg, model: Optional[nn.Module] = None, output_dir: Optional[str] = Non
             epoch = report.meta.get("epoch")
             log.info("testing %s", report)
         else:
-            state = ckpt.latest_checkpoint(out)
+            state = resume.agreed_checkpoint(out)
             if state is None:
                 raise FileNotFoundError(f"no checkpoint to test: set TEST.CHECKPOINT_FILE_PATH or train into {out} first")
             ckpt.check_compatible(state, cfg, state["path"])

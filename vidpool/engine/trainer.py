@@ -262,7 +262,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
     seed_everything(cfg.RNG_SEED + dist.rank())
     log.info("device %s, %d process(es), output %s", device, dist.world_size(), out)
     dist.check_softpool_backend(cfg, device)
-    state = ckpt.latest_checkpoint(out) if cfg.TRAIN.AUTO_RESUME else None
+    state = resume.agreed_checkpoint(out, set_aside=True) if cfg.TRAIN.AUTO_RESUME else None
 
     train_set, val_set = build_dataset(cfg, "train"), build_dataset(cfg, "val")
     if train_set.num_classes != cfg.MODEL.NUM_CLASSES:
@@ -311,7 +311,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                 "epoch": epoch_done, "iteration": iteration, "model": ckpt.unwrap(model).state_dict(),
                 "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                 "rng": rngs[0], "rng_per_rank": rngs, "cfg": cfg.dump(), "engine": {"multigrid": multigrid}, **extra})
-            ckpt.prune_checkpoints(out, cfg.TRAIN.KEEP_CHECKPOINTS, cfg.TRAIN.KEEP_PERIOD)
+            ckpt.prune_checkpoints(out, cfg.TRAIN.KEEP_CHECKPOINTS, cfg.TRAIN.KEEP_PERIOD, written=path)
         return path
 
     writer = StatsWriter(out, main, cfg.TENSORBOARD.ENABLE, purge_step=start_epoch + 1 if state else None)

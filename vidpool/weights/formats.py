@@ -85,6 +85,8 @@ def read_file(path: str, trusted: bool = False):
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint not found: {path}") from None
+    except OSError as e:  # an I/O error: the file may read another time
+        raise OSError(f"cannot read checkpoint {path}: {e}") from None
     except (pickle.UnpicklingError, EOFError) as e:
         if isinstance(e, EOFError) or (not zipfile.is_zipfile(path) and _truncated_pickle(path)):
             raise NotACheckpointError(f"{path} is truncated ({os.path.getsize(path)} bytes: it ends inside "
