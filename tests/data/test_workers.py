@@ -7,13 +7,15 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 # A process that loads 40 items (20 batches of 2, 0.1 s per item, 2 persistent workers) with a
 # vidpool loader's worker_init_fn, inside the training process's stop handler when asked; it prints
 # a line after the first batch, then every item it got and how it ended.
 SCRIPT = textwrap.dedent("""
-    import sys, time
+    import os, signal, sys, time
     import torch
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import Dataset
     from vidpool.data import workers
     from vidpool.engine.resume import StopRequests
 
@@ -25,20 +27,25 @@ SCRIPT = textwrap.dedent("""
             time.sleep(0.1)
             return i
 
-    workers.PATIENCE_S = float(sys.argv[1])
-    loader = DataLoader(Slow(), batch_size=2, num_workers=2, persistent_workers=True,
-                        worker_init_fn=workers.worker_init())
-    seen = []
-    with StopRequests() as stop:
-        try:
-            for k, batch in enumerate(loader):
-                seen += batch.tolist()
-                if k == 0:
-                    print("loading", flush=True)
-        except RuntimeError as e:
-            print("error:", e, "| from:", e.__cause__, flush=True)
-            sys.exit(3)
-    print("signal", stop.signum, "items", sorted(seen) == list(range(40)), flush=True)
+    if __name__ == "__main__":
+        workers.PATIENCE_S = float(sys.argv[1])
+        method, at_start = sys.argv[2], sys.argv[3:]
+        loader = workers.Loader(Slow(), batch_size=2, num_workers=2, persistent_workers=True,
+                                worker_init_fn=workers.worker_init(), multiprocessing_context=method)
+        seen = []
+        with StopRequests() as stop:
+            try:
+                batches = iter(loader)
+                if at_start:  # the whole job, while the workers are still starting (importing torch)
+                    os.killpg(0, getattr(signal, at_start[0]))
+                for k, batch in enumerate(batches):
+                    seen += batch.tolist()
+                    if k == 0:
+                        print("loading", flush=True)
+            except RuntimeError as e:
+                print("error:", e, "| from:", e.__cause__, flush=True)
+                sys.exit(3)
+        print("signal", stop.signum, "items", sorted(seen) == list(range(40)), flush=True)
 """)
 
 
@@ -57,10 +64,18 @@ def child_processes(pid):
     return children
 
 
-def _start(patience):
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(patience)], stdout=subprocess.PIPE,
+def _start(patience, method="fork", *at_start, script=None):
+    """The script above as a file (spawn and forkserver workers import the main module), in its own
+    process group."""
+    path = os.path.join(script, "loader_script.py") if script else None
+    if path:
+        with open(path, "w") as f:
+            f.write(SCRIPT)
+    command = [path] if path else ["-c", SCRIPT]
+    proc = subprocess.Popen([sys.executable, *command, str(patience), method, *at_start], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    assert proc.stdout.readline().strip() == "loading"
+    if not at_start:
+        assert proc.stdout.readline().strip() == "loading"
     return proc
 
 
@@ -120,3 +135,29 @@ def test_workers_alive_at_interpreter_exit_end_with_it():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "[0, 1]"
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
+def test_workers_are_protected_from_their_first_instruction(tmp_path, method, name):
+    """The job's signal while the workers are still starting (a spawned worker is importing torch):
+    they live, load every item for the training process, and it takes the signal."""
+    proc = _start(30, method, name, script=str(tmp_path))
+    output = _finish(proc)
+    assert proc.returncode == 0, output
+    assert output.strip().splitlines()[-1] == f"signal {int(getattr(signal, name))} items True", output
+
+
+def test_training_with_spawned_or_forkserver_workers_matches_forked_ones(synthetic_root, tmp_path):
+    """DATA_LOADER.START_METHOD: the dataset, its worker_init_fn and the shared stop state travel to
+    spawned workers, and a sample's augmentation does not depend on how its worker started."""
+    from vidpool.engine import train
+
+    from ..engine.test_train import tiny_cfg
+
+    run = ["DATA_LOADER.NUM_WORKERS", "2", "SOLVER.MAX_EPOCH", "1", "TEST.ENABLE", "False",
+           "TENSORBOARD.ENABLE", "False", "MODEL.DROPOUT_RATE", "0.5"]
+    stats = {method: train(tiny_cfg(synthetic_root, tmp_path / method, *run, "DATA_LOADER.START_METHOD", method))
+             for method in ("fork", "spawn", "forkserver")}
+    assert stats["spawn"]["train_loss"] == stats["fork"]["train_loss"] == stats["forkserver"]["train_loss"]
+    assert stats["spawn"]["val_loss"] == stats["fork"]["val_loss"]

@@ -23,7 +23,7 @@ def choice_problem(key: str, value, choices: Sequence[str]) -> List[str]:
     """[] when ``value`` is one of ``choices``, else one line naming the key, the choices and the closest."""
     if value in choices:
         return []
-    listed = ", ".join(map(str, choices)) if len(choices) <= 12 else f"{len(choices)} names ({LISTS.get(key, '')})"
+    listed = ", ".join(str(c) or '""' for c in choices) if len(choices) <= 12 else f"{len(choices)} names ({LISTS.get(key, '')})"
     return [f"{key} {value!r} is not one of: {listed}{_suggest(value, choices)}"]
 
 
@@ -77,7 +77,7 @@ def _train_values(cfg) -> List[str]:
 
 
 def _choices(cfg) -> List[str]:
-    from vidpool.data.build import DATASETS
+    from vidpool.data.build import DATASETS, START_METHODS
     from vidpool.data.datasets.hacs import NEGATIVES
     from vidpool.data.decoding import BACKENDS
     from vidpool.data.sampling import SHORT_MODES
@@ -97,7 +97,8 @@ def _choices(cfg) -> List[str]:
             + choice_problem("SOLVER.LR_POLICY", cfg.SOLVER.LR_POLICY, POLICIES)
             + choice_problem("TRAIN.CHECKPOINT_TYPE", cfg.TRAIN.CHECKPOINT_TYPE, ("auto",) + tuple(SOURCES))
             + choice_problem("DATA.SHORT_CLIPS", cfg.DATA.SHORT_CLIPS, SHORT_MODES)
-            + choice_problem("DATA.HACS_NEGATIVES", cfg.DATA.HACS_NEGATIVES, NEGATIVES))
+            + choice_problem("DATA.HACS_NEGATIVES", cfg.DATA.HACS_NEGATIVES, NEGATIVES)
+            + choice_problem("DATA_LOADER.START_METHOD", cfg.DATA_LOADER.START_METHOD, START_METHODS))
 
 
 def _files(cfg, train: bool, test: bool) -> List[str]:

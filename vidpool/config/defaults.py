@@ -100,6 +100,7 @@ _C.DATA_LOADER = CfgNode()
 _C.DATA_LOADER.NUM_WORKERS = 4    # decoding processes per training process (0: decode in the main process)
 _C.DATA_LOADER.PIN_MEMORY = True  # pinned host memory (used only with CUDA)
 _C.DATA_LOADER.PERSISTENT_WORKERS = True  # keep workers alive between epochs (with NUM_WORKERS > 0)
+_C.DATA_LOADER.START_METHOD = ""  # how workers start: fork, spawn or forkserver ("": the platform's default)
 
 _C.MULTIGRID = CfgNode()  # multigrid training (Wu et al. 2020); names and defaults as in PySlowFast
 _C.MULTIGRID.LONG_CYCLE = False    # train on smaller clips with larger batches first, within each LR step

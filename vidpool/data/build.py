@@ -26,7 +26,7 @@ from .datasets.ucf101 import read_class_index, read_ucf101
 from .frame_cache import frame_cache
 from .sampling import ClipShape
 from .samplers import ClipBatchSampler, ShardSampler, distributed
-from .workers import worker_init
+from .workers import Loader, worker_init
 
 log = logging.getLogger("vidpool.data")
 
@@ -152,6 +152,9 @@ def build_dataset(cfg, split: str) -> VideoClipDataset:
         name=f"{name} {source}", frame_cache=cache)
 
 
+START_METHODS = ("", "fork", "spawn", "forkserver")  # DATA_LOADER.START_METHOD ("": the platform's default)
+
+
 def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, shape: Optional[ClipShape] = None,
                  batch_size: Optional[int] = None) -> DataLoader:
     """A DataLoader over ``build_dataset(cfg, split)`` (or ``dataset``). ``TRAIN.BATCH_SIZE`` /
@@ -179,10 +182,12 @@ def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, sh
     batches = ClipBatchSampler(sampler, total // world, shape or default_shape(cfg), drop_last=train,
                                seed=cfg.RNG_SEED + rank)
     workers = cfg.DATA_LOADER.NUM_WORKERS
-    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_clips,
-                      pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
-                      persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
-                      worker_init_fn=worker_init(), generator=generator)
+    method = cfg.DATA_LOADER.START_METHOD or None
+    return Loader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_clips,
+                  pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
+                  persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
+                  worker_init_fn=worker_init(), generator=generator,
+                  multiprocessing_context=method if workers > 0 else None)
 
 
 def iterate(loader: DataLoader):

@@ -19,10 +19,20 @@ goes on until the loader shuts it down as usual. Every other SIGTERM ends the wo
   signal then, and torch reports it where it still watches the worker.
 SIGUSR1 (SLURM's ``--signal`` warning) is ignored by workers: the training process answers it, and
 nothing uses it to end a worker.
+
+All of this holds from a worker's first instruction, whatever the start method: ``Loader`` starts
+its workers with SIGTERM and SIGUSR1 blocked in the starting thread. A new process inherits the
+block through fork and exec (and so does the forkserver process when this starts it, and every
+worker it forks), so a signal sent while a spawned worker is still importing waits, pending, until
+``worker_init_fn`` has installed the handlers above and lets it through. Without it, a worker
+started with spawn or forkserver runs with the default actions until then, and SIGTERM or SIGUSR1
+kills it. (A forkserver that something else started earlier, without the block, forks workers
+without it; vidpool starts its own when its first loader starts workers.)
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import functools
 import multiprocessing
@@ -30,12 +40,15 @@ import multiprocessing.util  # noqa: F401  (its exit handler must be registered 
 import os
 import random
 import signal
+import threading
 import time
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 RUNNING, STOPPING, EXITING = 0, 1, 2
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
 PATIENCE_S = 30.0  # how long a signalled worker waits for the training process to take the same signal
 
 # What the training process is doing, in shared memory: its workers read it in their signal handler.
@@ -84,9 +97,49 @@ def _init_worker(state, worker_id: int) -> None:
     signal.signal(signal.SIGTERM, _TermHandler(state))  # replaces torch's worker handler (set before this)
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # the signals held since the process started come now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def worker_init():
     """The ``worker_init_fn`` of every vidpool loader: seeds, and the signal handling above (the
     shared state travels with it, so this works with any start method)."""
     return functools.partial(_init_worker, _state)
+
+
+@contextlib.contextmanager
+def signals_held(start_method: str = "fork"):
+    """SIGTERM and SIGUSR1 wait (blocked, not lost) in this thread while the block runs; processes
+    started in it inherit the block (see the module's text). A no-op outside the main thread.
+
+    Before spawn and forkserver start anything, multiprocessing starts its resource tracker (one
+    process for the job's shared memory), and that unblocks SIGTERM in the calling thread when done
+    (it blocks SIGINT and SIGTERM for the tracker's start and then unblocks them, whatever the mask
+    was before). So the tracker starts here, with both signals held: it ignores SIGTERM itself and
+    keeps SIGUSR1 blocked for good (a SIGUSR1 to the whole job would otherwise kill it), and the
+    block is put back after it."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        if start_method in ("spawn", "forkserver"):
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()  # a no-op when it runs already
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+class Loader(DataLoader):
+    """A DataLoader whose worker processes start with the stop signals held (``signals_held``);
+    give it ``worker_init_fn=worker_init()``, which releases them."""
+
+    def _get_iterator(self):
+        if self.num_workers == 0:
+            return super()._get_iterator()
+        context = self.multiprocessing_context
+        with signals_held(context.get_start_method() if context is not None else multiprocessing.get_start_method()):
+            return super()._get_iterator()
