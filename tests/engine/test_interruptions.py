@@ -422,3 +422,70 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_never_outlives_the_good_on
     monkeypatch.setattr(trainer, "build_training_model", build)
     train(tiny_cfg(synthetic_root, tmp_path, *run, "SOLVER.MAX_EPOCH", "2"))
     assert "resumed from " + stopped.value.path in (tmp_path / "log.txt").read_text()
+
+
+def _sbatch_environment(tmp_path):
+    """tools/slurm_torchrun.sbatch outside SLURM: `srun` runs its command on this machine, `scontrol`
+    names this host and records a requeue in a file; torchrun is the real one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text('#!/bin/sh\nexec "$@"\n')
+    (bin_dir / "scontrol").write_text('#!/bin/sh\nif [ "$1" = show ]; then echo 127.0.0.1; '
+                                      'else echo "$@" >> "$REQUEUES"; fi\n')
+    for tool in ("srun", "scontrol"):
+        os.chmod(bin_dir / tool, 0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+               SLURM_JOB_ID="4242", SLURM_JOB_NODELIST="node0", SLURM_JOB_NUM_NODES="1", NPROC_PER_NODE="2",
+               MASTER_PORT=str(_free_port()), REQUEUES=str(tmp_path / "requeues.txt"))
+    return env
+
+
+def _group_ends(pgid, seconds=120):
+    """Whether every process of the group has ended within ``seconds`` (no orphan trains on)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.killpg(pgid, signal.SIGKILL)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["time limit", "scancel"])
+def test_the_slurm_torchrun_script_stops_after_a_checkpoint_and_requeues_only_at_the_time_limit(
+        synthetic_root, tmp_path, uninterrupted_ddp, how):
+    """The documented sbatch script with a real torchrun (2 processes, loader workers). The time
+    limit's warning (SIGUSR1 to the batch script alone, --signal=B:) reaches both training processes
+    through srun and torchrun: one checkpoint, every process ends, the job is requeued, and the
+    requeued job ends as an uninterrupted run. scancel (SIGTERM to every process of the job): a
+    checkpoint, every process ends, no requeue."""
+    out = tmp_path / "run"
+    script = [os.path.join(ROOT, "tools", "slurm_torchrun.sbatch")]
+    command = _command(synthetic_root, out, torchrun=True)
+    args = command[command.index(os.path.join(ROOT, "tools", "train_net.py")) + 1:]  # the overrides
+    env = _sbatch_environment(tmp_path)
+    proc = subprocess.Popen(["bash", *script, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)
+    if how == "time limit":
+        proc.send_signal(signal.SIGUSR1)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+    output, _ = proc.communicate(timeout=180)
+    assert _group_ends(proc.pid), "processes of the job outlived it"
+    newest = ckpt.load_checkpoint(ckpt.list_checkpoints(str(out))[-1])
+    assert (newest["epoch"], newest.get("iteration", 0)) >= (1, 4) and len(newest["rng_per_rank"]) == 2
+    assert ckpt.progress_of(ckpt.list_checkpoints(str(out))[-1]) < (3, 0)  # stopped, not finished
+    requeues = tmp_path / "requeues.txt"
+    if how == "scancel":
+        assert not requeues.exists()
+        return
+    assert proc.returncode == 0 and requeues.read_text() == "requeue 4242\n", output[-3000:]
+    env["MASTER_PORT"] = str(_free_port())
+    done = subprocess.run(["bash", *script, *args], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert requeues.read_text() == "requeue 4242\n"  # a finished run is not requeued
+    _assert_same_run(uninterrupted_ddp, out)
