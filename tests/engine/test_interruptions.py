@@ -489,3 +489,51 @@ def test_the_slurm_torchrun_script_stops_after_a_checkpoint_and_requeues_only_at
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert requeues.read_text() == "requeue 4242\n"  # a finished run is not requeued
     _assert_same_run(uninterrupted_ddp, out)
+
+
+SLOW_SAVE = """
+import os, sys, time
+from vidpool.cli import main
+from vidpool.engine import checkpoint as ckpt
+
+save = ckpt.save_checkpoint
+
+
+def slow_save(path, state):  # rank 0 writes slowly once the test has sent its signal
+    if os.environ["RANK"] == "0" and os.path.exists(os.environ["SLOW_SAVE_AFTER"]):
+        time.sleep(33)
+    save(path, state)
+
+
+ckpt.save_checkpoint = slow_save
+sys.exit(main(["train", *sys.argv[1:]]))
+"""
+
+
+@pytest.mark.slow
+def test_no_rank_exits_while_rank_0_is_still_writing_the_stop_checkpoint(synthetic_root, tmp_path):
+    """When one process exits, torchrun sends SIGTERM to the others and kills them 30 s later (not
+    configurable on that path). With a write that takes 33 s, every rank waits for rank 0's write,
+    so the checkpoint of the stop is complete and both ranks reach the end of the stop."""
+    out = tmp_path / "run"
+    script = tmp_path / "slow_save_train.py"
+    script.write_text(SLOW_SAVE)
+    command = _command(synthetic_root, out, torchrun=True)
+    at = command.index(os.path.join(ROOT, "tools", "train_net.py"))
+    command = command[:at] + [str(script)] + command[at + 1:]
+    marker = tmp_path / "signalled"
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, SLOW_SAVE_AFTER=str(marker)), start_new_session=True)
+    _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)
+    ranks = {}
+    for pid in child_processes(proc.pid):
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        ranks[int(env[b"RANK"])] = int(pid)
+    marker.write_text("")
+    os.kill(ranks[1], signal.SIGUSR1)
+    output, _ = proc.communicate(timeout=180)
+    assert output.count("preempted") == 2, output[-3000:]  # both ranks reached the end of the stop
+    newest = ckpt.list_checkpoints(str(out))[-1]
+    assert ckpt.progress_of(newest) > (1, 4), output[-3000:]
+    assert len(ckpt.load_checkpoint(newest)["rng_per_rank"]) == 2
