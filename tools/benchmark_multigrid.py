@@ -14,10 +14,11 @@ per seed on 2 CPU cores. Each run trains from scratch into (--out)/<plain|multig
 (--out)/curves_seed<S>.png (both runs against training time, vidpool visualize curves --x time) and
 ends with the line
 
-    multigrid wall-time ratio R, top-1 difference D points (mean of N seeds)
+    multigrid wall-time ratio R, top-1 difference D points (95 % CI L to H, N seeds)
 
 R: mean over seeds of multigrid's wall time (training and testing, the whole command) over the plain
-run's; D: mean of multigrid's video top-1 minus the plain run's.
+run's; D: mean of multigrid's video top-1 minus the plain run's, with its interval over seeds and
+test videos (vidpool compare, printed above it).
 """
 import argparse
 import csv
@@ -78,11 +79,10 @@ def main(argv=None):
         print(f"wrote {curves}", flush=True)
     print("\n| seed | run | epochs | training s | wall s (train + test) | video top-1 % | wall time vs plain |")
     print("|---|---|---|---|---|---|---|")
-    ratios, diffs = [], []
+    ratios = []
     for seed in args.seeds:
         plain, mg = [r for r in rows if r["seed"] == seed]
         ratios.append(mg["seconds"] / plain["seconds"])
-        diffs.append(mg["top1"] - plain["top1"])
         for r in (plain, mg):
             print(f"| {seed} | {r['name']} | {r['epochs']} | {r['train_s']:.0f} | {r['seconds']:.0f} | {r['top1']:.2f} | "
                   f"{r['seconds'] / plain['seconds']:.2f} |")
@@ -91,8 +91,17 @@ def main(argv=None):
         spread = f" ± {statistics.stdev(top1):.2f}" if len(top1) > 1 else ""
         print(f"{name}: video top-1 {statistics.fmean(top1):.2f}{spread} %, wall "
               f"{statistics.fmean(r['seconds'] for r in rows if r['name'] == name):.0f} s (mean of {len(top1)})")
-    print(f"multigrid wall-time ratio {statistics.fmean(ratios):.2f}, top-1 difference {statistics.fmean(diffs):+.2f} "
-          f"points (mean of {len(args.seeds)} seeds)")
+    from vidpool.analysis.compare import compare_predictions, format_comparison
+
+    def predictions(name):
+        return [os.path.join(r["out"], "predictions.csv") for seed in args.seeds for r in rows
+                if r["seed"] == seed and r["name"] == name]
+
+    result = compare_predictions(predictions("multigrid"), predictions("plain"))
+    print("\n" + format_comparison(result, "multigrid", "plain"))
+    ci = (f"95 % CI {result.ci[0]:+.2f} to {result.ci[1]:+.2f}, " if result.ci[0] is not None else "")
+    print(f"\nmultigrid wall-time ratio {statistics.fmean(ratios):.2f}, top-1 difference {result.delta_mean:+.2f} "
+          f"points ({ci}{len(args.seeds)} seeds)")
     return 0
 
 

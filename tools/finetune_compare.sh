@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fine-tune a max-pool and a SoftPool model the same way, test both (vidpool train tests after
-# training when TEST.ENABLE is on) and compare them on the same test videos with McNemar's test.
+# training when TEST.ENABLE is on) and compare them on the same test videos (vidpool compare: the
+# per-video McNemar table of this one seed pair; a verdict needs several seeds, see docs/experiments.md).
 #
 #   tools/finetune_compare.sh MAX_CFG SOFTPOOL_CFG [KEY VALUE ...]
 #
@@ -36,5 +37,5 @@ for cfg in "$max_cfg" "$soft_cfg"; do
 done
 max_out=$(output_dir "$max_cfg" "$@")
 soft_out=$(output_dir "$soft_cfg" "$@")
-echo "== McNemar's test on the test videos: $max_out vs $soft_out"
+echo "== the two runs on the same test videos: $max_out vs $soft_out"
 run "$PY" -m vidpool compare --names max softpool "$max_out/predictions.csv" "$soft_out/predictions.csv"

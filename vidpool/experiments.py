@@ -8,9 +8,9 @@ Every combination of axis values is a cell: a normal training run (``vidpool tra
 OUTPUT_DIR under ``out``. A finished cell (its test written) is skipped, an interrupted one resumes
 from its checkpoints, and a cell whose folder holds a run of other overrides is an error, so a grid
 can be rerun or extended safely. The summary groups the cells over the seed axis (mean and sample
-standard deviation of the video top-1/top-5) and tests every non-baseline value of the baseline axes
-against the baseline with McNemar's test, matching the other axes and the seed, with the 2x2 tables
-of all seeds summed (:mod:`vidpool.analysis.mcnemar`).
+standard deviation of the video top-1/top-5) and compares every non-baseline value of the baseline
+axes with the baseline, matching the other axes and pairing the runs by seed, with seed-level
+statistics and one verdict rule (:mod:`vidpool.analysis.compare`).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from vidpool.analysis.mcnemar import LEVELS, Table, mcnemar, table_from_predictions
+from vidpool.analysis.compare import RULE, compare_predictions
 from vidpool.engine.run_log import read_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -301,7 +301,7 @@ def _mean_std(values: Sequence[float]) -> Tuple[Optional[float], Optional[float]
 
 
 def summarise(grid: Grid, with_complexity: bool = True) -> dict:
-    """Records per cell group (over seeds) and McNemar comparisons against the baseline, from the
+    """Records per cell group (over seeds) and comparisons against the baseline, from the
     finished cells' files; unfinished cells are listed and left out."""
     cells = grid.cells()
     done = [c for c in cells if c.finished()]
@@ -329,9 +329,9 @@ def summarise(grid: Grid, with_complexity: bool = True) -> dict:
 
 
 def compare(grid: Grid, done: Sequence[Cell]) -> List[dict]:
-    """McNemar's test of every non-baseline cell group against the baseline group with the same
-    values on the other axes, over the test videos of runs with the same seed (tables summed over
-    seeds, as the paper pools its per-run tables)."""
+    """Every non-baseline cell group against the baseline group with the same values on the other
+    axes, runs paired by seed, with the seed-level statistics of :mod:`vidpool.analysis.compare`
+    (A = the compared group, B = the baseline)."""
     if not grid.baseline:
         return []
     by_values = {tuple(sorted((k, _slug(v)) for k, v in c.values.items())): c for c in done}
@@ -341,37 +341,30 @@ def compare(grid: Grid, done: Sequence[Cell]) -> List[dict]:
         if all(values[k] == v for k, v in grid.baseline.items()):
             continue
         base_values = {**values, **grid.baseline}
-        counts = [0, 0, 0, 0]
-        seeds, notes = [], []
-        for c in done:
-            if c.group() != key:
-                continue
+        seeds, notes, mine, theirs = [], [], [], []
+        for c in sorted((c for c in done if c.group() == key), key=lambda c: str(c.seed())):
             partner = by_values.get(tuple(sorted((k, _slug(v)) for k, v in {**c.values, **grid.baseline}.items())))
             if partner is None:
                 notes.append(f"no finished baseline run for seed {c.seed()}")
                 continue
-            matched = table_from_predictions(os.path.join(partner.out, "predictions.csv"),
-                                             os.path.join(c.out, "predictions.csv"))
-            if matched.only_a or matched.only_b or matched.label_mismatch:
-                notes.append(f"seed {c.seed()}: {len(matched.only_a)} videos only in the baseline, "
-                             f"{len(matched.only_b)} only in the compared run, {len(matched.label_mismatch)} "
-                             "with different labels (left out)")
-            t = matched.table
-            for i, n in enumerate((t.n00, t.n01, t.n10, t.n11)):
-                counts[i] += n
+            mine.append(os.path.join(c.out, "predictions.csv"))
+            theirs.append(os.path.join(partner.out, "predictions.csv"))
             seeds.append(c.seed())
         if not seeds:
             continue
-        table = Table(*counts)
-        rec: Dict[str, Any] = {"compared": values, "baseline": base_values, "seeds": seeds, "n00": table.n00,
-                               "n01": table.n01, "n10": table.n10, "n11": table.n11, "notes": notes}
-        if table.discordant:
-            r = mcnemar(table)
-            rec.update(chi2=r.chi2, p=r.p_value, exact_p=r.exact_p_value, level=r.level,
-                       better=("compared" if table.n01 > table.n10 else "baseline") if r.level else None)
-        else:
-            rec.update(chi2=None, p=None, exact_p=None, level=0.0, better=None)
-            notes.append("no discordant video: the test is undefined")
+        rec: Dict[str, Any] = {"compared": values, "baseline": base_values, "seeds": seeds, "notes": notes}
+        try:
+            result = compare_predictions(mine, theirs)
+        except ValueError as e:
+            notes.append(f"not compared: {e}")
+            out.append(rec)
+            continue
+        names = {"A better": "compared better", "B better": "baseline better"}
+        rec.update(delta_mean=result.delta_mean, ci=result.ci, ci_bootstrap=result.ci_bootstrap,
+                   p_permutation=result.p_permutation, p_a_better=result.p_a_better,
+                   p_a_better_ci=result.p_a_better_ci, verdict=names.get(result.verdict, result.verdict),
+                   per_seed=result.seeds)
+        notes.extend(result.notes)
         out.append(rec)
     return out
 
@@ -401,15 +394,19 @@ def markdown(summary: dict) -> str:
                      f"{_fmt(r['top1_mean'])} ± {_fmt(r['top1_std'])} | {_fmt(r['top5_mean'])} ± {_fmt(r['top5_std'])} | "
                      f"{params} | {_fmt(r.get('gflops'), 3)} | {_fmt(r['train_s_mean'], 0)} |")
     if summary["comparisons"]:
-        crit = ", ".join(f"{conf:g} % for χ² ≥ {c}" for c, conf in reversed(LEVELS))
-        lines += ["", f"McNemar's test against the baseline ({_label(g['baseline'])}), same test videos, 2×2 tables "
-                  f"summed over seeds (continuity-corrected χ², 1 dof; {crit}):", "",
-                  "| compared | seeds | baseline alone right | compared alone right | χ² | p | exact p | level |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", f"Against the baseline ({_label(g['baseline'])}), runs paired by seed on the same test videos: "
+                  "mean top-1 difference (compared - baseline, points) with its 95 % interval over seeds and videos, "
+                  "the sign-flip permutation p over seeds, P(compared > baseline) and the verdict "
+                  f"({RULE}; docs/experiments.md).", "",
+                  "| compared | seeds | Δ top-1 | 95 % CI | permutation p | P(compared > baseline) | verdict |",
+                  "|---|---|---|---|---|---|---|"]
         for c in summary["comparisons"]:
-            level = f"{c['level']:g} % ({c['better']} better)" if c["level"] else "not significant"
-            lines.append(f"| {_label(c['compared'])} | {len(c['seeds'])} | {c['n10']} | {c['n01']} | {_fmt(c['chi2'])} | "
-                         f"{_p(c['p'])} | {_p(c['exact_p'])} | {level} |")
+            if "verdict" not in c:
+                lines.append(f"| {_label(c['compared'])} | {len(c['seeds'])} | – | – | – | – | not compared |")
+                continue
+            ci = f"{_fmt(c['ci'][0])} to {_fmt(c['ci'][1])}" if c["ci"][0] is not None else "– (one seed)"
+            lines.append(f"| {_label(c['compared'])} | {len(c['seeds'])} | {c['delta_mean']:+.2f} | {ci} | "
+                         f"{_p(c['p_permutation'])} | {c['p_a_better']:.2f} | {c['verdict']} |")
     if summary["unfinished"]:
         lines += ["", f"Unfinished cells (left out): {', '.join(summary['unfinished'])}"]
     return "\n".join(lines) + "\n"
@@ -424,16 +421,18 @@ def write_results(summary: dict, out: str) -> List[str]:
         json.dump(summary, f, indent=1, default=str)
     keys = [k for k in summary["grid"]["axes"] if k != summary["grid"]["seed_key"]]
     fields = ["kind"] + keys + ["runs", "seeds", "top1_mean", "top1_std", "top5_mean", "top5_std", "params", "gflops",
-                                "train_s_mean", "train_s_std", "baseline", "n00", "n01", "n10", "n11", "chi2", "p",
-                                "exact_p", "level", "better"]
+                                "train_s_mean", "train_s_std", "baseline", "delta_mean", "ci_low", "ci_high",
+                                "p_permutation", "p_a_better", "verdict"]
     with open(paths[1], "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         for r in summary["records"]:
             w.writerow({"kind": "cell", **r, "seeds": " ".join(map(str, r["seeds"]))})
         for c in summary["comparisons"]:
-            w.writerow({"kind": "mcnemar", **c["compared"], **{k: c[k] for k in c if k not in ("compared", "notes")},
-                        "baseline": _label(c["baseline"]), "runs": len(c["seeds"]),
+            ci = c.get("ci") or [None, None]
+            w.writerow({"kind": "comparison", **c["compared"],
+                        **{k: c[k] for k in ("delta_mean", "p_permutation", "p_a_better", "verdict") if k in c},
+                        "ci_low": ci[0], "ci_high": ci[1], "baseline": _label(c["baseline"]), "runs": len(c["seeds"]),
                         "seeds": " ".join(map(str, c["seeds"]))})
     with open(paths[2], "w") as f:
         f.write(markdown(summary))

@@ -1,7 +1,5 @@
-"""McNemar's test against tables computed by hand, predictions.csv matching, and the command line."""
+"""McNemar's test against tables computed by hand, and predictions.csv matching."""
 import csv
-import subprocess
-import sys
 
 import pytest
 
@@ -57,19 +55,3 @@ def test_predictions_matched_by_video_id(tmp_path):
     bad.write_text("id,ok\nv1,1\n")
     with pytest.raises(ValueError, match="not a predictions.csv"):
         table_from_predictions(str(bad), str(b))
-
-
-def test_command_line(tmp_path):
-    tool = ["-m", "vidpool", "compare"]
-    done = subprocess.run([sys.executable, *tool, "--table", "10", "25", "10", "55", "--names", "max", "softpool"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "chi2 (continuity corrected, 1 dof) = 5.6000" in done.stdout
-    assert "significant at the 97.5 % level" in done.stdout and "softpool is better" in done.stdout
-    done = subprocess.run([sys.executable, *tool, "--table", "4", "0", "0", "9"], capture_output=True, text=True)
-    assert done.returncode == 2 and "n01 + n10 = 0" in done.stderr
-    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
-    _write(a, [("v1", 0, 1), ("v2", 1, 0), ("x", 0, 1)])
-    _write(b, [("v1", 0, 0), ("v2", 1, 1)])
-    done = subprocess.run([sys.executable, *tool, str(a), str(b)], capture_output=True, text=True)
-    assert done.returncode == 0 and "1 videos only in" in done.stderr and "discordant 2" in done.stdout

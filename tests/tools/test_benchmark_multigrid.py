@@ -37,7 +37,7 @@ def test_benchmark_runs_both_schedules_and_reports_the_means(synthetic_root, tmp
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
     m = re.fullmatch(r"multigrid wall-time ratio (\d+\.\d\d), top-1 difference ([+-]\d+\.\d\d) points "
-                     r"\(mean of 2 seeds\)", last)
+                     r"\(95 % CI ([+-]\d+\.\d\d) to ([+-]\d+\.\d\d), 2 seeds\)", last)
     assert m, last
     diffs = []
     for seed in (0, 1):
@@ -48,6 +48,7 @@ def test_benchmark_runs_both_schedules_and_reports_the_means(synthetic_root, tmp
         assert [r["crop_size"] for r in _epochs(mg)][0] == 23 and _epochs(mg)[-1]["crop_size"] == 32
         assert os.path.isfile(out / f"curves_seed{seed}.png")
     assert float(m.group(2)) == pytest.approx(sum(diffs) / 2, abs=0.006)
+    assert float(m.group(3)) <= float(m.group(2)) <= float(m.group(4))
     # R is the mean of the per-seed ratios of the whole commands' wall times (the table's rows)
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if re.match(r"\| [01] \| multigrid", line)]
     assert len(rows) == 2 and float(m.group(1)) == pytest.approx(sum(float(r[6]) for r in rows) / 2, abs=0.006)

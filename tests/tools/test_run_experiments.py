@@ -84,19 +84,21 @@ def test_tiny_grid_two_jobs_results_and_skip_when_finished(synthetic_root, tmp_p
         assert rec["top1_std"] == pytest.approx(statistics.stdev(top1))
         assert rec["top5_mean"] == pytest.approx(statistics.fmean(top5))
         assert rec["params"] > 0 and rec["gflops"] > 0 and rec["train_s_mean"] > 0
-    # McNemar of softpool against max, same seed matched, tables summed over both seeds
-    n01 = n10 = 0
+    # softpool against max, paired by seed: the per-seed top-1 differences and discordant counts
+    deltas, discordant = [], []
     for s in (0, 1):
-        a, b = _predictions(cells["max", s].out), _predictions(cells["softpool", s].out)
-        n01 += sum(a[v]["correct"] == "0" and b[v]["correct"] == "1" for v in a)
-        n10 += sum(a[v]["correct"] == "1" and b[v]["correct"] == "0" for v in a)
+        a, b = _predictions(cells["softpool", s].out), _predictions(cells["max", s].out)
+        deltas.append(_accuracy(a) - _accuracy(b))
+        discordant.append((sum(a[v]["correct"] == "0" and b[v]["correct"] == "1" for v in a),
+                           sum(a[v]["correct"] == "1" and b[v]["correct"] == "0" for v in a)))
     (cmp,) = res["comparisons"]
-    assert cmp["compared"] == {"MODEL.POOL": "softpool"} and (cmp["n01"], cmp["n10"]) == (n01, n10)
-    if n01 + n10:
-        assert cmp["chi2"] == pytest.approx(max(abs(n01 - n10) - 1, 0) ** 2 / (n01 + n10))
+    assert cmp["compared"] == {"MODEL.POOL": "softpool"} and cmp["seeds"] == [0, 1]
+    assert cmp["delta_mean"] == pytest.approx(statistics.fmean(deltas))
+    assert [(s["n01"], s["n10"]) for s in cmp["per_seed"]] == discordant
+    assert cmp["verdict"] in ("compared better", "baseline better", "no difference shown")
     with open(tmp_path / "tiny" / "results.csv") as f:
         kinds = [r["kind"] for r in csv.DictReader(f)]
-    assert sorted(kinds) == ["cell", "cell", "mcnemar"]
+    assert sorted(kinds) == ["cell", "cell", "comparison"]
     assert os.path.getsize(tmp_path / "tiny" / "results.png") > 10_000
     # rerun: every cell finished, nothing trains again (no file of any run is touched)
     before = {c.name: os.stat(os.path.join(c.out, "stats.jsonl")).st_mtime_ns for c in grid.cells()}
@@ -148,32 +150,36 @@ def _fake_cell(cell: Cell, correct, top1, seconds=10.0):
         f.write(json.dumps({"kind": "test", "epoch": 1, "test_video_top1": top1, "test_video_top5": 100.0}) + "\n")
 
 
-def test_mcnemar_on_hand_built_predictions_pooled_over_seeds(tmp_path):
+def test_comparisons_on_hand_built_predictions_are_paired_by_seed(tmp_path):
     base = tmp_path / "base.yaml"
     base.write_text("MODEL:\n  ARCH: r3d_10\n")
     grid = Grid(name="hand", base=str(base), overrides={}, out=str(tmp_path / "hand"), seed_key="RNG_SEED",
                 axes={"MODEL.ARCH": ["r3d_10", "i3d"], "MODEL.POOL": ["max", "softpool", "lp"], "RNG_SEED": [0, 1]},
                 baseline={"MODEL.POOL": "max"})
     cells = {(c.values["MODEL.ARCH"], c.values["MODEL.POOL"], c.values["RNG_SEED"]): c for c in grid.cells()}
-    # r3d_10, 20 videos. seed 0: max right on v0-v9, softpool right on v5-v17 -> n01 = 8, n10 = 5
-    #                    seed 1: max right on v0-v4, softpool right on v0-v15 -> n01 = 11, n10 = 0
+    # r3d_10, 20 videos. seed 0: max right on v0-v9 (50 %), softpool on v5-v17 (65 %): softpool alone
+    #   right 8, max alone right 5; seed 1: max right on v0-v4 (25 %), softpool on v0-v15 (80 %): 11 and 0
     _fake_cell(cells["r3d_10", "max", 0], [i < 10 for i in range(20)], 50.0)
     _fake_cell(cells["r3d_10", "softpool", 0], [5 <= i < 18 for i in range(20)], 65.0)
     _fake_cell(cells["r3d_10", "max", 1], [i < 5 for i in range(20)], 25.0)
     _fake_cell(cells["r3d_10", "softpool", 1], [i < 16 for i in range(20)], 80.0)
-    # i3d: lp identical to max on seed 0 only (no discordant video); i3d softpool has no run at all
+    # i3d: lp identical to max on seed 0 only; i3d softpool has no run at all
     _fake_cell(cells["i3d", "max", 0], [i % 2 == 0 for i in range(20)], 50.0)
     _fake_cell(cells["i3d", "lp", 0], [i % 2 == 0 for i in range(20)], 50.0)
     summary = summarise(grid, with_complexity=False)
     comps = {(c["compared"]["MODEL.ARCH"], c["compared"]["MODEL.POOL"]): c for c in summary["comparisons"]}
     assert set(comps) == {("r3d_10", "softpool"), ("i3d", "lp")}
     sp = comps["r3d_10", "softpool"]
-    assert (sp["n00"], sp["n01"], sp["n10"], sp["n11"]) == (2 + 4, 8 + 11, 5 + 0, 5 + 5)
-    assert sp["baseline"] == {"MODEL.ARCH": "r3d_10", "MODEL.POOL": "max"} and sorted(sp["seeds"]) == [0, 1]
-    assert sp["chi2"] == pytest.approx((19 - 5 - 1) ** 2 / 24)  # 7.0417: past 6.635
-    assert sp["level"] == 99.0 and sp["better"] == "compared"
+    assert sp["baseline"] == {"MODEL.ARCH": "r3d_10", "MODEL.POOL": "max"} and sp["seeds"] == [0, 1]
+    assert sp["delta_mean"] == pytest.approx((15 + 55) / 2)
+    assert [(s["top1_a"], s["top1_b"], s["n10"], s["n01"]) for s in sp["per_seed"]] == [(65, 50, 8, 5), (80, 25, 11, 0)]
+    # exact McNemar per seed: 2 P(Bin(13, 1/2) <= 5) = 2 * 2380 / 8192; 2 P(Bin(11, 1/2) = 0) = 2 / 2048
+    assert [s["p_exact"] for s in sp["per_seed"]] == pytest.approx([2 * 2380 / 8192, 2 / 2048])
+    # two seeds, both in favour: the pooled table said "99 %", the seeds cannot (permutation p >= 1/2)
+    assert sp["p_permutation"] == pytest.approx(0.5) and sp["p_a_better"] == 1.0
+    assert sp["ci"][0] < 0 < sp["ci"][1] and sp["verdict"] == "no difference shown"
     lp = comps["i3d", "lp"]
-    assert lp["chi2"] is None and "undefined" in lp["notes"][-1]
+    assert lp["delta_mean"] == 0 and lp["ci"] == [None, None] and "one seed pair" in " ".join(lp["notes"])
     recs = {(r["MODEL.ARCH"], r["MODEL.POOL"]): r for r in summary["records"]}
     assert recs["r3d_10", "softpool"]["top1_mean"] == pytest.approx(72.5)
     assert recs["r3d_10", "softpool"]["top1_std"] == pytest.approx(10.606601717798213)  # stdev([65, 80])
@@ -181,10 +187,10 @@ def test_mcnemar_on_hand_built_predictions_pooled_over_seeds(tmp_path):
     assert len(summary["unfinished"]) == 12 - 6
     paths = write_results(summary, grid.out)
     md = open(paths[2]).read()
-    assert "| ARCH=r3d_10, POOL=softpool | 2 | 5 | 19 | 7.04 |" in md
+    assert "| ARCH=r3d_10, POOL=softpool | 2 | +35.00 |" in md and "no difference shown |" in md
     with open(paths[1]) as f:
         rows = list(csv.DictReader(f))
-    assert [r["kind"] for r in rows].count("mcnemar") == 2 and [r["kind"] for r in rows].count("cell") == 4
+    assert [r["kind"] for r in rows].count("comparison") == 2 and [r["kind"] for r in rows].count("cell") == 4
 
 
 def test_bad_grids_and_changed_settings_are_clear_errors(synthetic_root, tmp_path):

@@ -24,7 +24,7 @@ COMMANDS = {
     "experiments": ("experiments", "run an ablation grid and write its results"),
     "submit": ("submit", "submit a training run to SLURM (requeued on time-outs)"),
     "visualize": ("visualize", "pictures: pooled videos, saliency, training curves"),
-    "compare": ("compare", "McNemar's test between two models' predictions.csv"),
+    "compare": ("compare", "is method A better than B? seed-level statistics over runs (predictions.csv)"),
     "similarity": ("similarity", "how much of an image or video each pooling method keeps (SSIM, PSNR)"),
     "gate-rates": ("gate_rates", "how often each SRTG gate lets its recalibration through"),
 }

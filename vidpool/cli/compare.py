@@ -1,50 +1,54 @@
-"""McNemar's test: is model B's accuracy significantly different from model A's on the same videos?
+"""Is method A better than method B? Seed-level statistics over runs tested on the same videos.
 
-    vidpool compare output/run_max/predictions.csv output/run_softpool/predictions.csv
-    vidpool compare --table N00 N01 N10 N11
+    vidpool compare --a max_s0/predictions.csv max_s1/predictions.csv max_s2/predictions.csv \\
+                    --b soft_s0/predictions.csv soft_s1/predictions.csv soft_s2/predictions.csv
+    vidpool compare --a A.csv --b B.csv --json
+    vidpool compare A.csv B.csv                        # one seed pair: the per-video table only
+    python tools/compare_runs.py --a ... --b ...       # the same tool
 
-From two predictions.csv files of vidpool test (matched by video id; ids in one file only, or
-with different true labels, are reported and left out), or from a 2x2 table: N00 both wrong, N01 A
-wrong and B right, N10 A right and B wrong, N11 both right. Prints the table, the continuity-
-corrected chi^2 with its p-value, the exact binomial p-value, and the significance level reached
-(95 / 97.5 / 99 %: chi^2 >= 3.84 / 5.02 / 6.63).
+Runs are paired by position (the i-th file of --a with the i-th of --b: the same seed), every file a
+predictions.csv of `vidpool test` over the same test videos. Prints, per pair, both top-1s, the
+discordant counts and McNemar's exact p; across pairs, the mean top-1 difference A - B with its 95 %
+interval (paired two-level bootstrap: seeds, then videos), the sign-flip permutation p, P(A > B)
+with its interval, and one verdict: "A better", "B better" or "no difference shown" (the rule is
+printed with it; docs/experiments.md explains it). --json prints one JSON object instead (keys
+delta_mean, ci, p_permutation, p_a_better, p_a_better_ci, verdict, seeds, videos, rule, notes).
 """
 import os
 import sys
 
 from vidpool.cli._args import parser
-from vidpool.analysis.mcnemar import Table, format_result, mcnemar, table_from_predictions
 
 
 def main(argv=None):
     ap = parser("compare", __doc__, cfg="none")
-    ap.add_argument("predictions", nargs="*", help="predictions.csv of model A, then of model B")
-    ap.add_argument("--table", nargs=4, type=int, metavar=("N00", "N01", "N10", "N11"))
-    ap.add_argument("--names", nargs=2, metavar=("A", "B"), help="names for the two models in the output")
+    ap.add_argument("pair", nargs="*", metavar="CSV", help="two predictions.csv (A, B): one seed pair, --a X --b Y")
+    ap.add_argument("--a", nargs="+", default=[], metavar="CSV", help="method A's predictions.csv, one per seed")
+    ap.add_argument("--b", nargs="+", default=[], metavar="CSV", help="method B's, in the same seed order")
+    ap.add_argument("--names", nargs=2, metavar=("A", "B"), help="names for the two methods in the output")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--replicates", type=int, default=10000, help="bootstrap replicates (default 10000)")
     args = ap.parse_args(argv)
-    if bool(args.table) == bool(args.predictions) or (args.predictions and len(args.predictions) != 2):
-        ap.error("give two predictions.csv files or --table N00 N01 N10 N11")
+    if args.pair and (args.a or args.b or len(args.pair) != 2):
+        ap.error("give --a and --b, or two files (A B) without them")
+    if args.pair:
+        args.a, args.b = [args.pair[0]], [args.pair[1]]
+    if not args.a or not args.b:
+        ap.error("give --a A.csv ... and --b B.csv ... (one predictions.csv per seed each)")
+    from vidpool.analysis.compare import compare_predictions, format_comparison
+
+    for path in args.a + args.b:
+        if not os.path.isfile(path):
+            ap.error(f"no such file: {path}")
     try:
-        if args.table:
-            table, names = Table(*args.table), args.names or ["A", "B"]
-        else:
-            for path in args.predictions:
-                if not os.path.isfile(path):
-                    ap.error(f"no such file: {path}")
-            matched = table_from_predictions(*args.predictions)
-            table = matched.table
-            names = args.names or [os.path.basename(os.path.dirname(os.path.abspath(p))) or p
-                                   for p in args.predictions]
-            for label, ids in ((f"only in {args.predictions[0]}", matched.only_a),
-                               (f"only in {args.predictions[1]}", matched.only_b),
-                               ("with different true labels (left out)", matched.label_mismatch)):
-                if ids:
-                    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-                    print(f"warning: {len(ids)} videos {label}: {shown}", file=sys.stderr)
-            if not any(vars(table).values()):
-                ap.error("the two files have no video in common")
-        print(format_result(mcnemar(table), *names))
+        result = compare_predictions(args.a, args.b, replicates=args.replicates)
     except ValueError as e:
         print(f"vidpool compare: error: {e}", file=sys.stderr)
         return 2
+    if args.json:
+        print(result.to_json())
+    else:
+        names = args.names or [os.path.basename(os.path.dirname(os.path.abspath(paths[0]))) or "A"
+                               for paths in (args.a, args.b)]
+        print(format_comparison(result, *names))
     return 0
