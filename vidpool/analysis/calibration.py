@@ -52,31 +52,33 @@ def load_outcomes(path: str) -> np.ndarray:
     return np.array([[int(r[k]) for r in rows] for k in runs], dtype=np.int8)
 
 
-def outcomes_of(paths: Sequence[str]) -> np.ndarray:
-    """Runs' outcomes (runs, videos) from predictions.csv files over the same videos."""
+def _read_runs(paths: Sequence[str]) -> Tuple[list, np.ndarray]:
+    """The video ids and the runs' outcomes (runs, videos) of predictions.csv files."""
     from .compare import read_outcomes
 
     runs = [read_outcomes(p) for p in paths]
     videos = sorted(runs[0])
     if any(set(r) != set(videos) for r in runs):
         raise ValueError("the runs are not over the same test videos")
-    return np.array([[r[v][0] for v in videos] for r in runs], dtype=np.int8)
+    return videos, np.array([[r[v][0] for v in videos] for r in runs], dtype=np.int8)
+
+
+def outcomes_of(paths: Sequence[str]) -> np.ndarray:
+    """Runs' outcomes (runs, videos) from predictions.csv files over the same videos."""
+    return _read_runs(paths)[1]
 
 
 def save_outcomes(path: str, paths: Sequence[str]) -> None:
     """The outcomes of predictions.csv files as one table: video_id, then one 0/1 column per run."""
     import csv
 
-    from .compare import read_outcomes
-
-    runs = [read_outcomes(p) for p in paths]
-    videos = sorted(runs[0])
+    videos, outcomes = _read_runs(paths)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["video_id"] + [f"run{i}" for i in range(len(runs))])
-        for v in videos:
-            w.writerow([v] + [r[v][0] for r in runs])
+        w.writerow(["video_id"] + [f"run{i}" for i in range(len(outcomes))])
+        for i, v in enumerate(videos):
+            w.writerow([v] + [int(x) for x in outcomes[:, i]])
 
 
 def fit_model(outcomes: np.ndarray, seed: int = 0, seed_sd: Optional[float] = None) -> Model:

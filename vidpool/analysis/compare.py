@@ -37,16 +37,14 @@ report is reproducible.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .mcnemar import exact_p
+from .mcnemar import exact_p, read_outcomes
 
 LEVEL = 0.05
 VERDICTS = ("A better", "B better", "no difference shown")
@@ -87,26 +85,6 @@ class Comparison:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
-
-
-def read_outcomes(path: str) -> Dict[str, Tuple[int, str]]:
-    """video id -> (1 right / 0 wrong, true label) from a predictions.csv of vidpool test."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"video_id", "correct"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: not a predictions.csv of vidpool test (no column {sorted(missing)})")
-        rows: Dict[str, Tuple[int, str]] = {}
-        for line, row in enumerate(reader, start=2):
-            vid = row["video_id"]
-            if vid in rows:
-                raise ValueError(f"{path}:{line}: video {vid!r} appears twice")
-            if row["correct"] not in ("0", "1"):
-                raise ValueError(f"{path}:{line}: 'correct' must be 0 or 1, got {row['correct']!r}")
-            rows[vid] = (int(row["correct"]), row.get("true_label", ""))
-    return rows
 
 
 def pairs_from_predictions(a_paths: Sequence[str], b_paths: Sequence[str]) -> List[Pair]:

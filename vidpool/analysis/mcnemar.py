@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
@@ -72,27 +73,30 @@ def mcnemar(table: Table) -> Result:
     return Result(table, chi2, chi2_sf_1dof(chi2), exact_p(table.n01, table.n10), level)
 
 
-def _read(path: str) -> Dict[str, Tuple[bool, str]]:
+def read_outcomes(path: str) -> Dict[str, Tuple[int, str]]:
+    """video id -> (1 right / 0 wrong, true label) from a predictions.csv of vidpool test."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = {"video_id", "correct"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{path}: not a predictions.csv of vidpool test (no column {sorted(missing)})")
-        rows: Dict[str, Tuple[bool, str]] = {}
+        rows: Dict[str, Tuple[int, str]] = {}
         for line, row in enumerate(reader, start=2):
             vid = row["video_id"]
             if vid in rows:
                 raise ValueError(f"{path}:{line}: video {vid!r} appears twice")
             if row["correct"] not in ("0", "1"):
                 raise ValueError(f"{path}:{line}: 'correct' must be 0 or 1, got {row['correct']!r}")
-            rows[vid] = (row["correct"] == "1", row.get("true_label", ""))
+            rows[vid] = (int(row["correct"]), row.get("true_label", ""))
     return rows
 
 
 def table_from_predictions(path_a: str, path_b: str) -> Matched:
     """The 2x2 table over the videos both files contain (matched by video id); ids found in one file
     only, and ids whose true labels disagree (left out), are reported."""
-    a, b = _read(path_a), _read(path_b)
+    a, b = read_outcomes(path_a), read_outcomes(path_b)
     counts = {(0, 0): 0, (0, 1): 0, (1, 0): 0, (1, 1): 0}
     mismatch = []
     for vid in sorted(a.keys() & b.keys()):
