@@ -47,6 +47,7 @@ class Grid:
     baseline: Dict[str, Any]
     seed_key: Optional[str]
     out: str
+    select_on: str = "val"  # the split a "best" cell group is chosen on
 
     def cells(self) -> List["Cell"]:
         keys = list(self.axes)
@@ -134,10 +135,13 @@ def load_grid(path: str, validate: bool = True) -> Grid:
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a grid is a mapping with base, axes, ... (got {type(raw).__name__})")
-    unknown = set(raw) - {"base", "overrides", "axes", "baseline", "seed_key", "out", "name"}
+    unknown = set(raw) - {"base", "overrides", "axes", "baseline", "seed_key", "out", "name", "select_on"}
     if unknown:
         raise ValueError(f"{path}: unknown grid field(s) {sorted(unknown)} (base, overrides, axes, baseline, "
-                         "seed_key, out, name)")
+                         "seed_key, out, name, select_on)")
+    select_on = raw.get("select_on", "val")
+    if select_on not in ("val", "test"):
+        raise ValueError(f"{path}: select_on must be val or test, got {select_on!r}")
     for required in ("base", "axes"):
         if required not in raw:
             raise ValueError(f"{path}: the grid needs '{required}'")
@@ -167,7 +171,7 @@ def load_grid(path: str, validate: bool = True) -> Grid:
     name = raw.get("name") or os.path.splitext(os.path.basename(path))[0]
     grid = Grid(name=name, base=_resolve(raw["base"], path), overrides=dict(overrides), axes=dict(axes),
                 baseline=dict(baseline), seed_key=seed_key,
-                out=os.path.abspath(raw.get("out") or os.path.join("output", "experiments", name)))
+                out=os.path.abspath(raw.get("out") or os.path.join("output", "experiments", name)), select_on=select_on)
     if not os.path.isfile(grid.base):
         raise FileNotFoundError(f"{path}: base config {raw['base']} not found")
     if validate:
@@ -184,6 +188,12 @@ def load_grid(path: str, validate: bool = True) -> Grid:
 def final_test_record(out: str) -> Optional[dict]:
     tests = read_stats(out, "test")
     return tests[-1] if tests else None
+
+
+def final_val_top1(out: str) -> Optional[float]:
+    """The validation top-1 of a run's last validated epoch (None: it never validated)."""
+    epochs = [r for r in read_stats(out, "epoch") if r.get("val_top1") is not None]
+    return float(epochs[-1]["val_top1"]) if epochs else None
 
 
 def train_seconds(out: str) -> float:
@@ -318,14 +328,29 @@ def summarise(grid: Grid, with_complexity: bool = True) -> dict:
         rec["top1_mean"], rec["top1_std"] = _mean_std(top1)
         rec["top5_mean"], rec["top5_std"] = _mean_std(top5)
         rec["top1"], rec["top5"] = top1, top5
+        val = [final_val_top1(c.out) for c in members]
+        rec["val_top1"] = val if all(v is not None for v in val) else []
+        rec["val_top1_mean"], rec["val_top1_std"] = _mean_std(rec["val_top1"]) if rec["val_top1"] else (None, None)
         rec["train_s_mean"], rec["train_s_std"] = _mean_std([train_seconds(c.out) for c in members])
         if with_complexity:
             rec.update(complexity(grid, members[0]))
         records.append(rec)
     return {"grid": {"name": grid.name, "base": grid.base, "overrides": grid.overrides, "axes": grid.axes,
-                     "baseline": grid.baseline, "seed_key": grid.seed_key, "out": grid.out},
-            "records": records, "comparisons": compare(grid, done),
+                     "baseline": grid.baseline, "seed_key": grid.seed_key, "out": grid.out, "select_on": grid.select_on},
+            "records": records, "comparisons": compare(grid, done), "best": best(grid, records),
             "unfinished": [c.name for c in cells if not c.finished()]}
+
+
+def best(grid: Grid, records: Sequence[dict]) -> Optional[dict]:
+    """The cell group with the highest mean top-1 on the grid's ``select_on`` split (val unless the
+    grid says test), with both splits' numbers; None when no group has that split's numbers."""
+    key = "val_top1_mean" if grid.select_on == "val" else "top1_mean"
+    candidates = [r for r in records if r.get(key) is not None]
+    if not candidates:
+        return None
+    chosen = max(candidates, key=lambda r: r[key])
+    return {"values": {k: chosen[k] for k in grid.group_keys}, "chosen_on": grid.select_on,
+            "val_top1_mean": chosen.get("val_top1_mean"), "test_top1_mean": chosen["top1_mean"]}
 
 
 def compare(grid: Grid, done: Sequence[Cell]) -> List[dict]:
@@ -385,14 +410,22 @@ def markdown(summary: dict) -> str:
     g = summary["grid"]
     keys = [k for k in g["axes"] if k != g["seed_key"]]
     seeds = f" over {g['seed_key']} {g['axes'][g['seed_key']]}" if g["seed_key"] else ""
-    lines = [f"# {g['name']}", "", f"Video top-1 / top-5 (%), mean ± sample std{seeds}; training time per run.", "",
-             "| " + " | ".join(k.split(".")[-1] for k in keys) + " | runs | top-1 | top-5 | params (M) | GFLOPs | "
-             "train s |", "|" + "---|" * (len(keys) + 6)]
+    lines = [f"# {g['name']}", "", f"Video top-1 / top-5 (%), mean ± sample std{seeds}: validation (last validated "
+             "epoch, clips) and test (videos) side by side; training time per run.", "",
+             "| " + " | ".join(k.split(".")[-1] for k in keys) + " | runs | val top-1 | test top-1 | test top-5 | "
+             "params (M) | GFLOPs | train s |", "|" + "---|" * (len(keys) + 7)]
     for r in summary["records"]:
         params = _fmt(r["params"] / 1e6) if "params" in r else "–"
-        lines.append("| " + " | ".join(str(r[k]) for k in keys) + f" | {r['runs']} | "
+        val = f"{_fmt(r['val_top1_mean'])} ± {_fmt(r['val_top1_std'])}" if r.get("val_top1_mean") is not None else "–"
+        lines.append("| " + " | ".join(str(r[k]) for k in keys) + f" | {r['runs']} | {val} | "
                      f"{_fmt(r['top1_mean'])} ± {_fmt(r['top1_std'])} | {_fmt(r['top5_mean'])} ± {_fmt(r['top5_std'])} | "
                      f"{params} | {_fmt(r.get('gflops'), 3)} | {_fmt(r['train_s_mean'], 0)} |")
+    chosen = summary.get("best")
+    if chosen:
+        warning = (" — chosen on the test split: its test number is not a result" if chosen["chosen_on"] == "test"
+                   else "; its test top-1 is the result to report")
+        lines += ["", f"Best on {chosen['chosen_on']}: {_label(chosen['values'])} (val top-1 "
+                  f"{_fmt(chosen['val_top1_mean'])}, test top-1 {_fmt(chosen['test_top1_mean'])}){warning}."]
     if summary["comparisons"]:
         lines += ["", f"Against the baseline ({_label(g['baseline'])}), runs paired by seed on the same test videos: "
                   "mean top-1 difference (compared - baseline, points) with its 95 % interval over seeds and videos, "
@@ -420,7 +453,8 @@ def write_results(summary: dict, out: str) -> List[str]:
     with open(paths[0], "w") as f:
         json.dump(summary, f, indent=1, default=str)
     keys = [k for k in summary["grid"]["axes"] if k != summary["grid"]["seed_key"]]
-    fields = ["kind"] + keys + ["runs", "seeds", "top1_mean", "top1_std", "top5_mean", "top5_std", "params", "gflops",
+    fields = ["kind"] + keys + ["runs", "seeds", "val_top1_mean", "val_top1_std", "top1_mean", "top1_std", "top5_mean",
+                                "top5_std", "params", "gflops",
                                 "train_s_mean", "train_s_std", "baseline", "delta_mean", "ci_low", "ci_high",
                                 "p_permutation", "p_a_better", "verdict"]
     with open(paths[1], "w", newline="") as f:

@@ -3,7 +3,6 @@ computation and full enumeration, the files it refuses, the JSON it prints."""
 import csv
 import itertools
 import json
-import os
 
 import numpy as np
 import pytest

@@ -220,13 +220,13 @@ def test_training_draws_the_sampling_rate_from_the_shape_range(synthetic_root, m
 
 def test_every_missing_video_is_listed_in_the_run_folder(synthetic_root, tmp_path, caplog):
     """At HACS scale videos vanish from YouTube by the thousand: two examples in the log are not
-    enough, so each split writes the full list into OUTPUT_DIR, training and test alike."""
+    enough, so each split writes the full list into OUTPUT_DIR, training, validation and test alike."""
     from vidpool.config import load_cfg
     from vidpool.data import build_dataset
 
     root = tmp_path / "ucf"
     shutil.copytree(os.path.join(synthetic_root, "ucf101"), root)
-    gone = sorted(str(p) for p in (root / "UCF-101").rglob("*.avi"))[::7]  # in both splits
+    gone = sorted(str(p) for p in (root / "UCF-101").rglob("*.avi"))[::7]  # in every split
     for p in gone:
         os.remove(p)
     out = tmp_path / "run"
@@ -234,8 +234,8 @@ def test_every_missing_video_is_listed_in_the_run_folder(synthetic_root, tmp_pat
                           "MODEL.NUM_CLASSES", "5", "OUTPUT_DIR", str(out)])
     listed = []
     with caplog.at_level(logging.WARNING):
-        for split in ("train", "test"):
+        for split in ("train", "val", "test"):
             build_dataset(cfg, split)
             listed.append(set((out / f"missing_videos_{split}.txt").read_text().split()))
-    assert all(listed) and listed[0] | listed[1] == set(gone) and not listed[0] & listed[1]
+    assert all(listed) and set.union(*listed) == set(gone) and sum(map(len, listed)) == len(gone)
     assert f"every one is listed in {out / 'missing_videos_train.txt'}" in caplog.text

@@ -26,6 +26,13 @@ def _truth(root):
     return truth
 
 
+def _split_of_group(group, split_id):
+    """The split a synthetic video belongs to, from its group: 26-28 validate, split k's seven test."""
+    if group >= 26:
+        return "val"
+    return "test" if group in held_out_groups(split_id) else "train"
+
+
 def test_class_lists(synthetic_root):
     assert read_class_names(os.path.join(synthetic_root, "classes.txt")) == CLASSES[:5]
 
@@ -82,7 +89,7 @@ def test_kinetics_reader(synthetic_root, split):
     root = os.path.join(synthetic_root, "kinetics")
     records, report = read_kinetics(root, os.path.join(root, "videos"), split, CLASSES[:5])
     truth = _truth(synthetic_root)
-    expected = sum(1 for label, group in truth.values() if (group in held_out_groups(1)) == (split != "train"))
+    expected = sum(1 for label, group in truth.values() if _split_of_group(group, 1) == split)
     assert len(records) == expected == report.rows and report.missing == 0
     for rec in records:
         assert os.path.isfile(rec.path) and rec.path.endswith("_000000_000003.mp4")
@@ -126,10 +133,11 @@ def test_kinetics_sanitised_flat_and_list_layouts(tmp_path, synthetic_root):
 def test_ucf101_reader(synthetic_root, split_id):
     root = os.path.join(synthetic_root, "ucf101")
     truth = _truth(synthetic_root)
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         records, report, classes = read_ucf101(root, root, split, split_id)
         assert classes == [camel(c) for c in CLASSES[:5]]
-        expected = {v for v, (_, g) in truth.items() if (g in held_out_groups(split_id)) == (split == "test")}
+        expected = {v for v, (_, g) in truth.items() if _split_of_group(g, split_id) == split}
+        assert expected
         assert {r.video_id for r in records} == expected and report.missing == 0
         assert all(r.label == truth[r.video_id][0] for r in records)
 

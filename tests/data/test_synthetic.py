@@ -1,4 +1,5 @@
 """The synthetic generator: determinism, motion that matches the class name, real MP4 output."""
+import csv
 import os
 import subprocess
 import sys
@@ -96,11 +97,40 @@ def test_generation_layout_and_errors(tmp_path):
     assert summary["classes"] == CLASSES[:3]
     mp4s = [f for _, _, files in os.walk(tmp_path / "hacs" / "videos") for f in files]
     avis = [f for _, _, files in os.walk(tmp_path / "ucf101" / "UCF-101") for f in files]
-    assert len(mp4s) == len(avis) == 12
+    assert summary["val_videos"] == 3 and len(mp4s) == len(avis) == 12 + 3  # a validation video per class
     with pytest.raises(ValueError, match="num_classes"):
         make_synthetic_dataset(str(tmp_path), num_classes=11)
     with pytest.raises(ValueError, match="even"):
         make_synthetic_dataset(str(tmp_path), size=(33, 32))
+
+
+def test_validation_videos_are_apart_and_leave_the_others_as_they_were(tmp_path):
+    """The validation split (groups 26-28) is disjoint from every training and test list, in all
+    three layouts, and adding it changes no training or test video."""
+    kw = dict(num_videos=20, num_classes=2, frames=8, fps=8, size=(32, 32), workers=1, progress=False)
+    make_synthetic_dataset(str(tmp_path / "without"), val_videos=0, **kw)
+    make_synthetic_dataset(str(tmp_path / "with"), val_videos=4, **kw)
+    lists = {d: tmp_path / d / "ucf101" / "ucfTrainTestlist" for d in ("without", "with")}
+    for k in (1, 2, 3):
+        for name in (f"trainlist0{k}.txt", f"testlist0{k}.txt"):
+            assert (lists["with"] / name).read_text() == (lists["without"] / name).read_text()
+        val = (lists["with"] / f"vallist0{k}.txt").read_text().split()
+        others = (lists["with"] / f"trainlist0{k}.txt").read_text() + (lists["with"] / f"testlist0{k}.txt").read_text()
+        assert len(val) == 4 and all(int(v.split("_g")[1][:2]) in (26, 27, 28) and v not in others for v in val)
+    assert (lists["without"] / "vallist01.txt").read_text() == ""
+    for video in (lists["with"] / "trainlist01.txt").read_text().split()[::2][:3]:  # the same bytes
+        a, b = (tmp_path / d / "ucf101" / "UCF-101" / video for d in ("without", "with"))
+        assert a.read_bytes() == b.read_bytes()
+    with open(tmp_path / "with" / "hacs" / "HACS_clips_v1.1.1.csv") as f:
+        subsets = {}
+        for row in csv.DictReader(f):
+            if row["label"] == "1":
+                subsets.setdefault(row["subset"], set()).add(row["youtube_id"])
+    assert len(subsets["validation"]) == 4 and not subsets["validation"] & (subsets["training"] | subsets["testing"])
+    kinetics = {split: {line.split(",")[1] for line in open(tmp_path / "with" / "kinetics" / f"{name}.csv")
+                        .read().splitlines()[1:]} for split, name in (("train", "train"), ("val", "validate"),
+                                                                        ("test", "test"))}
+    assert kinetics["val"] == subsets["validation"] and kinetics["test"] == subsets["testing"]
 
 
 def test_make_demo_data_tool(tmp_path):
@@ -122,3 +152,30 @@ def test_clutter_scales_the_background_texture():
     assert len({tuple(c) for c in textured}) > 100
     with pytest.raises(ValueError, match="clutter"):
         render_clip(0, seed=4, clutter=-1.0)
+
+
+ENCODE_120 = """
+import hashlib, sys
+from vidpool.data.datasets.synthetic import render_clip, write_mp4
+for seed in range(120):
+    path = sys.argv[1] + f"/{seed}.mp4"
+    write_mp4(path, render_clip(seed % 10, 1000 + seed, 32, (48, 64), clutter=0.3), 16)
+    print(hashlib.md5(open(path, "rb").read()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_the_same_clips_give_the_same_bytes_in_every_process(tmp_path):
+    """The demo set is made again on every machine, so a seed must give one data set. Two processes
+    whose fresh memory holds different bytes (glibc's MALLOC_PERTURB_) encode the same 120 demo-sized
+    clips: the files are identical (with x264's macroblock tree on, about 6 of them differed)."""
+    digests = []
+    for perturb in ("1", "254"):
+        folder = tmp_path / perturb
+        folder.mkdir()
+        done = subprocess.run([sys.executable, "-c", ENCODE_120, str(folder)], capture_output=True, text=True,
+                              env=dict(os.environ, MALLOC_PERTURB_=perturb))
+        assert done.returncode == 0, done.stderr
+        digests.append(done.stdout.split())
+    assert len(digests[0]) == 120
+    assert [i for i, (a, b) in enumerate(zip(*digests)) if a != b] == []

@@ -31,14 +31,16 @@ def test_broken_files_of_every_kind_are_listed_and_never_stop_a_run(synthetic_ro
     lists = root / "ucfTrainTestlist"
     train_rel = [line.split()[0] for line in open(lists / "trainlist01.txt") if line.strip()]
     test_rel = [line.split()[0] for line in open(lists / "testlist01.txt") if line.strip()]
+    val_rel = [line.split()[0] for line in open(lists / "vallist01.txt") if line.strip()]
     good = os.path.join(root, "UCF-101", train_rel[-1])
     kinds = ["empty", "text", "truncated", "audio", "zero-division", "permission"]
     bad_train = {_break(str(root), rel, kind, good): kind for rel, kind in zip(train_rel, kinds)}
     bad_test = {_break(str(root), rel, kind, good): kind for rel, kind in zip(test_rel, ["text", "permission"])}
+    bad_val = {_break(str(root), val_rel[0], "empty", good): "empty"}
     real_read = base.read_clip
 
     def read_clip(path, *args, **kwargs):  # failures vidpool's decoder does not raise itself
-        kind = {**bad_train, **bad_test}.get(path)
+        kind = {**bad_train, **bad_val, **bad_test}.get(path)
         if kind == "zero-division":
             raise ZeroDivisionError("division by zero")  # e.g. a stream that reports a 0x0 frame size
         if kind == "permission":
@@ -51,15 +53,15 @@ def test_broken_files_of_every_kind_are_listed_and_never_stop_a_run(synthetic_ro
                    "SOLVER.MAX_EPOCH", "1", "TENSORBOARD.ENABLE", "False")
     stats = train(cfg)
     assert stats["epoch"] == 1 and stats["skipped_videos"] >= len(bad_train)  # 13 batches of 2: every record
-    assert stats["val_unreadable"] == len(bad_test)
+    assert stats["val_unreadable"] == len(bad_val)
     summary = run_test(cfg)
     assert summary["videos"] == 14 and summary["readable_videos"] == 12
     with open(out / "bad_videos.txt") as f:
         listed = dict(line.rstrip("\n").split("\t") for line in f)
-    assert set(listed) == set(bad_train) | set(bad_test)  # once each, over training, validation and test
+    assert set(listed) == set(bad_train) | set(bad_val) | set(bad_test)  # once each, over the three splits
     expected = {"empty": "empty file", "text": "cannot open", "truncated": "", "audio": "no video stream",
                 "zero-division": "ZeroDivisionError: division by zero", "permission": "PermissionError"}
-    for path, kind in {**bad_train, **bad_test}.items():
+    for path, kind in {**bad_train, **bad_val, **bad_test}.items():
         assert expected[kind] in listed[path] and not listed[path].startswith(path), (kind, listed[path])
     assert _stats(out)[0]["skipped_videos"] == stats["skipped_videos"]
 
@@ -69,7 +71,7 @@ def test_a_crashed_worker_names_the_video_it_was_reading(synthetic_root, tmp_pat
     from vidpool.data import build_loader, iterate
 
     cfg = tiny_cfg(synthetic_root, tmp_path, "DATA_LOADER.NUM_WORKERS", "2", "DATA_LOADER.PERSISTENT_WORKERS", "False")
-    loader = build_loader(cfg, "val")
+    loader = build_loader(cfg, "test")
     victim = loader.dataset.records[5].path
     real_read = base.read_clip
 

@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from vidpool.experiments import Cell, Grid, load_grid, summarise, write_results
+from vidpool.experiments import Cell, Grid, load_grid, markdown, summarise, write_results
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 TOOL = ["-m", "vidpool", "experiments"]
@@ -212,3 +212,39 @@ def test_bad_grids_and_changed_settings_are_clear_errors(synthetic_root, tmp_pat
     done = _tool("--grid", path)
     assert done.returncode == 2 and "holds a run of other settings" in done.stderr
     assert os.listdir(cell.out) == ["experiment_cell.json"]
+
+
+def test_the_best_cell_group_is_chosen_on_validation(tmp_path):
+    """Cell groups whose validation and test rankings disagree: the best is the validation winner,
+    shown with both numbers; select_on test picks the other one and the table says its test number
+    is no result; a grid may only select on val or test."""
+    base = tmp_path / "base.yaml"
+    base.write_text("MODEL:\n  ARCH: r3d_10\n")
+
+    def grid(select_on):
+        return Grid(name="choose", base=str(base), overrides={}, out=str(tmp_path / "choose"), seed_key="RNG_SEED",
+                    axes={"MODEL.POOL": ["max", "softpool"], "RNG_SEED": [0, 1]}, baseline={},
+                    select_on=select_on)
+
+    cells = {(c.values["MODEL.POOL"], c.values["RNG_SEED"]): c for c in grid("val").cells()}
+    # max: val 70 and 74 (mean 72), test 60; softpool: val 66 and 68 (mean 67), test 65
+    for (pool, seed), (val, test) in {("max", 0): (70, 60), ("max", 1): (74, 60), ("softpool", 0): (66, 65),
+                                      ("softpool", 1): (68, 65)}.items():
+        _fake_cell(cells[pool, seed], [i < test // 5 for i in range(20)], float(test))
+        with open(os.path.join(cells[pool, seed].out, "stats.jsonl"), "a") as f:
+            f.write(json.dumps({"epoch": 2, "lr": 0.1, "train_loss": 1.0, "epoch_time_s": 1.0, "val_top1": val}) + "\n")
+    chosen = summarise(grid("val"), with_complexity=False)
+    recs = {r["MODEL.POOL"]: r for r in chosen["records"]}
+    assert recs["max"]["val_top1_mean"] == pytest.approx(72) and recs["softpool"]["val_top1_mean"] == pytest.approx(67)
+    assert chosen["best"] == {"values": {"MODEL.POOL": "max"}, "chosen_on": "val", "val_top1_mean": 72.0,
+                              "test_top1_mean": 60.0}
+    md = open(write_results(chosen, str(tmp_path / "out"))[2]).read()
+    assert "Best on val: POOL=max (val top-1 72.00, test top-1 60.00); its test top-1 is the result" in md
+    assert "| softpool | 2 | 67.00 ± 1.41 | 65.00 ± 0.00 |" in md
+    on_test = summarise(grid("test"), with_complexity=False)
+    assert on_test["best"]["values"] == {"MODEL.POOL": "softpool"} and on_test["best"]["chosen_on"] == "test"
+    assert "chosen on the test split: its test number is not a result" in markdown(on_test)
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"base: {base}\naxes: {{MODEL.POOL: [max]}}\nselect_on: train\n")
+    with pytest.raises(ValueError, match="select_on must be val or test"):
+        load_grid(str(path), validate=False)

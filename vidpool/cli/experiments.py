@@ -10,14 +10,16 @@ A grid file (YAML):
     axes: {MODEL.ARCH: [r3d_10, r2plus1d_10], MODEL.POOL: [max, softpool], RNG_SEED: [0, 1, 2]}
     baseline: {MODEL.POOL: max}        # every other value of these axes is tested against it
     seed_key: RNG_SEED                 # the axis averaged over
+    select_on: val                     # the split the best cell group is chosen on (default val)
     out: output/experiments/NAME
 
 Each cell trains with vidpool train into OUT/cells/<cell>/ (its log in run.log there). Finished
 cells are skipped and interrupted ones resume, so the same command continues or extends a grid.
 --jobs N runs N cells at once with this machine's cores split between them (OMP_NUM_THREADS).
 The summary goes to OUT/results.{md,csv,json} and OUT/results.png: per cell (over the seed axis)
-the mean and sample std of video top-1/top-5, params, GFLOPs and training time; and McNemar's test
-of every non-baseline value against the baseline on the same test videos, tables summed over seeds.
+the mean and sample std of validation top-1 and of test top-1/top-5 side by side, params, GFLOPs
+and training time; the best cell group, chosen on select_on (val); and every non-baseline value
+against the baseline, runs paired by seed (vidpool compare's interval, permutation p and verdict).
 Exit status: 0 when every cell finished, 1 when some failed (their logs are named), 2 on a bad grid.
 """
 import os

@@ -22,6 +22,7 @@ from .datasets.kinetics import SPLIT_FILES as KINETICS_SPLIT_FILES
 from .datasets.kinetics import annotation_file as kinetics_annotation_file
 from .datasets.kinetics import read_kinetics
 from .datasets.ucf101 import list_dir as ucf101_list_dir
+from .datasets.ucf101 import list_file as ucf101_list_file
 from .datasets.ucf101 import read_class_index, read_ucf101
 from .frame_cache import frame_cache
 from .sampling import ClipShape
@@ -101,7 +102,7 @@ def read_annotations(cfg, split: str, keep_missing: bool) -> Annotations:
     else:
         records, report, classes = read_ucf101(ann_dir, root, source, d.UCF101_SPLIT, d.SKIP_BAD_ROWS, keep_missing)
         lists = ucf101_list_dir(ann_dir)
-        own = os.path.join(lists, f"{'train' if source == 'train' else 'test'}list0{d.UCF101_SPLIT}.txt")
+        own = ucf101_list_file(lists, source, d.UCF101_SPLIT)
         files = [own] + sorted(os.path.join(lists, f) for f in os.listdir(lists)
                                if f.endswith(".txt") and os.path.join(lists, f) != own)
         if d.CLASS_NAMES_FILE:

@@ -13,16 +13,20 @@ readers run on it (the video files are hard links, or copies where links are not
   ``videos/<class with _>/v_<id>.mp4``
 - ``root/kinetics``: ``train.csv``, ``validate.csv``, ``test.csv`` and
   ``videos/<split>/<class with _>/<id>_000000_00000S.mp4``
-- ``root/ucf101``: ``ucfTrainTestlist/`` (classInd, train/test lists of splits 1-3) and
-  ``UCF-101/<Class>/v_<Class>_gGG_cCC.avi``
+- ``root/ucf101``: ``ucfTrainTestlist/`` (classInd, train/test lists of splits 1-3, and
+  ``vallist0{1,2,3}.txt``, vidpool's validation lists) and ``UCF-101/<Class>/v_<Class>_gGG_cCC.avi``
 - ``root/classes.txt``: the class names in label order (for DATA.CLASS_NAMES_FILE)
 
 The UCF-101 files are the same H.264 MP4 bytes under the official ``.avi`` names (FFmpeg reads a
 file by its content, not its name). Every tenth video also gets a negative HACS row (label -1) over
 its first 2 seconds, so the negatives option has something to skip or keep.
 
-Videos are spread over 25 groups as in UCF-101; split k tests on groups 7k-6..7k. HACS and Kinetics
-use split 1: groups 8-25 train, groups 1-7 validation and test.
+Videos are spread over 25 groups as in UCF-101; split k tests on groups 7k-6..7k and trains on the
+rest. ``val_videos`` more videos (default a tenth as many) form groups 26-28, the validation split
+of every layout, disjoint from every training and test split: choices (a schedule, a setting) are
+made on them, reports on the test split. HACS and Kinetics use split 1: groups 8-25 train, groups
+1-7 test (HACS "testing", Kinetics test.csv), groups 26-28 validate. The validation videos are drawn
+after the others, so adding them leaves the training and test videos as they were.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -45,6 +49,7 @@ CLASSES = ["moving left", "moving right", "moving up", "moving down", "growing",
            "rotating clockwise", "rotating counterclockwise", "appearing", "vanishing"]
 SHAPES = ("disc", "square", "bar", "triangle")
 GROUPS = 25
+VAL_GROUPS = range(26, 29)  # the validation videos' groups, outside every split's training and test groups
 
 
 def camel(name: str) -> str:
@@ -154,7 +159,10 @@ def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20", "preset": "veryfast"}
+        # mbtree off: x264's macroblock tree reads memory it has not written on frames this small,
+        # so the same frames were encoded differently from process to process (about 2 % of the
+        # demo's videos, up to 30 levels apart after decoding) and the same seed made another set
+        stream.options = {"crf": "20", "preset": "veryfast", "x264-params": "mbtree=0"}
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(packet)
@@ -215,9 +223,10 @@ def _video_id(i: int) -> str:
 
 def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 10, seed: int = 0,
                            frames: int = 48, fps: int = 16, size: Tuple[int, int] = (120, 160), workers: int = 2,
-                           progress: bool = True, clutter: float = 1.0) -> dict:
+                           progress: bool = True, clutter: float = 1.0, val_videos: Optional[int] = None) -> dict:
     """Write the dataset under ``root`` (see the module docstring); returns a summary dict.
-    ``clutter`` scales the background texture's contrast (lower: an easier task)."""
+    ``clutter`` scales the background texture's contrast (lower: an easier task); ``val_videos``
+    validation videos come on top of ``num_videos`` (default ``max(num_classes, num_videos // 10)``)."""
     if not 2 <= num_classes <= len(CLASSES):
         raise ValueError(f"num_classes must be in 2..{len(CLASSES)}, got {num_classes}")
     if num_videos < num_classes:
@@ -231,6 +240,11 @@ def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 
     specs, per_group = [], {}
     for i in range(num_videos):
         label, group = i % num_classes, int(rng.integers(1, GROUPS + 1))
+        clip = per_group[(label, group)] = per_group.get((label, group), 0) + 1
+        specs.append(VideoSpec(i, label, group, clip, int(rng.integers(0, 2 ** 31))))
+    val_videos = max(num_classes, num_videos // 10) if val_videos is None else val_videos
+    for i in range(num_videos, num_videos + val_videos):  # drawn after: the others stay as they were
+        label, group = i % num_classes, int(rng.integers(VAL_GROUPS.start, VAL_GROUPS.stop))
         clip = per_group[(label, group)] = per_group.get((label, group), 0) + 1
         specs.append(VideoSpec(i, label, group, clip, int(rng.integers(0, 2 ** 31))))
     duration = frames / fps
@@ -258,11 +272,15 @@ def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 
     _write_hacs(hacs_root, specs, classes, duration)
     _write_kinetics(os.path.join(root, "kinetics"), specs, classes, master, duration)
     _write_ucf101(os.path.join(root, "ucf101"), specs, classes, master)
-    return {"root": root, "videos": num_videos, "classes": classes, "seconds": round(time.time() - start, 1)}
+    return {"root": root, "videos": num_videos, "val_videos": val_videos, "classes": classes,
+            "seconds": round(time.time() - start, 1)}
 
 
 def _split_of(spec: VideoSpec) -> str:
-    return "validation" if spec.group in held_out_groups(1) else "training"
+    """HACS's subset name for split 1."""
+    if spec.group in VAL_GROUPS:
+        return "validation"
+    return "testing" if spec.group in held_out_groups(1) else "training"
 
 
 def _write_hacs(root: str, specs: List[VideoSpec], classes: List[str], duration: float) -> None:
@@ -271,9 +289,7 @@ def _write_hacs(root: str, specs: List[VideoSpec], classes: List[str], duration:
         out.writerow(["classname", "youtube_id", "subset", "start", "end", "label"])
         s0 = round(max(0.0, (duration - 2) / 2), 3)
         for spec in specs:
-            subsets = [_split_of(spec)] + (["testing"] if _split_of(spec) == "validation" else [])
-            for subset in subsets:
-                out.writerow([classes[spec.label], _video_id(spec.index), subset, s0, s0 + 2, 1])
+            out.writerow([classes[spec.label], _video_id(spec.index), _split_of(spec), s0, s0 + 2, 1])
             if spec.index % 10 == 0:  # a negative clip now and then, as in the real file
                 out.writerow([classes[spec.label], _video_id(spec.index), _split_of(spec), 0, min(2, duration), -1])
 
@@ -283,10 +299,9 @@ def _write_kinetics(root: str, specs, classes, master, duration: float) -> None:
     rows = {"train": [], "val": [], "test": []}
     for spec in specs:
         name = f"{_video_id(spec.index)}_{0:06d}_{end:06d}.mp4"
-        splits = ["train"] if _split_of(spec) == "training" else ["val", "test"]
-        for split in splits:
-            _link(master[spec.index], os.path.join(root, "videos", split, classes[spec.label].replace(" ", "_"), name))
-            rows[split].append([classes[spec.label], _video_id(spec.index), 0, end, split])
+        split = {"training": "train", "validation": "val", "testing": "test"}[_split_of(spec)]
+        _link(master[spec.index], os.path.join(root, "videos", split, classes[spec.label].replace(" ", "_"), name))
+        rows[split].append([classes[spec.label], _video_id(spec.index), 0, end, split])
     for split, fname in (("train", "train.csv"), ("val", "validate.csv"), ("test", "test.csv")):
         with open(os.path.join(root, fname), "w", newline="") as f:
             out = csv.writer(f)
@@ -306,10 +321,13 @@ def _write_ucf101(root: str, specs, classes, master) -> None:
         rel = f"{n}/v_{n}_g{spec.group:02d}_c{spec.clip:02d}.avi"
         paths[spec.index] = rel
         _link(master[spec.index], os.path.join(root, "UCF-101", rel))
+    val = [s for s in specs if s.group in VAL_GROUPS]
     for k in (1, 2, 3):
         test = [s for s in specs if s.group in held_out_groups(k)]
-        train = [s for s in specs if s.group not in held_out_groups(k)]
+        train = [s for s in specs if s.group not in held_out_groups(k) and s.group not in VAL_GROUPS]
         with open(os.path.join(lists, f"trainlist0{k}.txt"), "w") as f:
             f.writelines(f"{paths[s.index]} {s.label + 1}\n" for s in train)
         with open(os.path.join(lists, f"testlist0{k}.txt"), "w") as f:
             f.writelines(f"{paths[s.index]}\n" for s in test)
+        with open(os.path.join(lists, f"vallist0{k}.txt"), "w") as f:
+            f.writelines(f"{paths[s.index]}\n" for s in val)

@@ -4,14 +4,19 @@ classInd.txt numbers the classes from 1 (``1 ApplyEyeMakeup``) and fixes their o
 hold ``Class/v_Class_gGG_cCC.avi N``, test lists the path alone; the class comes from the folder.
 Videos live under ``<root>/<Class>/`` (or ``<root>/UCF-101/<Class>/``). Names are matched without
 regard to case, because the official files disagree: the folder ``HandstandPushups`` holds files
-named ``v_HandStandPushups_*``. UCF-101 has no validation split: ``val`` reads the test list.
+named ``v_HandStandPushups_*``. UCF-101 has no validation split: ``val`` reads ``vallist0k.txt``
+(vidpool's own, same format as a test list; the synthetic set writes one) when it exists, and
+otherwise the test list, with a warning that choices made on it are made on the test videos.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Dict, List, Tuple
 
 from .base import IndexReport, VideoRecord, bad_row, note_missing, text_rows
+
+log = logging.getLogger("vidpool.data")
 
 LIST_DIR = "ucfTrainTestlist"
 
@@ -56,6 +61,16 @@ def _video_index(video_root: str) -> Dict[str, Dict[str, str]]:
     return index
 
 
+def list_file(lists: str, split: str, split_id: int) -> str:
+    """The list a split reads: trainlist0k.txt, testlist0k.txt, and for val vallist0k.txt (vidpool's
+    own, e.g. written by the synthetic set) when it exists, else the test list."""
+    if split == "val":
+        own = os.path.join(lists, f"vallist0{split_id}.txt")
+        if os.path.isfile(own):
+            return own
+    return os.path.join(lists, f"{'train' if split == 'train' else 'test'}list0{split_id}.txt")
+
+
 def read_ucf101(annotation_dir: str, video_root: str, split: str, split_id: int = 1, skip_bad_rows: bool = False,
                 keep_missing: bool = False) -> Tuple[List[VideoRecord], IndexReport, List[str]]:
     """(records, report, class names) of split train/val/test of official split ``split_id`` (1-3)."""
@@ -66,7 +81,12 @@ def read_ucf101(annotation_dir: str, video_root: str, split: str, split_id: int 
     lists = list_dir(annotation_dir)
     classes = read_class_index(os.path.join(lists, "classInd.txt"))
     by_name = {c.lower(): i for i, c in enumerate(classes)}
-    path = os.path.join(lists, f"{'train' if split == 'train' else 'test'}list0{split_id}.txt")
+    path = list_file(lists, split, split_id)
+    if split == "val" and os.path.basename(path).startswith("test"):
+        log.warning("UCF-101 has no validation list (%s): validating on the test list, so whatever is chosen "
+                    "on validation is chosen on the test videos; write vallist0%d.txt (videos from the training "
+                    "list's groups, left out of it) to validate apart", os.path.join(lists, f"vallist0{split_id}.txt"),
+                    split_id)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"UCF-101 list not found: {path}")
     videos = _video_index(video_root)
