@@ -229,3 +229,25 @@ def test_torchrun_run_matches_a_single_process_on_its_checkpoint(synthetic_root,
     stats = _stats(ddp)[0]
     assert stats["val_top1"] == pytest.approx(val["top1"]) and stats["val_top5"] == pytest.approx(val["top5"])
     assert stats["val_loss"] == pytest.approx(val["loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers,cache", [(0, False), (2, True)])
+def test_two_runs_of_one_seed_give_the_same_predictions(synthetic_root, tmp_path, workers, cache):
+    """Train and test twice with the same seed (dropout on, loader workers or not, decoding or the
+    frame cache): the same predictions.csv, byte for byte, and the same weights."""
+    from vidpool.engine import test as run_test
+
+    extra = ["DATA_LOADER.NUM_WORKERS", str(workers), "MODEL.DROPOUT_RATE", "0.5", "TENSORBOARD.ENABLE", "False",
+             "TEST.ENABLE", "False"]
+    if cache:
+        extra += ["DATA.FRAME_CACHE", str(tmp_path / "cache")]
+    runs = []
+    for name in ("first", "second"):
+        cfg = tiny_cfg(synthetic_root, tmp_path / name, *extra)
+        train(cfg)
+        run_test(cfg)
+        runs.append(tmp_path / name)
+    assert (runs[0] / "predictions.csv").read_bytes() == (runs[1] / "predictions.csv").read_bytes()
+    a, b = (load_checkpoint(str(r / "checkpoints" / "checkpoint_epoch_00002.pyth"))["model"] for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
