@@ -3,6 +3,7 @@ per LR step, each long-cycle shape gets epochs in proportion to its mean batch f
 fine-tuning phase saves iterations at the same rate; everything is stretched to EPOCH_FACTOR x
 MAX_EPOCH and the cumulative ends are rounded."""
 import pytest
+import torch
 
 from vidpool.config import load_cfg
 from vidpool.data import ClipShape
@@ -212,3 +213,39 @@ def test_split_batchnorm_matches_batchnorm_per_group():
     ref.load_state_dict(bn.state_dict())
     ref.eval()
     torch.testing.assert_close(bn(x10), ref(x10))
+
+
+def test_multigrid_batch_norm_groups_and_precise_bn_at_the_full_shape(synthetic_root, tmp_path, monkeypatch):
+    """Short cycle with precise BN: the batches precise BN feeds the model (training mode, no
+    gradients) are all at the full crop with TRAIN.BATCH_SIZE clips, never the cycle's small
+    crops; and batch norm groups TRAIN.BATCH_SIZE clips by default, as the run without multigrid."""
+    from vidpool.engine import train, trainer
+    from vidpool.engine.multigrid import SplitBatchNorm3d
+
+    from .test_train import tiny_cfg
+
+    build, seen, groups = trainer.build_training_model, [], set()
+
+    def watched(*args, **kwargs):
+        model = build(*args, **kwargs)
+        groups.update(m.group_size for m in model.modules() if isinstance(m, SplitBatchNorm3d))
+
+        def hook(module, inputs):
+            if module.training and not torch.is_grad_enabled():
+                seen.append(tuple(inputs[0].shape))
+        model.register_forward_pre_hook(hook)
+        return model
+
+    monkeypatch.setattr(trainer, "build_training_model", watched)
+    cfg = tiny_cfg(synthetic_root, tmp_path, "TRAIN.BATCH_SIZE", "2", "SOLVER.STEPS", "[0]", "SOLVER.LRS", "[1]",
+                   "SOLVER.MAX_EPOCH", "1", "MULTIGRID.SHORT_CYCLE", "True", "TEST.ENABLE", "False",
+                   "TRAIN.PRECISE_BN", "True", "TRAIN.PRECISE_BN_BATCHES", "4", "TENSORBOARD.ENABLE", "False")
+    train(cfg)
+    assert groups == {2}  # MULTIGRID.BN_BASE_SIZE 0: the per-process TRAIN.BATCH_SIZE
+    # precise BN before each validation (2 epochs with EPOCH_FACTOR 1.5, the last one always)
+    assert seen and all(s == (2, 3, 4, 32, 32) for s in seen), seen
+    groups.clear()
+    train(tiny_cfg(synthetic_root, tmp_path / "explicit", "MULTIGRID.SHORT_CYCLE", "True", "MULTIGRID.BN_BASE_SIZE",
+                   "2", "TRAIN.BATCH_SIZE", "4", "SOLVER.MAX_EPOCH", "1", "TEST.ENABLE", "False",
+                   "TRAIN.EVAL_PERIOD", "0", "TENSORBOARD.ENABLE", "False"))
+    assert groups == {2}  # as set, not the batch of 4

@@ -73,6 +73,9 @@ def _train_values(cfg) -> List[str]:
         return [f"TRAIN.EVAL_PERIOD must be >= 0 (0: no validation), TRAIN.CHECKPOINT_PERIOD >= 1 and "
                 f"TRAIN.CHECKPOINT_ITERS, KEEP_CHECKPOINTS, KEEP_PERIOD >= 0; got {t.EVAL_PERIOD}, "
                 f"{t.CHECKPOINT_PERIOD}, {t.CHECKPOINT_ITERS}, {t.KEEP_CHECKPOINTS}, {t.KEEP_PERIOD}"]
+    if cfg.MULTIGRID.BN_BASE_SIZE < 0:
+        return [f"MULTIGRID.BN_BASE_SIZE must be >= 0 (0: the per-process TRAIN.BATCH_SIZE), "
+                f"got {cfg.MULTIGRID.BN_BASE_SIZE}"]
     return []
 
 

@@ -108,7 +108,8 @@ _C.MULTIGRID.SHORT_CYCLE = False   # vary the crop from batch to batch (SHORT_CY
 _C.MULTIGRID.EPOCH_FACTOR = 1.5    # train this many times the configured epochs (multigrid's iterations are cheaper)
 _C.MULTIGRID.LONG_CYCLE_FACTORS = [[0.25, 0.5 ** 0.5], [0.5, 0.5 ** 0.5], [0.5, 1.0], [1.0, 1.0]]  # (frames, crop) factors
 _C.MULTIGRID.SHORT_CYCLE_FACTORS = [0.5, 0.5 ** 0.5]  # crop factors of the two smaller short-cycle shapes
-_C.MULTIGRID.BN_BASE_SIZE = 8      # clips per batch-norm statistics group when the per-device batch grows
+_C.MULTIGRID.BN_BASE_SIZE = 0      # clips per batch-norm statistics group as the batch grows (0: the per-process
+                                   # TRAIN.BATCH_SIZE, what the same run without multigrid normalises over)
 
 _C.TENSORBOARD = CfgNode()
 _C.TENSORBOARD.ENABLE = True      # scalars under OUTPUT_DIR/runs

@@ -95,9 +95,10 @@ def build_training_model(cfg, device: torch.device, initialise: bool = True) -> 
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         log.info("batch norm synchronised over %d processes", dist.world_size())
     if multigrid:
-        # multigrid multiplies the batch: keep BN statistics over MULTIGRID.BN_BASE_SIZE clips
+        # multigrid multiplies the batch: keep BN statistics over MULTIGRID.BN_BASE_SIZE clips (by
+        # default the per-process batch at the full shape, as the run without multigrid has them)
         use_split_batchnorm(model)
-        set_batchnorm_group(model, cfg.MULTIGRID.BN_BASE_SIZE)
+        set_batchnorm_group(model, cfg.MULTIGRID.BN_BASE_SIZE or cfg.TRAIN.BATCH_SIZE // dist.world_size())
     if t.FREEZE_STAGES:
         log.info("frozen stages: %s", freeze_stages(model, t.FREEZE_STAGES))
     model.to(device)
@@ -270,6 +271,11 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                          f"{train_set.num_classes} classes")
     train_loader = build_loader(cfg, "train", dataset=train_set)
     val_loader = build_loader(cfg, "val", dataset=val_set)
+    # precise BN sees full-shape batches of TRAIN.BATCH_SIZE (the shape validation and testing use),
+    # not multigrid's smaller clips or short-cycle crops
+    multigrid_on = cfg.MULTIGRID.LONG_CYCLE or cfg.MULTIGRID.SHORT_CYCLE
+    bn_loader = build_loader(cfg, "train", dataset=train_set) if cfg.TRAIN.PRECISE_BN and multigrid_on \
+        else train_loader
     model = build_training_model(cfg, device, initialise=state is None)
     solver = multigrid_solver(cfg)  # cfg.SOLVER unless multigrid changes the schedule (a copy; cfg stays as is)
     schedule = long_cycle_schedule(cfg) if cfg.MULTIGRID.LONG_CYCLE else None
@@ -364,7 +370,9 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
                 buffers = {k: b.clone() for k, b in ckpt.unwrap(model).named_buffers()} if precise else {}
                 try:
                     if precise:
-                        _precise_bn(model, train_loader, cfg, device, stop)
+                        if bn_loader is not train_loader:
+                            bn_loader.batch_sampler.set_epoch(epoch)
+                        _precise_bn(model, bn_loader, cfg, device, stop)
                     if validate:
                         va = evaluate(model, val_loader, cfg, device, bad_videos, stop)
                         stats.update(val_loss=va["loss"], val_top1=va["top1"], val_top5=va["top5"],
