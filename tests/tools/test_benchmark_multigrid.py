@@ -37,21 +37,30 @@ def test_benchmark_runs_both_schedules_and_reports_the_means(synthetic_root, tmp
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
     m = re.fullmatch(r"multigrid wall-time ratio (\d+\.\d\d), top-1 difference ([+-]\d+\.\d\d) points "
-                     r"\(95 % CI ([+-]\d+\.\d\d) to ([+-]\d+\.\d\d), 2 seeds\)", last)
+                     r"\(95 % CI ([+-]\d+\.\d\d) to ([+-]\d+\.\d\d), 2 held-out seeds\); vs plain at the same "
+                     r"wall time ([+-]\d+\.\d\d) points \(95 % CI ([+-]\d+\.\d\d) to ([+-]\d+\.\d\d)\)", last)
     assert m, last
-    diffs = []
+    diffs, matched_diffs = [], []
+    rows = {(int(r[0]), r[1].strip()): r for r in (line.split("|")[1:-1] for line in done.stdout.splitlines()
+                                                   if re.match(r"\| [01] \| ", line))}
     for seed in (0, 1):
-        plain, mg = out / f"plain_seed{seed}", out / f"multigrid_seed{seed}"
+        plain, mg, matched = out / f"plain_seed{seed}", out / f"multigrid_seed{seed}", out / f"plain_matched_seed{seed}"
         diffs.append(_top1(mg) - _top1(plain))
+        matched_diffs.append(_top1(mg) - _top1(matched))
+        # the plain schedule shortened to multigrid's wall time: 2 epochs x the multigrid run's ratio
+        ratio = float(rows[seed, "multigrid"][6])
+        assert len(_epochs(matched)) == max(1, round(2 * ratio)) or abs(2 * ratio % 1 - 0.5) < 0.02
         # plain trains the full 32-px crop; multigrid's long cycle starts at round(0.7071 x 32) = 23 px
         assert {r["crop_size"] for r in _epochs(plain)} == {32}
         assert [r["crop_size"] for r in _epochs(mg)][0] == 23 and _epochs(mg)[-1]["crop_size"] == 32
         assert os.path.isfile(out / f"curves_seed{seed}.png")
     assert float(m.group(2)) == pytest.approx(sum(diffs) / 2, abs=0.006)
     assert float(m.group(3)) <= float(m.group(2)) <= float(m.group(4))
+    assert float(m.group(5)) == pytest.approx(sum(matched_diffs) / 2, abs=0.006)
+    assert float(m.group(6)) <= float(m.group(5)) <= float(m.group(7))
     # R is the mean of the per-seed ratios of the whole commands' wall times (the table's rows)
-    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if re.match(r"\| [01] \| multigrid", line)]
-    assert len(rows) == 2 and float(m.group(1)) == pytest.approx(sum(float(r[6]) for r in rows) / 2, abs=0.006)
+    mg_rows = [rows[seed, "multigrid"] for seed in (0, 1)]
+    assert float(m.group(1)) == pytest.approx(sum(float(r[6]) for r in mg_rows) / 2, abs=0.006)
     rejected = subprocess.run([sys.executable, TOOL, "--out", str(out), "RNG_SEED", "3"], capture_output=True,
                               text=True, cwd=ROOT)
     assert rejected.returncode == 2 and "--seeds" in rejected.stderr
