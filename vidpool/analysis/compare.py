@@ -57,8 +57,6 @@ class Pair:
     """One seed: both runs' outcome on every video (1 right, 0 wrong), in the same video order."""
     a: np.ndarray
     b: np.ndarray
-    name_a: str = "A"
-    name_b: str = "B"
 
     @property
     def n01(self) -> int:
