@@ -16,6 +16,7 @@ from vidpool.engine import train
 from vidpool.engine.resume import PREEMPTED_EXIT_CODE
 
 from ..data.test_workers import child_processes
+from .test_observed import watch_training_model
 from .test_train import ROOT, TINY, _free_port, _stats, tiny_cfg
 
 # 26 training clips in batches of 2: 13 steps per epoch, a checkpoint every 4 steps; dropout on
@@ -259,35 +260,30 @@ def test_a_stop_during_precise_bn_or_validation_checkpoints_after_the_current_ba
     checkpoint holds the epoch's finished steps (the model as training left it: precise BN's partial
     statistics undone), and the resumed run ends with the weights, statistics and records of an
     uninterrupted one."""
-    from vidpool.engine import resume, trainer
+    from vidpool.engine import resume
 
     run = ["TEST.ENABLE", "False", "TENSORBOARD.ENABLE", "False", "TRAIN.PRECISE_BN", "True",
            "TRAIN.PRECISE_BN_BATCHES", "3", "MODEL.DROPOUT_RATE", "0.5", "TRAIN.BATCH_SIZE", "2", "LOG_PERIOD", "0"]
     reference = train(tiny_cfg(synthetic_root, tmp_path / "reference", *run))
 
-    build, seen = trainer.build_training_model, {"calls": 0, "after": 0, "signalled": False}
+    seen = {"calls": 0, "after": 0, "signalled": False}
 
     def phase(model):
         if not model.training:
             return "validation"
         return "training" if torch.is_grad_enabled() else "precise BN"
 
-    def watched(*args, **kwargs):
-        model = build(*args, **kwargs)
+    def hook(module, inputs):
+        if phase(module) != during:
+            return
+        if seen["signalled"]:
+            seen["after"] += 1
+        seen["calls"] += 1
+        if seen["calls"] == 2:  # the second batch of the pass: the first one changed the statistics
+            seen["signalled"] = True
+            os.kill(os.getpid(), signal.SIGUSR1)
 
-        def hook(module, inputs):
-            if phase(module) != during:
-                return
-            if seen["signalled"]:
-                seen["after"] += 1
-            seen["calls"] += 1
-            if seen["calls"] == 2:  # the second batch of the pass: the first one changed the statistics
-                seen["signalled"] = True
-                os.kill(os.getpid(), signal.SIGUSR1)
-        model.register_forward_pre_hook(hook)
-        return model
-
-    monkeypatch.setattr(trainer, "build_training_model", watched)
+    watch_training_model(monkeypatch, hook)
     cfg = tiny_cfg(synthetic_root, tmp_path / "stopped", *run)
     with pytest.raises(resume.Preempted) as stopped:
         train(cfg)
@@ -296,7 +292,7 @@ def test_a_stop_during_precise_bn_or_validation_checkpoints_after_the_current_ba
     assert stopped.value.signum == signal.SIGUSR1
     assert stopped.value.path == ckpt.checkpoint_path(str(tmp_path / "stopped"), 0, steps)
     assert ckpt.list_checkpoints(str(tmp_path / "stopped")) == [stopped.value.path]
-    monkeypatch.setattr(trainer, "build_training_model", build)
+    monkeypatch.undo()
     resumed = train(cfg)
     for key in ("train_loss", "train_top1", "val_loss", "val_top1", "lr"):
         assert resumed[key] == reference[key], key
@@ -394,32 +390,27 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_never_outlives_the_good_on
     takes the last good one; the checkpoint written when the run is stopped at step 6 of epoch 2 is
     kept, so the next resume continues from it (before: pruning kept the damaged "newest" file and
     deleted the good one)."""
-    from vidpool.engine import resume, trainer
+    from vidpool.engine import resume
 
     run = ["TEST.ENABLE", "False", "TENSORBOARD.ENABLE", "False", "TRAIN.EVAL_PERIOD", "0", "TRAIN.BATCH_SIZE", "2",
            "TRAIN.CHECKPOINT_ITERS", "4", "TRAIN.KEEP_CHECKPOINTS", "1"]
     train(tiny_cfg(synthetic_root, tmp_path, *run, "SOLVER.MAX_EPOCH", "1"))
     damaged = ckpt.checkpoint_path(str(tmp_path), 1, 8)
     open(damaged, "wb").write(b"<html>502 Bad Gateway</html>")
-    build, steps = trainer.build_training_model, {"n": 0}
+    steps = {"n": 0}
 
-    def watched(*args, **kwargs):
-        model = build(*args, **kwargs)
+    def hook(module, inputs):
+        steps["n"] += module.training and torch.is_grad_enabled()
+        if steps["n"] == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
 
-        def hook(module, inputs):
-            steps["n"] += module.training and torch.is_grad_enabled()
-            if steps["n"] == 6:
-                os.kill(os.getpid(), signal.SIGTERM)
-        model.register_forward_pre_hook(hook)
-        return model
-
-    monkeypatch.setattr(trainer, "build_training_model", watched)
+    watch_training_model(monkeypatch, hook)
     with pytest.raises(resume.Preempted) as stopped:
         train(tiny_cfg(synthetic_root, tmp_path, *run, "SOLVER.MAX_EPOCH", "2"))
     assert stopped.value.path == ckpt.checkpoint_path(str(tmp_path), 1, 6)
     assert os.path.isfile(damaged + ".damaged") and not os.path.exists(damaged)
     assert ckpt.list_checkpoints(str(tmp_path))[-1] == stopped.value.path
-    monkeypatch.setattr(trainer, "build_training_model", build)
+    monkeypatch.undo()
     train(tiny_cfg(synthetic_root, tmp_path, *run, "SOLVER.MAX_EPOCH", "2"))
     assert "resumed from " + stopped.value.path in (tmp_path / "log.txt").read_text()
 

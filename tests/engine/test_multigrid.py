@@ -219,33 +219,30 @@ def test_multigrid_batch_norm_groups_and_precise_bn_at_the_full_shape(synthetic_
     """Short cycle with precise BN: the batches precise BN feeds the model (training mode, no
     gradients) are all at the full crop with TRAIN.BATCH_SIZE clips, never the cycle's small
     crops; and batch norm groups TRAIN.BATCH_SIZE clips by default, as the run without multigrid."""
-    from vidpool.engine import train, trainer
+    from vidpool.engine import train
     from vidpool.engine.multigrid import SplitBatchNorm3d
 
+    from .test_observed import watch_training_model
     from .test_train import tiny_cfg
 
-    build, seen, groups = trainer.build_training_model, [], set()
+    seen = []
 
-    def watched(*args, **kwargs):
-        model = build(*args, **kwargs)
-        groups.update(m.group_size for m in model.modules() if isinstance(m, SplitBatchNorm3d))
+    def hook(module, inputs):
+        if module.training and not torch.is_grad_enabled():
+            seen.append(tuple(inputs[0].shape))
 
-        def hook(module, inputs):
-            if module.training and not torch.is_grad_enabled():
-                seen.append(tuple(inputs[0].shape))
-        model.register_forward_pre_hook(hook)
-        return model
+    built = watch_training_model(monkeypatch, hook)
 
-    monkeypatch.setattr(trainer, "build_training_model", watched)
+    def groups():
+        return {m.group_size for m in built.pop().modules() if isinstance(m, SplitBatchNorm3d)}
     cfg = tiny_cfg(synthetic_root, tmp_path, "TRAIN.BATCH_SIZE", "2", "SOLVER.STEPS", "[0]", "SOLVER.LRS", "[1]",
                    "SOLVER.MAX_EPOCH", "1", "MULTIGRID.SHORT_CYCLE", "True", "TEST.ENABLE", "False",
                    "TRAIN.PRECISE_BN", "True", "TRAIN.PRECISE_BN_BATCHES", "4", "TENSORBOARD.ENABLE", "False")
     train(cfg)
-    assert groups == {2}  # MULTIGRID.BN_BASE_SIZE 0: the per-process TRAIN.BATCH_SIZE
+    assert groups() == {2}  # MULTIGRID.BN_BASE_SIZE 0: the per-process TRAIN.BATCH_SIZE
     # precise BN before each validation (2 epochs with EPOCH_FACTOR 1.5, the last one always)
     assert seen and all(s == (2, 3, 4, 32, 32) for s in seen), seen
-    groups.clear()
     train(tiny_cfg(synthetic_root, tmp_path / "explicit", "MULTIGRID.SHORT_CYCLE", "True", "MULTIGRID.BN_BASE_SIZE",
                    "2", "TRAIN.BATCH_SIZE", "4", "SOLVER.MAX_EPOCH", "1", "TEST.ENABLE", "False",
                    "TRAIN.EVAL_PERIOD", "0", "TENSORBOARD.ENABLE", "False"))
-    assert groups == {2}  # as set, not the batch of 4
+    assert groups() == {2}  # as set, not the batch of 4

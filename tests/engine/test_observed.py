@@ -40,20 +40,28 @@ class StepRecorder:
         monkeypatch.setattr(torch.optim.SGD, "step", step)
 
 
+def watch_training_model(monkeypatch, hook) -> list:
+    """Patches the engine's model builder: ``hook(model, inputs)`` runs before every call of each
+    model the engine builds to train; returns the list those models are appended to."""
+    built, build = [], trainer_module.build_training_model
+
+    def wrapped(*args, **kwargs):
+        model = build(*args, **kwargs)
+        model.register_forward_pre_hook(hook)
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(trainer_module, "build_training_model", wrapped)
+    return built
+
+
 class InputRecorder:
-    """Patches the engine's model builder: a forward pre-hook records (training?, input shape) of
-    every call of the model the engine trains."""
+    """A forward pre-hook records (training?, input shape) of every call of the model the engine
+    trains."""
 
     def __init__(self, monkeypatch):
         self.calls = []
-        build = trainer_module.build_training_model
-
-        def wrapped(cfg, device, **kw):
-            model = build(cfg, device, **kw)
-            model.register_forward_pre_hook(lambda m, args: self.calls.append((m.training, tuple(args[0].shape))))
-            return model
-
-        monkeypatch.setattr(trainer_module, "build_training_model", wrapped)
+        watch_training_model(monkeypatch, lambda m, args: self.calls.append((m.training, tuple(args[0].shape))))
 
     @property
     def training(self):
