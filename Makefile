@@ -54,7 +54,8 @@ demo-max: install $(DEMO_STAMP)
 	$(PY) -m vidpool train --cfg configs/demo/r3d10_max.yaml
 
 # Demo model plainly, with multigrid and plainly at multigrid's wall time, held-out seeds 10-14: wall time,
-# video top-1 and the comparisons with their intervals (about 2.5 hours on 2 cores).
+# video top-1 and the comparisons with their intervals; frames from data/demo/frame_cache (filled first);
+# about 40 minutes on 2 cores.
 bench-multigrid: install $(DEMO_STAMP)
 	$(PY) tools/benchmark_multigrid.py
 

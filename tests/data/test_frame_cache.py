@@ -195,8 +195,10 @@ def test_loader_workers_share_the_cache(synthetic_root, tmp_path):
 def test_cache_frames_tool(synthetic_root, tmp_path):
     cache_dir = str(tmp_path / "cache")
     cfg = _cfg(synthetic_root)
-    videos = {r.path for s in ("train", "test") for r in build_dataset(cfg, s).records}
-    cmd = [sys.executable, "-m", "vidpool", "cache-frames", "--workers", "2",
+    # by default the splits a training run reads: with validation on, the val videos too
+    videos = {r.path for s in ("train", "val", "test") for r in build_dataset(cfg, s).records}
+    assert len(videos) > len({r.path for s in ("train", "test") for r in build_dataset(cfg, s).records})
+    cmd = [sys.executable, "-m", "vidpool", "cache-frames", "--workers", "2", "TRAIN.EVAL_PERIOD", "1",
            "TRAIN.DATASET", "ucf101", "TEST.DATASET", "ucf101",
            "DATA.PATH_TO_DATA_DIR", os.path.join(synthetic_root, "ucf101"), "DATA.FRAME_CACHE", cache_dir] + EXACT
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -25,8 +25,10 @@ from vidpool.data.frame_cache import frame_cache
 
 def parse(argv):
     ap = parser("cache-frames", __doc__)
-    ap.add_argument("--splits", nargs="+", default=["train", "test"], choices=SPLITS,
-                    help="splits whose videos to cache (test: the TEST.SPLIT annotations of TEST.DATASET)")
+    ap.add_argument("--splits", nargs="+", choices=SPLITS,
+                    help="splits whose videos to cache (test: the TEST.SPLIT annotations of TEST.DATASET; "
+                    "default: the splits a training run of the config reads: train, val when "
+                    "TRAIN.EVAL_PERIOD > 0, and test)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoding processes")
     return parse_with_config(ap, argv)
 
@@ -63,7 +65,8 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     paths = []
-    for split in args.splits:
+    splits = args.splits or ["train"] + (["val"] if cfg.TRAIN.EVAL_PERIOD > 0 else []) + ["test"]
+    for split in splits:
         ann = read_annotations(cfg, split, keep_missing=False)
         print(ann.report)
         paths += [r.path for r in ann.records]

@@ -10,6 +10,7 @@ _C.MODEL = CfgNode()
 _C.MODEL.ARCH = "r3d_50"          # registered model name, see vidpool.models.list_models()
 _C.MODEL.NUM_CLASSES = 400        # classifier outputs
 _C.MODEL.POOL = "max"             # method of every non-global pool (vidpool.ops.list_pools(); max = original)
+_C.MODEL.POOL_COUNT_INCLUDE_PAD = True  # MODEL.POOL avg: padding cells count in each window's mean (torch's default) | False: the mean of the real cells (as every other method's windows)
 _C.MODEL.SYNC_BN = False          # DDP on GPUs: batch-norm statistics over all processes' batches (SyncBatchNorm)
 _C.MODEL.CHANNELS_LAST = False   # model weights and clips in channels_last_3d layout: 1.1-1.7x faster 3D-CNN training on CPU (oneDNN); measure first on GPU
 _C.MODEL.HEAD_POOL = "avg"        # global pool before the classifier: avg | max | softpool

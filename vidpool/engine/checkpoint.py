@@ -206,12 +206,12 @@ def check_compatible(state: dict, cfg, path: str, keys=None) -> None:
     if not stored:
         return
     from vidpool.config import load_cfg_string
-    from vidpool.weights.build import MODEL_KEYS
+    from vidpool.weights.build import MODEL_KEYS, model_value
 
     theirs = load_cfg_string(stored)
     keys = [f"MODEL.{k}" for k in MODEL_KEYS] if keys is None else keys
     differ = [f"{key} {theirs.MODEL[key[6:]]!r} in the checkpoint, {cfg.MODEL[key[6:]]!r} in this config"
-              for key in keys if theirs.MODEL[key[6:]] != cfg.MODEL[key[6:]]]
+              for key in keys if model_value(theirs, key[6:]) != model_value(cfg, key[6:])]
     if differ:
         from vidpool.config.check import ConfigError
 

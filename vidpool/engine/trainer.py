@@ -66,7 +66,7 @@ def load_initial_weights(model: nn.Module, path: str, cfg, finetune: bool):
     def same_model(state):
         ckpt.check_compatible(state, cfg, path, keys=("MODEL.ARCH",))
         try:
-            ckpt.check_compatible(state, cfg, path, keys=("MODEL.POOL", "MODEL.HEAD_POOL"))
+            ckpt.check_compatible(state, cfg, path, keys=("MODEL.POOL", "MODEL.POOL_COUNT_INCLUDE_PAD", "MODEL.HEAD_POOL"))
         except ValueError as e:
             log.warning("starting from weights trained with other pooling: %s", e)
 

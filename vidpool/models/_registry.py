@@ -35,11 +35,14 @@ def create_model(name: str, num_classes: int, pool: str = "max", **kw) -> nn.Mod
 
 def build_model(cfg) -> nn.Module:
     """The model a config describes: MODEL.ARCH with MODEL.NUM_CLASSES outputs, MODEL.POOL for every
-    non-global pool, MODEL.HEAD_POOL for the global one, MODEL.DROPOUT_RATE before the classifier
+    non-global pool (with MODEL.POOL_COUNT_INCLUDE_PAD for avg), MODEL.HEAD_POOL for the global one,
+    MODEL.DROPOUT_RATE before the classifier
     (and MODEL.BASE_WIDTH for the 3D ResNets and I3D, the MODEL.SRTG_* options for SRTG models), its
     weights in channels_last_3d layout with MODEL.CHANNELS_LAST (feed it clips in that layout too)."""
     m = cfg.MODEL
     kw = {"head_pool": m.HEAD_POOL, "dropout": m.DROPOUT_RATE}
+    if m.POOL == "avg":
+        kw["count_include_pad"] = bool(m.POOL_COUNT_INCLUDE_PAD)
     if m.BASE_WIDTH != 64:
         if not m.ARCH.startswith(("r3d_", "r2plus1d_", "srtg_", "i3d")) or m.ARCH.endswith(("_tv", "_official")):
             raise ValueError(f"MODEL.BASE_WIDTH applies to the r3d, r(2+1)d, SRTG and I3D families, not {m.ARCH}")

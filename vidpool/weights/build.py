@@ -10,7 +10,7 @@ from torch import nn
 from .load import LoadReport, apply_weights, read_weights
 
 # what decides the network a checkpoint's tensors belong to (MODEL.DROPOUT_RATE and the memory layout do not)
-MODEL_KEYS = ("ARCH", "POOL", "HEAD_POOL", "BASE_WIDTH", "NUM_CLASSES", "I3D_TF_SAME", "SRTG_PLACE", "SRTG_GATE",
+MODEL_KEYS = ("ARCH", "POOL", "POOL_COUNT_INCLUDE_PAD", "HEAD_POOL", "BASE_WIDTH", "NUM_CLASSES", "I3D_TF_SAME", "SRTG_PLACE", "SRTG_GATE",
               "SRTG_GATE_FROM_EPOCH", "SRTG_HIDDEN", "SRTG_RECALIB", "SRTG_GATE_COMPARE")
 
 
@@ -20,10 +20,18 @@ def gate_epoch(epoch) -> int:
     return int(epoch) - 1 if epoch else 10 ** 9
 
 
+def model_value(cfg, key: str):
+    """``cfg.MODEL[key]`` as far as it shapes the network: POOL_COUNT_INCLUDE_PAD only matters with
+    average pooling (None otherwise), so a max-pool checkpoint agrees with either setting."""
+    if key == "POOL_COUNT_INCLUDE_PAD" and cfg.MODEL.POOL != "avg":
+        return None
+    return cfg.MODEL[key]
+
+
 def model_differences(ours, theirs) -> list:
     """``MODEL.KEY: ours, theirs`` for each key that makes the two configs build different networks."""
     return [f"MODEL.{k} {ours.MODEL[k]!r} in --cfg, {theirs.MODEL[k]!r} in the checkpoint"
-            for k in MODEL_KEYS if ours.MODEL[k] != theirs.MODEL[k]]
+            for k in MODEL_KEYS if model_value(ours, k) != model_value(theirs, k)]
 
 
 def model_from_checkpoint(path: str, cfg=None, overrides: Sequence[str] = (), source: str = "auto",
