@@ -36,6 +36,7 @@ from vidpool.engine.run_log import read_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELL_FILE = "experiment_cell.json"  # the overrides a cell folder was created for
+CONVERGED_GAIN = 1.0  # points: a run whose training top-1 rose less over its last two epochs has converged
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Grid:
     seed_key: Optional[str]
     out: str
     select_on: str = "val"  # the split a "best" cell group is chosen on
+    # axis key -> axis value -> overrides for the cells with that value (e.g. a per-family input size)
+    per_value: Dict[str, Dict[Any, Dict[str, Any]]] = field(default_factory=dict)
 
     def cells(self) -> List["Cell"]:
         keys = list(self.axes)
@@ -87,8 +90,14 @@ class Cell:
         return os.path.join(self.grid.out, "cells", self.name)
 
     def override_list(self) -> List[str]:
-        """KEY VALUE pairs for ``vidpool train``: the grid's fixed overrides, then this cell's."""
-        pairs = {**self.grid.overrides, **self.values}
+        """KEY VALUE pairs for ``vidpool train``: the grid's fixed overrides, those ``per_value`` gives
+        this cell's axis values (in axis order), then this cell's values."""
+        pairs = dict(self.grid.overrides)
+        for key, by_value in self.grid.per_value.items():
+            for value, extra in by_value.items():
+                if _slug(value) == _slug(self.values[key]):
+                    pairs.update(extra)
+        pairs.update(self.values)
         out = []
         for k, v in pairs.items():
             out += [k, _value_text(v)]
@@ -135,10 +144,10 @@ def load_grid(path: str, validate: bool = True) -> Grid:
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a grid is a mapping with base, axes, ... (got {type(raw).__name__})")
-    unknown = set(raw) - {"base", "overrides", "axes", "baseline", "seed_key", "out", "name", "select_on"}
+    unknown = set(raw) - {"base", "overrides", "axes", "baseline", "seed_key", "out", "name", "select_on", "per_value"}
     if unknown:
         raise ValueError(f"{path}: unknown grid field(s) {sorted(unknown)} (base, overrides, axes, baseline, "
-                         "seed_key, out, name, select_on)")
+                         "seed_key, out, name, select_on, per_value)")
     select_on = raw.get("select_on", "val")
     if select_on not in ("val", "test"):
         raise ValueError(f"{path}: select_on must be val or test, got {select_on!r}")
@@ -159,6 +168,22 @@ def load_grid(path: str, validate: bool = True) -> Grid:
         raise ValueError(f"{path}: {sorted(both)} both fixed in 'overrides' and varied in 'axes'")
     if "OUTPUT_DIR" in axes or "OUTPUT_DIR" in overrides:
         raise ValueError(f"{path}: OUTPUT_DIR is set per cell (under 'out'); do not override it")
+    per_value = raw.get("per_value") or {}
+    if not isinstance(per_value, dict):
+        raise ValueError(f"{path}: per_value maps an axis to {{value: {{KEY: VALUE}}}}, got {per_value!r}")
+    for k, by_value in per_value.items():
+        if k not in axes or not isinstance(by_value, dict):
+            raise ValueError(f"{path}: per_value {k}: needs an axis (axes: {sorted(axes)}) mapped to "
+                             "{value: {KEY: VALUE}}")
+        for value, extra in by_value.items():
+            if _slug(value) not in {_slug(v) for v in axes[k]}:
+                raise ValueError(f"{path}: per_value {k}: {value!r} is not a value of that axis ({axes[k]})")
+            if not isinstance(extra, dict) or not extra:
+                raise ValueError(f"{path}: per_value {k}: {value}: needs a mapping of config keys to values")
+            clash = sorted(set(extra) & (set(axes) | {"OUTPUT_DIR"}))
+            if clash:
+                raise ValueError(f"{path}: per_value {k}: {value}: {clash} cannot be set per value "
+                                 "(axes and OUTPUT_DIR are set per cell)")
     baseline = raw.get("baseline") or {}
     for k, v in baseline.items():
         if k not in axes or v not in axes[k]:
@@ -170,7 +195,7 @@ def load_grid(path: str, validate: bool = True) -> Grid:
         raise ValueError(f"{path}: the seed axis cannot be the baseline")
     name = raw.get("name") or os.path.splitext(os.path.basename(path))[0]
     grid = Grid(name=name, base=_resolve(raw["base"], path), overrides=dict(overrides), axes=dict(axes),
-                baseline=dict(baseline), seed_key=seed_key,
+                baseline=dict(baseline), seed_key=seed_key, per_value=dict(per_value),
                 out=os.path.abspath(raw.get("out") or os.path.join("output", "experiments", name)), select_on=select_on)
     if not os.path.isfile(grid.base):
         raise FileNotFoundError(f"{path}: base config {raw['base']} not found")
@@ -194,6 +219,17 @@ def final_val_top1(out: str) -> Optional[float]:
     """The validation top-1 of a run's last validated epoch (None: it never validated)."""
     epochs = [r for r in read_stats(out, "epoch") if r.get("val_top1") is not None]
     return float(epochs[-1]["val_top1"]) if epochs else None
+
+
+def training_gain(out: str, epochs: int = 2) -> Optional[float]:
+    """How much a run's training top-1 rose over its last ``epochs`` epochs (points; the last
+    epoch's figure minus the one ``epochs`` before it): the convergence check of a cell. None when
+    the run has no more than ``epochs`` epochs."""
+    top1 = {r["epoch"]: r["train_top1"] for r in read_stats(out, "epoch") if r.get("train_top1") is not None}
+    last = max(top1, default=None)
+    if last is None or last - epochs not in top1:
+        return None
+    return float(top1[last] - top1[last - epochs])
 
 
 def train_seconds(out: str) -> float:
@@ -332,11 +368,16 @@ def summarise(grid: Grid, with_complexity: bool = True) -> dict:
         rec["val_top1"] = val if all(v is not None for v in val) else []
         rec["val_top1_mean"], rec["val_top1_std"] = _mean_std(rec["val_top1"]) if rec["val_top1"] else (None, None)
         rec["train_s_mean"], rec["train_s_std"] = _mean_std([train_seconds(c.out) for c in members])
+        gains = [training_gain(c.out) for c in members]
+        rec["train_gain"] = gains  # training top-1 over the last two epochs, per run (points)
+        rec["train_gain_max"] = max(gains) if gains and None not in gains else None
+        rec["converged"] = rec["train_gain_max"] is not None and rec["train_gain_max"] < CONVERGED_GAIN
         if with_complexity:
             rec.update(complexity(grid, members[0]))
         records.append(rec)
     return {"grid": {"name": grid.name, "base": grid.base, "overrides": grid.overrides, "axes": grid.axes,
-                     "baseline": grid.baseline, "seed_key": grid.seed_key, "out": grid.out, "select_on": grid.select_on},
+                     "baseline": grid.baseline, "seed_key": grid.seed_key, "out": grid.out, "select_on": grid.select_on,
+                     "per_value": grid.per_value},
             "records": records, "comparisons": compare(grid, done), "best": best(grid, records),
             "unfinished": [c.name for c in cells if not c.finished()]}
 
@@ -366,7 +407,7 @@ def compare(grid: Grid, done: Sequence[Cell]) -> List[dict]:
         if all(values[k] == v for k, v in grid.baseline.items()):
             continue
         base_values = {**values, **grid.baseline}
-        seeds, notes, mine, theirs = [], [], [], []
+        seeds, notes, mine, theirs, val_deltas = [], [], [], [], []
         for c in sorted((c for c in done if c.group() == key), key=lambda c: str(c.seed())):
             partner = by_values.get(tuple(sorted((k, _slug(v)) for k, v in {**c.values, **grid.baseline}.items())))
             if partner is None:
@@ -375,9 +416,13 @@ def compare(grid: Grid, done: Sequence[Cell]) -> List[dict]:
             mine.append(os.path.join(c.out, "predictions.csv"))
             theirs.append(os.path.join(partner.out, "predictions.csv"))
             seeds.append(c.seed())
+            vals = final_val_top1(c.out), final_val_top1(partner.out)
+            val_deltas.append(None if None in vals else vals[0] - vals[1])
         if not seeds:
             continue
-        rec: Dict[str, Any] = {"compared": values, "baseline": base_values, "seeds": seeds, "notes": notes}
+        rec: Dict[str, Any] = {"compared": values, "baseline": base_values, "seeds": seeds, "notes": notes,
+                               # the validation split's mean difference (clip top-1, last epoch), beside test's
+                               "delta_val_mean": statistics.fmean(val_deltas) if None not in val_deltas else None}
         try:
             result = compare_predictions(mine, theirs)
         except ValueError as e:
@@ -411,15 +456,18 @@ def markdown(summary: dict) -> str:
     keys = [k for k in g["axes"] if k != g["seed_key"]]
     seeds = f" over {g['seed_key']} {g['axes'][g['seed_key']]}" if g["seed_key"] else ""
     lines = [f"# {g['name']}", "", f"Video top-1 / top-5 (%), mean ± sample std{seeds}: validation (last validated "
-             "epoch, clips) and test (videos) side by side; training time per run.", "",
+             "epoch, clips) and test (videos) side by side; training time per run; training gain: the most any "
+             "run's training top-1 rose over its last two epochs (points; converged when every run's rise is "
+             f"below {CONVERGED_GAIN:g}).", "",
              "| " + " | ".join(k.split(".")[-1] for k in keys) + " | runs | val top-1 | test top-1 | test top-5 | "
-             "params (M) | GFLOPs | train s |", "|" + "---|" * (len(keys) + 7)]
+             "params (M) | GFLOPs | train s | training gain | converged |", "|" + "---|" * (len(keys) + 9)]
     for r in summary["records"]:
         params = _fmt(r["params"] / 1e6) if "params" in r else "–"
         val = f"{_fmt(r['val_top1_mean'])} ± {_fmt(r['val_top1_std'])}" if r.get("val_top1_mean") is not None else "–"
         lines.append("| " + " | ".join(str(r[k]) for k in keys) + f" | {r['runs']} | {val} | "
                      f"{_fmt(r['top1_mean'])} ± {_fmt(r['top1_std'])} | {_fmt(r['top5_mean'])} ± {_fmt(r['top5_std'])} | "
-                     f"{params} | {_fmt(r.get('gflops'), 3)} | {_fmt(r['train_s_mean'], 0)} |")
+                     f"{params} | {_fmt(r.get('gflops'), 3)} | {_fmt(r['train_s_mean'], 0)} | "
+                     f"{_fmt(r.get('train_gain_max'), 1)} | {'yes' if r.get('converged') else 'no'} |")
     chosen = summary.get("best")
     if chosen:
         warning = (" — chosen on the test split: its test number is not a result" if chosen["chosen_on"] == "test"
@@ -431,14 +479,16 @@ def markdown(summary: dict) -> str:
                   "mean top-1 difference (compared - baseline, points) with its 95 % interval over seeds and videos, "
                   "the sign-flip permutation p over seeds, P(compared > baseline) and the verdict "
                   f"({RULE}; docs/experiments.md).", "",
-                  "| compared | seeds | Δ top-1 | 95 % CI | permutation p | P(compared > baseline) | verdict |",
-                  "|---|---|---|---|---|---|---|"]
+                  "Δ val is the validation split's mean difference (clip top-1, last epoch), for reference.", "",
+                  "| compared | seeds | Δ val top-1 | Δ test top-1 | 95 % CI | permutation p | P(compared > baseline) "
+                  "| verdict |", "|---|---|---|---|---|---|---|---|"]
         for c in summary["comparisons"]:
             if "verdict" not in c:
-                lines.append(f"| {_label(c['compared'])} | {len(c['seeds'])} | – | – | – | – | not compared |")
+                lines.append(f"| {_label(c['compared'])} | {len(c['seeds'])} | – | – | – | – | – | not compared |")
                 continue
             ci = f"{_fmt(c['ci'][0])} to {_fmt(c['ci'][1])}" if c["ci"][0] is not None else "– (one seed)"
-            lines.append(f"| {_label(c['compared'])} | {len(c['seeds'])} | {c['delta_mean']:+.2f} | {ci} | "
+            dval = "–" if c.get("delta_val_mean") is None else f"{c['delta_val_mean']:+.2f}"
+            lines.append(f"| {_label(c['compared'])} | {len(c['seeds'])} | {dval} | {c['delta_mean']:+.2f} | {ci} | "
                          f"{_p(c['p_permutation'])} | {c['p_a_better']:.2f} | {c['verdict']} |")
     if summary["unfinished"]:
         lines += ["", f"Unfinished cells (left out): {', '.join(summary['unfinished'])}"]
@@ -455,7 +505,8 @@ def write_results(summary: dict, out: str) -> List[str]:
     keys = [k for k in summary["grid"]["axes"] if k != summary["grid"]["seed_key"]]
     fields = ["kind"] + keys + ["runs", "seeds", "val_top1_mean", "val_top1_std", "top1_mean", "top1_std", "top5_mean",
                                 "top5_std", "params", "gflops",
-                                "train_s_mean", "train_s_std", "baseline", "delta_mean", "ci_low", "ci_high",
+                                "train_s_mean", "train_s_std", "train_gain_max", "converged", "baseline",
+                                "delta_val_mean", "delta_mean", "ci_low", "ci_high",
                                 "p_permutation", "p_a_better", "verdict"]
     with open(paths[1], "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
@@ -465,7 +516,8 @@ def write_results(summary: dict, out: str) -> List[str]:
         for c in summary["comparisons"]:
             ci = c.get("ci") or [None, None]
             w.writerow({"kind": "comparison", **c["compared"],
-                        **{k: c[k] for k in ("delta_mean", "p_permutation", "p_a_better", "verdict") if k in c},
+                        **{k: c[k] for k in ("delta_val_mean", "delta_mean", "p_permutation", "p_a_better", "verdict")
+                           if k in c},
                         "ci_low": ci[0], "ci_high": ci[1], "baseline": _label(c["baseline"]), "runs": len(c["seeds"]),
                         "seeds": " ".join(map(str, c["seeds"]))})
     with open(paths[2], "w") as f:

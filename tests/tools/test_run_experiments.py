@@ -56,7 +56,8 @@ def _accuracy(rows, k=1):
 
 @pytest.mark.slow
 def test_tiny_grid_two_jobs_results_and_skip_when_finished(synthetic_root, tmp_path):
-    grid_path = _grid_file(tmp_path, synthetic_root)
+    # per_value: the softpool cells train on 6-frame clips, the max cells on the base's 4
+    grid_path = _grid_file(tmp_path, synthetic_root, per_value={"MODEL.POOL": {"softpool": {"DATA.NUM_FRAMES": 6}}})
     dry = _tool("--grid", grid_path, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.count("[to run]") == 4 and not os.path.exists(tmp_path / "tiny")  # nothing ran
@@ -68,9 +69,11 @@ def test_tiny_grid_two_jobs_results_and_skip_when_finished(synthetic_root, tmp_p
     spans = sorted((os.stat(os.path.join(c.out, "config.yaml")).st_mtime,
                     os.stat(os.path.join(c.out, "predictions.csv")).st_mtime) for c in cells.values())
     assert any(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1)), spans
-    for c in cells.values():  # each run had its threads split: 2 cores / 2 jobs (or 1 core)
+    for (pool, _), c in cells.items():  # each run had its threads split: 2 cores / 2 jobs (or 1 core)
         with open(os.path.join(c.out, "run.log")) as f:
             assert "-m vidpool train" in f.readline()
+        with open(os.path.join(c.out, "config.yaml")) as f:  # what the run trained with
+            assert yaml.safe_load(f)["DATA"]["NUM_FRAMES"] == (6 if pool == "softpool" else 4)
     with open(tmp_path / "tiny" / "results.json") as f:
         res = json.load(f)
     by_pool = {r["MODEL.POOL"]: r for r in res["records"]}
@@ -187,7 +190,7 @@ def test_comparisons_on_hand_built_predictions_are_paired_by_seed(tmp_path):
     assert len(summary["unfinished"]) == 12 - 6
     paths = write_results(summary, grid.out)
     md = open(paths[2]).read()
-    assert "| ARCH=r3d_10, POOL=softpool | 2 | +35.00 |" in md and "no difference shown |" in md
+    assert "| ARCH=r3d_10, POOL=softpool | 2 | – | +35.00 |" in md and "no difference shown |" in md
     with open(paths[1]) as f:
         rows = list(csv.DictReader(f))
     assert [r["kind"] for r in rows].count("comparison") == 2 and [r["kind"] for r in rows].count("cell") == 4
@@ -248,3 +251,52 @@ def test_the_best_cell_group_is_chosen_on_validation(tmp_path):
     path.write_text(f"base: {base}\naxes: {{MODEL.POOL: [max]}}\nselect_on: train\n")
     with pytest.raises(ValueError, match="select_on must be val or test"):
         load_grid(str(path), validate=False)
+
+
+def test_per_value_overrides_reach_only_their_cells_and_bad_ones_are_errors(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("MODEL:\n  ARCH: r3d_10\n")
+    grid = Grid(name="pv", base=str(base), overrides={"SOLVER.MAX_EPOCH": 3}, out=str(tmp_path / "pv"),
+                seed_key="RNG_SEED", axes={"MODEL.ARCH": ["r3d_10", "i3d"], "RNG_SEED": [0, 1]}, baseline={},
+                per_value={"MODEL.ARCH": {"i3d": {"DATA.NUM_FRAMES": 16, "SOLVER.MAX_EPOCH": 5}}})
+    for cell in grid.cells():
+        pairs = cell.override_list()
+        given = dict(zip(pairs[0::2], pairs[1::2]))
+        if cell.values["MODEL.ARCH"] == "i3d":  # the per-value setting wins over the grid's fixed one
+            assert given["DATA.NUM_FRAMES"] == "16" and given["SOLVER.MAX_EPOCH"] == "5"
+        else:
+            assert "DATA.NUM_FRAMES" not in given and given["SOLVER.MAX_EPOCH"] == "3"
+    for per_value, message in (({"MODEL.POOL": {"max": {"DATA.NUM_FRAMES": 8}}}, "needs an axis"),
+                               ({"MODEL.ARCH": {"r2plus1d_10": {"DATA.NUM_FRAMES": 8}}}, "is not a value of that axis"),
+                               ({"MODEL.ARCH": {"i3d": {"RNG_SEED": 3}}}, "cannot be set per value"),
+                               ({"MODEL.ARCH": {"i3d": {"DATA.NUM_FRAMESS": 8}}}, "DATA.NUM_FRAMESS")):
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump({"base": str(base), "axes": {"MODEL.ARCH": ["r3d_10", "i3d"], "RNG_SEED": [0]},
+                                        "per_value": per_value}))
+        with pytest.raises(ValueError, match=message):
+            load_grid(str(path))
+
+
+def test_the_training_gain_of_the_last_two_epochs_decides_convergence(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("MODEL:\n  ARCH: r3d_10\n")
+    grid = Grid(name="conv", base=str(base), overrides={}, out=str(tmp_path / "conv"), seed_key="RNG_SEED",
+                axes={"MODEL.POOL": ["max", "avg"], "RNG_SEED": [0, 1]}, baseline={})
+    cells = {(c.values["MODEL.POOL"], c.values["RNG_SEED"]): c for c in grid.cells()}
+    # training top-1 per epoch; max: +0.5 and -1.0 from epoch 2 to 4 (converged), avg: seed 1 still
+    # +1.5 (an epoch replayed after a resume counts with its last record: 61.5, not 70)
+    curves = {("max", 0): [40, 90, 90.2, 90.5], ("max", 1): [50, 86, 86, 85],
+              ("avg", 0): [30, 75, 75, 75.2], ("avg", 1): [20, 60, 61, 70, 61.5]}
+    for key, curve in curves.items():
+        _fake_cell(cells[key], [True] * 4, 100.0)
+        with open(os.path.join(cells[key].out, "stats.jsonl"), "a") as f:
+            for epoch, top1 in enumerate(curve[:4], start=1):
+                f.write(json.dumps({"epoch": epoch, "train_top1": top1}) + "\n")
+            if len(curve) > 4:  # the last epoch logged again by a resumed run
+                f.write(json.dumps({"epoch": 4, "train_top1": curve[4]}) + "\n")
+    recs = {r["MODEL.POOL"]: r for r in summarise(grid, with_complexity=False)["records"]}
+    assert recs["max"]["train_gain"] == pytest.approx([0.5, -1.0]) and recs["max"]["converged"]
+    assert recs["avg"]["train_gain"] == pytest.approx([0.2, 1.5]) and not recs["avg"]["converged"]
+    assert recs["avg"]["train_gain_max"] == pytest.approx(1.5)
+    md = markdown(summarise(grid, with_complexity=False))
+    assert "| avg | 2 |" in md and "| 1.5 | no |" in md and "| 0.5 | yes |" in md

@@ -11,14 +11,17 @@ A grid file (YAML):
     baseline: {MODEL.POOL: max}        # every other value of these axes is tested against it
     seed_key: RNG_SEED                 # the axis averaged over
     select_on: val                     # the split the best cell group is chosen on (default val)
+    per_value:                         # overrides for the cells with one value of an axis (optional)
+      MODEL.ARCH: {i3d: {DATA.NUM_FRAMES: 16, DATA.TRAIN_CROP_SIZE: 80}}
     out: output/experiments/NAME
 
 Each cell trains with vidpool train into OUT/cells/<cell>/ (its log in run.log there). Finished
 cells are skipped and interrupted ones resume, so the same command continues or extends a grid.
 --jobs N runs N cells at once with this machine's cores split between them (OMP_NUM_THREADS).
 The summary goes to OUT/results.{md,csv,json} and OUT/results.png: per cell (over the seed axis)
-the mean and sample std of validation top-1 and of test top-1/top-5 side by side, params, GFLOPs
-and training time; the best cell group, chosen on select_on (val); and every non-baseline value
+the mean and sample std of validation top-1 and of test top-1/top-5 side by side, params, GFLOPs,
+training time and the training gain (the most any run's training top-1 rose over its last two
+epochs: converged when below 1 point); the best cell group, chosen on select_on (val); and every non-baseline value
 against the baseline, runs paired by seed (vidpool compare's interval, permutation p and verdict).
 Exit status: 0 when every cell finished, 1 when some failed (their logs are named), 2 on a bad grid.
 """
