@@ -26,6 +26,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clutter", type=float, default=1.0,
                     help="contrast of the background texture, 0 = flat (lower is easier to learn)")
+    ap.add_argument("--motion", type=float, default=1.0,
+                    help="scale of the motion that tells the classes apart, in (0, 1] (lower is harder to learn)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--val-videos", type=int, help="validation videos on top of --videos (default: a tenth, "
                     "at least one per class), in groups of their own")
@@ -35,7 +37,8 @@ def main(argv=None):
     except ValueError:
         ap.error(f"--size must look like 120x160, got {args.size!r}")
     summary = make_synthetic_dataset(args.out, args.videos, args.classes, args.seed, args.frames, args.fps, (h, w),
-                                     args.workers, clutter=args.clutter, val_videos=args.val_videos)
+                                     args.workers, clutter=args.clutter, val_videos=args.val_videos,
+                                     motion=args.motion)
     print(f"wrote {summary['videos']} videos of {len(summary['classes'])} classes to {summary['root']} "
           f"(and {summary['val_videos']} validation videos) in {summary['seconds']} s")
     for layout in ("hacs", "kinetics", "ucf101"):

@@ -179,3 +179,30 @@ def test_the_same_clips_give_the_same_bytes_in_every_process(tmp_path):
         digests.append(done.stdout.split())
     assert len(digests[0]) == 120
     assert [i for i, (a, b) in enumerate(zip(*digests)) if a != b] == []
+
+
+def test_motion_scales_what_tells_the_classes_apart():
+    """On the plain background: the distance a moving object travels beyond the common wandering,
+    the log of a growing object's area ratio and a fade's opacity range all scale with ``motion``."""
+    ys, xs = np.mgrid[0:96, 0:128]
+
+    def mask(label, seed, m):
+        return (render_clip(label, seed, frames=32, size=(96, 128), plain=True, motion=m) != 128).any(-1)
+
+    for seed in range(3):
+        travel = {m: xs[mask(0, seed, m)[-1]].mean() - xs[mask(0, seed, m)[0]].mean() for m in (1.0, 0.5, 0.25)}
+        # x(t) = wander(t) - motion * speed * t: travel is linear in motion, the left move halves
+        assert travel[1.0] < travel[0.5] < travel[0.25]
+        assert travel[0.5] - travel[1.0] == pytest.approx(2 * (travel[0.25] - travel[0.5]), abs=1.0)
+        area = {m: mask(4, seed, m).sum((1, 2)) for m in (1.0, 0.5)}  # growing: area ~ grow ** (2 * motion * s)
+        assert np.log(area[0.5][-1] / area[0.5][0]) == pytest.approx(0.5 * np.log(area[1.0][-1] / area[1.0][0]),
+                                                                     rel=0.08)
+        full = render_clip(8, seed, frames=32, size=(96, 128), plain=True).astype(np.float32)  # appearing
+        half = render_clip(8, seed, frames=32, size=(96, 128), plain=True, motion=0.5).astype(np.float32)
+        inside = (full[-1] != 128).any(-1) & (np.abs(full[-1] - 128).max(-1) > 40)
+        colour = full[-1][inside]  # opacity 1 at the end of the full fade
+        for frame, alpha in ((0, 0.25), (-1, 0.75)):  # the half fade: 0.5 -+ 0.25
+            seen = ((half[frame][inside] - 128) / (colour - 128))[np.abs(colour - 128) > 40]
+            assert np.median(seen) == pytest.approx(alpha, abs=0.02)
+    with pytest.raises(ValueError, match="motion"):
+        render_clip(0, 0, motion=0)

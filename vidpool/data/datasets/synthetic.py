@@ -98,14 +98,19 @@ def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def render_clip(label: int, seed: int, frames: int = 48, size: Tuple[int, int] = (120, 160),
-                plain: bool = False, clutter: float = 1.0) -> np.ndarray:
+                plain: bool = False, clutter: float = 1.0, motion: float = 1.0) -> np.ndarray:
     """uint8 (frames, H, W, 3) clip of class ``label`` (index into CLASSES), fully determined by ``seed``.
     ``plain`` draws the same object and motion over a uniform grey background (to measure the motion);
-    ``clutter`` scales the contrast of the background texture (0: flat colour plus the bright dots)."""
+    ``clutter`` scales the contrast of the background texture (0: flat colour plus the bright dots);
+    ``motion`` scales what tells the classes apart (the distance moved, the angle turned, the log of
+    the growth, the fade's depth around half opacity) while the slight wandering every class has stays:
+    below 1 the classes differ by finer motion, a harder task."""
     if not 0 <= label < len(CLASSES):
         raise ValueError(f"label must be in 0..{len(CLASSES) - 1}, got {label}")
     if clutter < 0:
         raise ValueError(f"clutter must be >= 0, got {clutter}")
+    if not 0 < motion <= 1:
+        raise ValueError(f"motion must be in (0, 1], got {motion}")
     rng = np.random.default_rng(seed)
     h, w = size
     bg = _background(rng, h, w, clutter)
@@ -128,6 +133,7 @@ def render_clip(label: int, seed: int, frames: int = 48, size: Tuple[int, int] =
     # becomes ambiguous
     omega = rng.uniform(1.0, 2.0) * np.pi / frames  # radians per frame
     grow = rng.uniform(1.8, 2.6)
+    speed, omega, grow = speed * motion, omega * motion, grow ** motion  # the same draws at any motion
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     out = np.empty((frames, h, w, 3), np.uint8)
     for t in range(frames):
@@ -140,6 +146,8 @@ def render_clip(label: int, seed: int, frames: int = 48, size: Tuple[int, int] =
         angle = theta0 + omega * t * (name == "rotating clockwise") - omega * t * (name == "rotating counterclockwise")
         alpha = (min(1.0, max(0.0, 2 * s - 0.4)) if name == "appearing"
                  else min(1.0, max(0.0, 1.4 - 2 * s)) if name == "vanishing" else 1.0)
+        if motion != 1 and name in ("appearing", "vanishing"):  # (at 1 the bytes stay those of earlier sets)
+            alpha = 0.5 + motion * (alpha - 0.5)
         # image y points down, so a growing angle turns the object clockwise on screen
         du, dv = (xx - x) / radius, (yy - y) / radius
         u = du * math.cos(angle) + dv * math.sin(angle)
@@ -172,8 +180,8 @@ def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
 
 
 def _make_one(args):
-    spec, path, frames, fps, size, clutter = args
-    write_mp4(path, render_clip(spec.label, spec.seed, frames, size, clutter=clutter), fps)
+    spec, path, frames, fps, size, clutter, motion = args
+    write_mp4(path, render_clip(spec.label, spec.seed, frames, size, clutter=clutter, motion=motion), fps)
     return spec.index
 
 
@@ -223,9 +231,11 @@ def _video_id(i: int) -> str:
 
 def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 10, seed: int = 0,
                            frames: int = 48, fps: int = 16, size: Tuple[int, int] = (120, 160), workers: int = 2,
-                           progress: bool = True, clutter: float = 1.0, val_videos: Optional[int] = None) -> dict:
+                           progress: bool = True, clutter: float = 1.0, val_videos: Optional[int] = None,
+                           motion: float = 1.0) -> dict:
     """Write the dataset under ``root`` (see the module docstring); returns a summary dict.
-    ``clutter`` scales the background texture's contrast (lower: an easier task); ``val_videos``
+    ``clutter`` scales the background texture's contrast (lower: an easier task), ``motion`` the
+    motion that tells the classes apart (lower: a harder task; ``render_clip``); ``val_videos``
     validation videos come on top of ``num_videos`` (default ``max(num_classes, num_videos // 10)``)."""
     if not 2 <= num_classes <= len(CLASSES):
         raise ValueError(f"num_classes must be in 2..{len(CLASSES)}, got {num_classes}")
@@ -233,6 +243,8 @@ def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 
         raise ValueError(f"num_videos ({num_videos}) must be at least num_classes ({num_classes})")
     if clutter < 0:
         raise ValueError(f"clutter must be >= 0, got {clutter}")
+    if not 0 < motion <= 1:
+        raise ValueError(f"motion must be in (0, 1], got {motion}")
     if size[0] % 2 or size[1] % 2:
         raise ValueError(f"frame size must be even (H.264 4:2:0), got {size}")
     classes = CLASSES[:num_classes]
@@ -252,7 +264,7 @@ def make_synthetic_dataset(root: str, num_videos: int = 500, num_classes: int = 
     master = {s.index: os.path.join(hacs_root, "videos", classes[s.label].replace(" ", "_"), f"v_{_video_id(s.index)}.mp4")
               for s in specs}
     start = time.time()
-    jobs = [(s, master[s.index], frames, fps, size, clutter) for s in specs]
+    jobs = [(s, master[s.index], frames, fps, size, clutter, motion) for s in specs]
     done = 0
     # spawned, not forked: a fork taken while decoder or encoder threads of this process hold a lock
     # (FFmpeg's, decord's) can leave the child's encoder waiting forever (seen in the test suite)
