@@ -131,7 +131,7 @@ def subcommand_help_kind(kind):
 
 def test_every_config_is_in_the_configs_table():
     table = read("configs/README.md")
-    for d in ("demo", "hacs", "kinetics700", "ucf101"):
+    for d in ("bench", "demo", "hacs", "kinetics700", "ucf101"):
         for f in os.listdir(os.path.join(ROOT, "configs", d)):
             if f.endswith(".yaml") and not f.startswith("_"):
                 assert f"[{d}/{f}]({d}/{f})" in table, f"configs/{d}/{f} is missing from configs/README.md"

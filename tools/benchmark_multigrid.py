@@ -1,17 +1,22 @@
 #!/usr/bin/env python
-"""Multigrid experiment: train the demo model with and without multigrid under the same base
-schedule, for several seeds, and report wall time and video top-1 of both.
+"""Multigrid experiment: train a model with and without multigrid under the same base schedule,
+for several seeds, and report wall time and video top-1 of both.
 
-    make bench-multigrid                    # generates data/demo first if needed
-    python tools/benchmark_multigrid.py [--seeds 10 11 12 13 14] [--out output/bench_multigrid] [KEY VALUE ...]
+    make bench-multigrid                    # generates data/bench_mg first if needed
+    python tools/benchmark_multigrid.py [--seeds 10 11 12 13 14] [--out output/bench_multigrid]
+        [--plain CFG --multigrid CFG] [KEY VALUE ...]
 
-The two configs are configs/demo/r3d10_softpool_steps.yaml (plain: 16 frames, 48 px, batch 16,
-LR 0.02 x0.1 after epoch 8 of 12) and configs/demo/r3d10_softpool_multigrid.yaml (the same plus long
-and short cycle; a long cycle over crops 34 / 48 px at 16 frames). KEY VALUE pairs override
-all runs. Every run reads its frames from a decoded-frame cache (--frame-cache, filled first), so the
-wall times compare training, not the video decoder, which multigrid cannot make cheaper (a plain
-epoch took 17.7 s decoding every clip and 14.0 s from the cache on the 2-core development machine).
-About 8 minutes per seed on 2 CPU cores (three runs). Each run trains from scratch into
+The two configs are, by default, configs/bench/multigrid_plain.yaml (r3d-10 at eighth width, 16
+frames, 96 px, batch 16, LR 0.02 x0.1 after epoch 8 of 12, on data/bench_mg: the demo's synthetic
+recipe at 96 x 128) and configs/bench/multigrid.yaml (the same plus long and short cycle: a long
+cycle over crops 68 / 96 px at 16 frames, short-cycle crops 48 / 68 px). The demo's own pair,
+configs/demo/r3d10_softpool_steps.yaml and r3d10_softpool_multigrid.yaml (48 px), runs with
+--plain/--multigrid and DATA.PATH_TO_DATA_DIR data/demo/ucf101. KEY VALUE pairs override all runs.
+Every run reads its frames from a decoded-frame cache (--frame-cache, default: frame_cache beside
+the data's layouts, filled first), so the wall times compare training, not the video decoder,
+which multigrid cannot make cheaper (a 48-px demo epoch took 17.7 s decoding every clip and 14.0 s
+from the cache on the 2-core development machine). About 11 minutes per seed on 2 CPU cores
+(three runs). Each run trains from scratch into
 (--out)/<plain|multigrid|plain_matched>_seed<S>, in sequence
 (one at a time, so their wall times compare). Prints a table per run and the means, writes
 (--out)/curves_seed<S>.png (the three runs against training time, vidpool visualize curves --x time) and
@@ -39,8 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from vidpool.engine.run_log import read_stats  # noqa: E402
-RUNS = (("plain", "configs/demo/r3d10_softpool_steps.yaml"),
-        ("multigrid", "configs/demo/r3d10_softpool_multigrid.yaml"))
+PLAIN, MULTIGRID = "configs/bench/multigrid_plain.yaml", "configs/bench/multigrid.yaml"
 
 
 def run(name: str, config: str, out: str, overrides) -> dict:
@@ -83,20 +87,31 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "output", "bench_multigrid"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12, 13, 14],
                     help="RNG_SEED values (default 10-14: seeds no setting was ever chosen on)")
-    ap.add_argument("--frame-cache", default=os.path.join(ROOT, "data", "demo", "frame_cache"),
-                    help="DATA.FRAME_CACHE for every run, filled before the first (default data/demo/frame_cache; "
-                    "'' decodes every clip, which makes the runs measure the decoder more than training)")
+    ap.add_argument("--plain", default=PLAIN, help=f"config of the plain run (default {PLAIN})")
+    ap.add_argument("--multigrid", default=MULTIGRID, help=f"config of the multigrid run (default {MULTIGRID})")
+    ap.add_argument("--frame-cache", help="DATA.FRAME_CACHE for every run, filled before the first (default: "
+                    "frame_cache beside the data's layouts, e.g. data/bench_mg/frame_cache; '' decodes every clip, "
+                    "which makes the runs measure the decoder more than training)")
     args, overrides = ap.parse_known_args(argv)
     if "RNG_SEED" in overrides[0::2]:
         ap.error("set the seeds with --seeds, not RNG_SEED")
-    data = os.path.join(ROOT, "data", "demo", ".complete")
-    if not any(o == "DATA.PATH_TO_DATA_DIR" for o in overrides) and not os.path.exists(data):
-        raise SystemExit("no demo data in data/demo: run `make bench-multigrid` (or `make demo`) once first")
+    runs = (("plain", args.plain), ("multigrid", args.multigrid))
+    for _, config in runs:
+        if not os.path.isfile(os.path.join(ROOT, config)):
+            ap.error(f"no such config: {config}")
+    from vidpool.config import load_cfg
+
+    data = load_cfg(os.path.join(ROOT, args.plain), list(overrides)).DATA.PATH_TO_DATA_DIR
+    data = data if os.path.isabs(data) else os.path.join(ROOT, data)
+    if not os.path.isdir(data):
+        raise SystemExit(f"no data in {data}: run `make bench-multigrid` once first (it generates data/bench_mg)")
+    if args.frame_cache is None:
+        args.frame_cache = os.path.join(os.path.dirname(os.path.normpath(data)), "frame_cache")
     if args.frame_cache and "DATA.FRAME_CACHE" not in overrides[0::2]:
         overrides += ["DATA.FRAME_CACHE", args.frame_cache]
     if dict(zip(overrides[0::2], overrides[1::2])).get("DATA.FRAME_CACHE"):
         # filled before the first run, so that no run's wall time includes decoding for the others
-        cmd = [sys.executable, "-m", "vidpool", "cache-frames", "--cfg", os.path.join(ROOT, RUNS[0][1])] + overrides
+        cmd = [sys.executable, "-m", "vidpool", "cache-frames", "--cfg", os.path.join(ROOT, args.plain)] + overrides
         print(f"[cache] {' '.join(cmd[1:])}", flush=True)
         if subprocess.run(cmd, cwd=ROOT).returncode:
             raise SystemExit("[cache] filling the frame cache failed; see the messages above")
@@ -105,10 +120,10 @@ def main(argv=None):
     rows = []
     for seed in args.seeds:
         pair = [run(name, config, os.path.join(args.out, f"{name}_seed{seed}"), overrides + ["RNG_SEED", str(seed)])
-                for name, config in RUNS]
+                for name, config in runs]
         # the plain schedule shortened to the multigrid run's wall time
-        shorter = matched_schedule(RUNS[0][1], overrides, pair[1]["seconds"] / pair[0]["seconds"])
-        pair.append(run("plain_matched", RUNS[0][1], os.path.join(args.out, f"plain_matched_seed{seed}"),
+        shorter = matched_schedule(args.plain, overrides, pair[1]["seconds"] / pair[0]["seconds"])
+        pair.append(run("plain_matched", args.plain, os.path.join(args.out, f"plain_matched_seed{seed}"),
                         overrides + ["RNG_SEED", str(seed)] + shorter))
         for r in pair:
             r["seed"] = seed

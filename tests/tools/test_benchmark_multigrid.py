@@ -32,7 +32,9 @@ def _epochs(out):
 @pytest.mark.slow
 def test_benchmark_runs_both_schedules_and_reports_the_means(synthetic_root, tmp_path):
     out = tmp_path / "bench"
-    done = subprocess.run([sys.executable, TOOL, "--seeds", "0", "1", "--out", str(out), "DATA.PATH_TO_DATA_DIR",
+    cache = tmp_path / "cache"
+    done = subprocess.run([sys.executable, TOOL, "--seeds", "0", "1", "--out", str(out), "--frame-cache", str(cache),
+                           "DATA.PATH_TO_DATA_DIR",
                            os.path.join(synthetic_root, "ucf101"), *TINY], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
@@ -40,6 +42,7 @@ def test_benchmark_runs_both_schedules_and_reports_the_means(synthetic_root, tmp
                      r"\(95 % CI ([+-]\d+\.\d\d) to ([+-]\d+\.\d\d), 2 held-out seeds\); vs plain at the same "
                      r"wall time ([+-]\d+\.\d\d) points \(95 % CI ([+-]\d+\.\d\d) to ([+-]\d+\.\d\d)\)", last)
     assert m, last
+    assert any(f.endswith(".npy") for _, _, files in os.walk(cache) for f in files)  # filled and read from
     diffs, matched_diffs = [], []
     rows = {(int(r[0]), r[1].strip()): r for r in (line.split("|")[1:-1] for line in done.stdout.splitlines()
                                                    if re.match(r"\| [01] \| ", line))}
