@@ -7,8 +7,8 @@
 # make bench    - run the pooling, model and data benchmarks; make bench-multigrid: the multigrid experiment;
 #                 make bench-robustness: the chaos benchmark (broken files, DDP, interruptions).
 # make paper-mini - the paper's pooling comparison in miniature (configs/experiments/paper_mini.yaml,
-#                 vidpool experiments): 36 training runs on the demo data, 37 min on 2 cores
-#                 (more on slower CPUs).
+#                 vidpool experiments): 36 training runs on the demo data (37 min on 2 cores
+#                 with the previous grid's inputs; the current grid's are larger for I3D and SRTG).
 PYTHON ?= python3
 ifdef VIRTUAL_ENV
 VENV := $(VIRTUAL_ENV)
