@@ -91,7 +91,7 @@ class Cell:
 
     def override_list(self) -> List[str]:
         """KEY VALUE pairs for ``vidpool train``: the grid's fixed overrides, those ``per_value`` gives
-        this cell's axis values (in axis order), then this cell's values."""
+        this cell's axis values (in the order of ``per_value``), then this cell's values."""
         pairs = dict(self.grid.overrides)
         for key, by_value in self.grid.per_value.items():
             for value, extra in by_value.items():
