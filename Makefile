@@ -64,7 +64,7 @@ $(BENCH_MG_STAMP): tools/make_demo_data.py vidpool/data/datasets/synthetic.py | 
 
 # r3d-10 plainly, with multigrid and plainly at multigrid's wall time, held-out seeds 10-14: wall time,
 # video top-1 and the comparisons with their intervals; frames from data/bench_mg/frame_cache (filled
-# first, 3.6 GiB); about 90 minutes on 2 cores.
+# first, 3.6 GiB); about an hour on 2 cores (11-12 minutes per seed).
 bench-multigrid: install $(BENCH_MG_STAMP)
 	$(PY) tools/benchmark_multigrid.py
 
