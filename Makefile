@@ -56,7 +56,7 @@ demo: install $(DEMO_STAMP)
 demo-max: install $(DEMO_STAMP)
 	$(PY) -m vidpool train --cfg configs/demo/r3d10_max.yaml
 
-# The multigrid benchmark's data: the demo recipe at 96 x 128 (configs/bench/multigrid_plain.yaml says why).
+# The multigrid benchmark's data: the demo recipe at 96 x 128 (configs/bench/r3d10_softpool_plain.yaml says why).
 $(BENCH_MG_STAMP): tools/make_demo_data.py vidpool/data/datasets/synthetic.py | $(STAMP)
 	rm -rf $(BENCH_MG_DATA)
 	$(PY) tools/make_demo_data.py --out $(BENCH_MG_DATA) $(BENCH_MG_DATA_ARGS)

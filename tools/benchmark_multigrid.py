@@ -6,9 +6,9 @@ for several seeds, and report wall time and video top-1 of both.
     python tools/benchmark_multigrid.py [--seeds 10 11 12 13 14] [--out output/bench_multigrid]
         [--plain CFG --multigrid CFG] [KEY VALUE ...]
 
-The two configs are, by default, configs/bench/multigrid_plain.yaml (r3d-10 at eighth width, 16
+The two configs are, by default, configs/bench/r3d10_softpool_plain.yaml (r3d-10 at eighth width, 16
 frames, 96 px, batch 16, LR 0.02 x0.1 after epoch 8 of 12, on data/bench_mg: the demo's synthetic
-recipe at 96 x 128) and configs/bench/multigrid.yaml (the same plus long and short cycle: a long
+recipe at 96 x 128) and configs/bench/r3d10_softpool_multigrid.yaml (the same plus long and short cycle: a long
 cycle over crops 68 / 96 px at 16 frames, short-cycle crops 48 / 68 px). The demo's own pair,
 configs/demo/r3d10_softpool_steps.yaml and r3d10_softpool_multigrid.yaml (48 px), runs with
 --plain/--multigrid and DATA.PATH_TO_DATA_DIR data/demo/ucf101. KEY VALUE pairs override all runs.
@@ -44,7 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from vidpool.engine.run_log import read_stats  # noqa: E402
-PLAIN, MULTIGRID = "configs/bench/multigrid_plain.yaml", "configs/bench/multigrid.yaml"
+PLAIN, MULTIGRID = "configs/bench/r3d10_softpool_plain.yaml", "configs/bench/r3d10_softpool_multigrid.yaml"
 
 
 def run(name: str, config: str, out: str, overrides) -> dict:
