@@ -55,9 +55,31 @@ def test_small_custom_schedule():
     schedule = long_cycle_schedule(cfg)
     assert schedule == [(0, (8, 4, 32), 10), (0, (1, 8, 64), 11), (1, (1, 8, 64), 12)]
     solver = multigrid_solver(cfg)
-    assert list(solver.STEPS) == [0, 10, 11, 11] and list(solver.LRS) == pytest.approx([8, 1, 1, 0.1])
+    # the fine-tuning phase (11-12) is one epoch: half of it rounds to none, so no held phase
+    assert list(solver.STEPS) == [0, 10, 11] and list(solver.LRS) == pytest.approx([8, 1, 0.1])
     assert [shape_at(schedule, e) for e in (0, 9, 10, 11, 12, 30)] == [
         (8, 4, 32), (8, 4, 32), (1, 8, 64), (1, 8, 64), (1, 8, 64), (1, 8, 64)]
+
+
+@pytest.mark.parametrize("hold,steps,lrs", [
+    (0.5, [0, 4, 8, 10], [2, 1, 1, 0.1]),   # PySlowFast: epochs 8-9 keep LR 1, only 10-11 train at 0.1
+    (0.0, [0, 4, 8], [2, 1, 0.1]),          # the whole fine-tuning phase (8-11) at the last step's LR
+    (0.25, [0, 4, 8, 9], [2, 1, 1, 0.1]),   # 8 + 0.25 x 4 = 9
+])
+def test_finetune_hold(hold, steps, lrs):
+    # the benchmark's schedule: 16 x 96^2, STEPS [0, 8] of 12, long-cycle factors (1, 0.7071) and (1, 1):
+    # crop 68 at batch factor round(96^2 / 68^2) = 2, then 96 at 1; mean batch factors with the short
+    # cycle (48 and 68 px crops): (2x2 + 2 + 2) / 3 = 2.67 and (4 + 2 + 1) / 3 = 2.33, so the 8-epoch
+    # step splits 4.27 + 3.73 epochs (1.6 iteration-units each); saving 8 / 3.2 = 2.5, fine-tuning
+    # 4 / 2.5 x 2.33 = 3.73; total 11.73 stretched to 12: cumulative ends 4.36, 8.18, 12 -> 4, 8, 12
+    cfg = load_cfg(None, ["DATA.NUM_FRAMES", "16", "DATA.TRAIN_CROP_SIZE", "96", "SOLVER.LR_POLICY",
+                          "steps_with_relative_lrs", "SOLVER.STEPS", "[0, 8]", "SOLVER.LRS", "[1, 0.1]",
+                          "SOLVER.MAX_EPOCH", "12", "MULTIGRID.LONG_CYCLE", "True", "MULTIGRID.SHORT_CYCLE", "True",
+                          "MULTIGRID.EPOCH_FACTOR", "1.0", "MULTIGRID.LONG_CYCLE_FACTORS", "[[1.0, 0.7071], [1.0, 1.0]]",
+                          "MULTIGRID.FINETUNE_HOLD", str(hold)])
+    assert [e for _, _, e in long_cycle_schedule(cfg)] == [4, 8, 12]
+    solver = multigrid_solver(cfg)
+    assert list(solver.STEPS) == steps and list(solver.LRS) == pytest.approx(lrs)
 
 
 def test_short_cycle_only_stretches_the_epochs():
@@ -75,6 +97,8 @@ def test_short_cycle_only_stretches_the_epochs():
     (["SOLVER.STEPS", "[0, 40, 40]", "SOLVER.LRS", "[1, 0.1, 0.01]"], "strictly increasing"),
     (["MULTIGRID.EPOCH_FACTOR", "0.0"], "EPOCH_FACTOR"),
     (["MULTIGRID.LONG_CYCLE_FACTORS", "[[0.5, 0.0]]"], "LONG_CYCLE_FACTORS"),
+    (["MULTIGRID.FINETUNE_HOLD", "1.0"], "FINETUNE_HOLD"),
+    (["MULTIGRID.FINETUNE_HOLD", "-0.5"], "FINETUNE_HOLD"),
 ])
 def test_unusable_settings_are_errors(extra, match):
     cfg = load_cfg(None, PAPER + ["MULTIGRID.LONG_CYCLE", "True"] + extra)

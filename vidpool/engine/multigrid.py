@@ -9,7 +9,9 @@ PySlowFast's multigrid computes for the same config values, without changing the
 - ``multigrid_solver(cfg)``: a copy of ``cfg.SOLVER`` with the STEPS, LRS and MAX_EPOCH multigrid
   trains with (long cycle: one LR phase per schedule entry, the relative LR of an entry being its
   step's ``SOLVER.LRS`` value times its batch factor; short cycle only: the steps and the epoch count
-  stretched by ``MULTIGRID.EPOCH_FACTOR``);
+  stretched by ``MULTIGRID.EPOCH_FACTOR``); the first MULTIGRID.FINETUNE_HOLD share of the
+  fine-tuning phase keeps the LR of the phase before it (PySlowFast: half; with a one-step base
+  schedule that halves the only low-LR phase, so 0 trains all of it at the last step's LR);
 - ``epoch_shape`` / ``short_cycle``: the clip shapes and batch sizes the engine hands the batch sampler;
 - ``SplitBatchNorm3d``: batch norm with statistics over groups of MULTIGRID.BN_BASE_SIZE clips.
 
@@ -43,6 +45,8 @@ def _check(cfg) -> None:
     mg, solver = cfg.MULTIGRID, cfg.SOLVER
     if mg.EPOCH_FACTOR <= 0:
         raise ConfigError(f"MULTIGRID.EPOCH_FACTOR must be > 0, got {mg.EPOCH_FACTOR}")
+    if not 0 <= mg.FINETUNE_HOLD < 1:
+        raise ConfigError(f"MULTIGRID.FINETUNE_HOLD must be in [0, 1), got {mg.FINETUNE_HOLD}")
     if mg.LONG_CYCLE:
         if solver.LR_POLICY != "steps_with_relative_lrs":
             raise ConfigError("MULTIGRID.LONG_CYCLE needs SOLVER.LR_POLICY steps_with_relative_lrs (each long-cycle "
@@ -131,10 +135,14 @@ def multigrid_solver(cfg):
         schedule = long_cycle_schedule(cfg)
         ends = [e for _, _, e in schedule]
         lrs = [cfg.SOLVER.LRS[step] * b for step, (b, _, _), _ in schedule]
-        # the fine-tuning phase: its first half keeps the LR of the phase before it
-        steps = [0] + ends[:-2] + [ends[-2], (ends[-2] + ends[-1]) // 2]
-        solver.STEPS = steps
-        solver.LRS = lrs[:-1] + [lrs[-2], lrs[-1]]
+        # the fine-tuning phase: its first MULTIGRID.FINETUNE_HOLD share keeps the LR of the phase before it
+        held = int(ends[-2] + mg.FINETUNE_HOLD * (ends[-1] - ends[-2]))
+        if held > ends[-2]:
+            solver.STEPS = [0] + ends[:-2] + [ends[-2], held]
+            solver.LRS = lrs[:-1] + [lrs[-2], lrs[-1]]
+        else:
+            solver.STEPS = [0] + ends[:-1]
+            solver.LRS = lrs
         solver.MAX_EPOCH = ends[-1]
     elif mg.SHORT_CYCLE:
         solver.STEPS = [int(s * mg.EPOCH_FACTOR) for s in cfg.SOLVER.STEPS]
