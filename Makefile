@@ -7,8 +7,8 @@
 # make bench    - run the pooling, model and data benchmarks; make bench-multigrid: the multigrid experiment;
 #                 make bench-robustness: the chaos benchmark (broken files, DDP, interruptions).
 # make paper-mini - the paper's pooling comparison in miniature (configs/experiments/paper_mini.yaml,
-#                 vidpool experiments): 36 training runs on the demo data (37 min on 2 cores
-#                 with the previous grid's inputs; the current grid's are larger for I3D and SRTG).
+#                 vidpool experiments): 18 training runs of r3d-10 and r(2+1)d-10 on the demo data
+#                 (docs/experiments.md has the measured time).
 PYTHON ?= python3
 ifdef VIRTUAL_ENV
 VENV := $(VIRTUAL_ENV)
@@ -68,14 +68,11 @@ $(BENCH_MG_STAMP): tools/make_demo_data.py vidpool/data/datasets/synthetic.py | 
 bench-multigrid: install $(BENCH_MG_STAMP)
 	$(PY) tools/benchmark_multigrid.py
 
-# Four backbone families x {max, avg, softpool} x 3 seeds, two runs at a time; rerunning continues
+# r3d-10 and r(2+1)d-10 x {max, avg, softpool} x 3 seeds, two runs at a time; rerunning continues
 # an interrupted grid. Results: output/experiments/paper_mini/results.{md,csv,json,png}.
-# The demo videos are decoded once into $(DEMO_DATA)/frame_cache (removed with the demo data), for the
-# 48-px cells and for I3D's 80-px ones (a cache entry belongs to the short side a config cuts from).
+# The demo videos are decoded once into $(DEMO_DATA)/frame_cache (removed with the demo data).
 paper-mini: install $(DEMO_STAMP)
 	$(PY) -m vidpool cache-frames --cfg configs/demo/r3d10_softpool.yaml --workers 2 DATA.FRAME_CACHE $(DEMO_DATA)/frame_cache
-	$(PY) -m vidpool cache-frames --cfg configs/demo/r3d10_softpool.yaml --workers 2 DATA.FRAME_CACHE $(DEMO_DATA)/frame_cache \
-		DATA.TRAIN_JITTER_SCALES "[80, 94]" DATA.TRAIN_CROP_SIZE 80 DATA.TEST_CROP_SIZE 80
 	$(PY) -m vidpool experiments --grid configs/experiments/paper_mini.yaml --jobs 2
 
 # Broken files, 2-process DDP and a SIGTERM mid-epoch in every dataset layout (about 5 minutes).
