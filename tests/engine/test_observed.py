@@ -323,6 +323,26 @@ def test_mixed_precision_losses_follow_fp32():
     assert losses[True] != losses[False]
 
 
+@pytest.mark.parametrize("name,dtype", [("auto", torch.bfloat16), ("bfloat16", torch.bfloat16),
+                                        ("float16", torch.float16)])
+def test_mixed_precision_dtype_is_what_the_model_runs_in(name, dtype):
+    """TRAIN.MIXED_PRECISION_DTYPE is the dtype the classifier's output has during a training step
+    (auto = bf16 on CPU), and only fp16 gets a gradient scaler."""
+    from vidpool.engine.optim import build_optimizer
+    from vidpool.engine.trainer import grad_scaler
+
+    cfg = load_cfg(None, ["TRAIN.MIXED_PRECISION", "True", "TRAIN.MIXED_PRECISION_DTYPE", name, "LOG_PERIOD", "0"])
+    torch.manual_seed(0)
+    model = create_model("r3d_10", 3, base_width=4)
+    seen = []
+    model.fc.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    scaler = grad_scaler(cfg, torch.device("cpu"))
+    assert scaler.is_enabled() == (dtype == torch.float16)
+    train_epoch(model, _batches(1, shape=(2, 3, 4, 16, 16)), build_optimizer(model, cfg.SOLVER), scaler, cfg, 0,
+                torch.device("cpu"))
+    assert seen == [dtype]
+
+
 def test_iteration_records_follow_the_steps(synthetic_root, tmp_path, monkeypatch):
     """Every LOG_PERIOD steps a record with the mean loss of those steps and the LR the optimizer held;
     their losses average to the epoch's loss (13 equal batches); TensorBoard gets them by step."""

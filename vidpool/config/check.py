@@ -97,6 +97,8 @@ def _choices(cfg) -> List[str]:
             + choice_problem("TEST.DATASET", cfg.TEST.DATASET, DATASETS)
             + choice_problem("TEST.SPLIT", cfg.TEST.SPLIT, ("val", "test"))
             + choice_problem("DEVICE", cfg.DEVICE, ("auto", "cpu", "cuda"))
+            + choice_problem("TRAIN.MIXED_PRECISION_DTYPE", cfg.TRAIN.MIXED_PRECISION_DTYPE,
+                             ("auto", "float16", "bfloat16"))
             + choice_problem("SOLVER.LR_POLICY", cfg.SOLVER.LR_POLICY, POLICIES)
             + choice_problem("TRAIN.CHECKPOINT_TYPE", cfg.TRAIN.CHECKPOINT_TYPE, ("auto",) + tuple(SOURCES))
             + choice_problem("DATA.SHORT_CLIPS", cfg.DATA.SHORT_CLIPS, SHORT_MODES)

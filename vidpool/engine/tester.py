@@ -44,7 +44,7 @@ def run_views(model: nn.Module, loader, dataset, cfg, device, bad_videos: Option
     for batch in progress(batches, len(loader), "test", cfg.LOG_PERIOD, dist.is_main()):
         if bad_videos is not None:
             bad_videos.add(batch.get("bad", []))
-        with autocast(device, cfg.TRAIN.MIXED_PRECISION):
+        with autocast(device, cfg):
             logits = model(model_input(batch["clip"], device, cfg)).float()
         agg.update(logits, batch["label"], batch["index"], batch["valid"])
     return agg

@@ -45,11 +45,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CPU, fp16 on CUDA (with a GradScaler), or nothing."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+def amp_dtype(cfg, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype of TRAIN.MIXED_PRECISION (None when off): TRAIN.MIXED_PRECISION_DTYPE, where
+    auto means fp16 on CUDA and bf16 on CPU."""
+    if not cfg.TRAIN.MIXED_PRECISION:
+        return None
+    name = cfg.TRAIN.MIXED_PRECISION_DTYPE
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    return {"float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def autocast(device: torch.device, cfg):
+    """Autocast at amp_dtype(cfg, device), or nothing."""
+    dtype = amp_dtype(cfg, device)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(cfg, device: torch.device) -> torch.amp.GradScaler:
+    """A GradScaler, enabled for fp16 autocast (bf16 has fp32's range and needs none)."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype(cfg, device) == torch.float16)
 
 
 def save_config(cfg, output_dir: str) -> None:
@@ -137,7 +152,7 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
         x = model_input(batch["clip"], device, cfg)
         y = batch["label"].to(device, non_blocking=True)
         extra["skipped"] += len(batch["skipped"])
-        with autocast(device, cfg.TRAIN.MIXED_PRECISION):
+        with autocast(device, cfg):
             logits = model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.TRAIN.LABEL_SMOOTHING)
         if not torch.isfinite(loss):
@@ -183,7 +198,7 @@ def evaluate(model, loader, cfg, device: torch.device, bad_videos: Optional[BadV
         if not valid.any():
             continue
         x, y = model_input(batch["clip"][valid], device, cfg), batch["label"][valid].to(device)
-        with autocast(device, cfg.TRAIN.MIXED_PRECISION):
+        with autocast(device, cfg):
             logits = model(x).float()
         meter.update(F.cross_entropy(logits, y).item(), logits, y)
     stats = meter.reduce(lambda v: dist.all_reduce_sum(v, device))
@@ -285,7 +300,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
     elif cfg.MULTIGRID.SHORT_CYCLE:
         log.info("multigrid short cycle: %d epochs, LR steps %s", solver.MAX_EPOCH, list(solver.STEPS))
     optimizer = build_optimizer(model, solver, cfg.TRAIN.BACKBONE_LR_SCALE if cfg.TRAIN.FINETUNE else 1.0)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.TRAIN.MIXED_PRECISION and device.type == "cuda")
+    scaler = grad_scaler(cfg, device)
     multigrid = _multigrid_state(cfg, schedule, solver)
 
     start_epoch, start_iter, sums, steps_done = 0, 0, None, 0
