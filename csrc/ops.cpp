@@ -1,11 +1,18 @@
-// Operator schema, argument checks and dispatch registration for vidpool::soft_pool and
-// vidpool::adaptive_soft_pool. The Python layer (vidpool/ops/softpool.py) adds autograd and
-// fake (meta) kernels and friendlier errors; the checks here are the last line of defence.
+// Operator schema, argument checks, autograd and dispatch registration for vidpool::soft_pool and
+// vidpool::adaptive_soft_pool. The Python layer (vidpool/ops/softpool.py) adds fake (meta) kernels,
+// the backward ops' own derivatives (double backward) and friendlier errors; the checks here are
+// the last line of defence.
+//
+// The forward ops' autograd is registered here, in C++ (the Autograd dispatch key), so that a
+// forward and backward cost no more host time than max_pool3d's: the backward calls the
+// soft_pool_backward op through the dispatcher, whose own autograd (registered from Python) makes
+// second derivatives work.
 //
 // Compiled into two kinds of extension: a CPU one per instruction set (VIDPOOL_CPU_ISA names it:
-// vidpool._kernels_default/_avx2/_avx512; it defines the schema and registers the CPU kernels;
+// vidpool._kernels_default/_avx2/_avx512; it defines the schema, the autograd and the CPU kernels;
 // vidpool._C loads the best one the machine runs) and, with VIDPOOL_WITH_CUDA, vidpool._kernels_cuda,
 // which registers the CUDA kernels only.
+#include <torch/autograd.h>
 #include <torch/extension.h>
 
 #include <string>
@@ -71,6 +78,79 @@ at::Tensor adaptive_soft_pool_backward(const at::Tensor& grad_output, const at::
 }  // namespace
 
 #ifndef VIDPOOL_WITH_CUDA
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Autograd of soft_pool: saves the input and output, and calls soft_pool_backward (through the
+// dispatcher, so CUDA tensors reach the CUDA kernels and a create_graph backward is differentiable).
+class SoftPoolFunction : public torch::autograd::Function<SoftPoolFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, at::IntArrayRef kernel_size,
+                            at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode) {
+    static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("vidpool::soft_pool", "").typed<decltype(soft_pool)>();
+    at::Tensor y;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      y = op.call(x, kernel_size, stride, padding, ceil_mode);
+    }
+    ctx->save_for_backward({x, y});
+    ctx->saved_data["kernel_size"] = kernel_size.vec();
+    ctx->saved_data["stride"] = stride.vec();
+    ctx->saved_data["padding"] = padding.vec();
+    ctx->saved_data["ceil_mode"] = ceil_mode;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("vidpool::soft_pool_backward", "")
+                         .typed<decltype(soft_pool_backward)>();
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor gx = op.call(grads[0], saved[0], saved[1], ctx->saved_data["kernel_size"].toIntVector(),
+                                  ctx->saved_data["stride"].toIntVector(), ctx->saved_data["padding"].toIntVector(),
+                                  ctx->saved_data["ceil_mode"].toBool());
+    return {gx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+class AdaptiveSoftPoolFunction : public torch::autograd::Function<AdaptiveSoftPoolFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, at::IntArrayRef output_size) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("vidpool::adaptive_soft_pool", "")
+                         .typed<decltype(adaptive_soft_pool)>();
+    at::Tensor y;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      y = op.call(x, output_size);
+    }
+    ctx->save_for_backward({x, y});
+    ctx->saved_data["output_size"] = output_size.vec();
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("vidpool::adaptive_soft_pool_backward", "")
+                         .typed<decltype(adaptive_soft_pool_backward)>();
+    const auto saved = ctx->get_saved_variables();
+    return {op.call(grads[0], saved[0], saved[1], ctx->saved_data["output_size"].toIntVector()), at::Tensor()};
+  }
+};
+
+at::Tensor soft_pool_autograd(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                              at::IntArrayRef padding, bool ceil_mode) {
+  return SoftPoolFunction::apply(x, kernel_size, stride, padding, ceil_mode);
+}
+
+at::Tensor adaptive_soft_pool_autograd(const at::Tensor& x, at::IntArrayRef output_size) {
+  return AdaptiveSoftPoolFunction::apply(x, output_size);
+}
+
+}  // namespace
+
 // The zoo's Lp, gated and detail-preserving (lite) pooling, fused on the CPU (zoo_cpu.cpp); CUDA tensors
 // take the Python compositions in vidpool/ops/zoo.py.
 at::Tensor dpp_pool_cpu(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& lam, const Geometry& g,
@@ -158,6 +238,10 @@ TORCH_LIBRARY(vidpool, m) {
         "int[] stride, int[] padding, bool ceil_mode, bool asym, float eps) -> (Tensor, Tensor, Tensor)");
 }
 VIDPOOL_REGISTER_KERNELS(CPU)
+TORCH_LIBRARY_IMPL(vidpool, Autograd, m) {
+  m.impl("soft_pool", &vidpool::soft_pool_autograd);
+  m.impl("adaptive_soft_pool", &vidpool::adaptive_soft_pool_autograd);
+}
 TORCH_LIBRARY_IMPL(vidpool, CPU, m) {
   m.impl("lp_pool", &vidpool::lp_pool);
   m.impl("lp_pool_backward", &vidpool::lp_pool_backward);

@@ -103,6 +103,33 @@ def measure(name, f, x, k, s, p, repeats, warmup, kernel_time=False):
     return row
 
 
+def dispatch_overhead(device, repeats: int, calls: int = 200) -> dict:
+    """Host time of one forward+backward on a 1x1x2x2x2 tensor (k=2): what calling the op and its
+    autograd costs when the kernel itself does almost nothing, SoftPool3d (the module networks use,
+    and the functional form) against max_pool3d. Microseconds per call, median of ``repeats`` batches
+    of ``calls`` calls."""
+    x = torch.randn(1, 1, 2, 2, 2, device=device).requires_grad_()
+    pool = ops.SoftPool3d(2)
+
+    def timed(f):
+        def batch():
+            for _ in range(calls):
+                f(x).sum().backward()
+            _sync(x)
+        return median_seconds(batch, repeats, warmup=2) / calls * 1e6
+
+    return {"softpool3d module": timed(pool), "soft_pool3d function": timed(lambda t: ops.soft_pool3d(t, 2)),
+            "max_pool3d": timed(lambda t: F.max_pool3d(t, 2))}
+
+
+def report_dispatch(device, repeats):
+    us = dispatch_overhead(device, repeats)
+    print("\nHost time of a fwd+bwd on a 1x1x2x2x2 tensor (dispatch and autograd, the kernel negligible)")
+    for name, t in us.items():
+        print(f"  {name:<21} {t:7.1f} us  ({t / us['max_pool3d']:.2f}x max_pool3d)")
+    return us["softpool3d module"] / us["max_pool3d"]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
@@ -117,6 +144,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     ap.add_argument("--kernel-time", action="store_true",
                     help="on CUDA, also the GPU's kernel time per call (torch.profiler) and its ratios")
+    ap.add_argument("--dispatch", action="store_true",
+                    help="only the host time of a tiny fwd+bwd (dispatch and autograd) against max_pool3d")
     ap.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
                     help="input dtype (default float32; half types are what mixed-precision training pools)")
     args = ap.parse_args(argv)
@@ -129,6 +158,11 @@ def main(argv=None):
         ap.error("--kernel-time needs --device cuda")
     if args.zoo:
         return zoo_latency(args)
+    if args.dispatch:
+        torch.set_num_threads(args.threads)
+        ratio = report_dispatch(device, args.repeats)
+        report("tiny fwd+bwd host time <= 1.5x max_pool3d's", ratio, 1.5, "<=")
+        return 0
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -167,10 +201,12 @@ def main(argv=None):
         out_bytes = torch.Size(F.max_pool3d(x, k, s, p).shape).numel() * x.element_size()
         results[(label, k)] = (rows, in_bytes, out_bytes)
 
+    dispatch = report_dispatch(device, args.repeats)
     if args.quick:
         print("\n--quick uses small shapes: the targets (r3d stem 4x64x16x56x56) are not checked.")
         return 0
     print(f"\nTargets ({device.type}):")
+    report("tiny fwd+bwd host time <= 1.5x max_pool3d's", dispatch, 1.5, "<=")
     for (label, k), (rows, _, _) in results.items():
         if label == "late stage":  # narrow rows (W 14)
             sp = rows["softpool3d (compiled)"]

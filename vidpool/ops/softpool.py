@@ -123,7 +123,38 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch._prims_common.suggest_memory_format(x)
 
 
+def _ints(value, dim: int) -> list:
+    return [value] * dim if type(value) is int else list(value)
+
+
+_OPS = {}  # the compiled ops' default overloads, looked up once (torch.ops attribute access is slow)
+
+
+def _op(name: str):
+    op = _OPS.get(name)
+    if op is None:
+        op = _OPS[name] = getattr(torch.ops.vidpool, name).default
+    return op
+
+
+def _direct(x: torch.Tensor, dim: int) -> bool:
+    """Whether a call on ``x`` can go straight to the compiled op: a batched plain tensor on a device
+    with kernels, outside tracing and the decomposed() block. The op checks its arguments itself."""
+    if _C is None or _decompose or type(x) is not torch.Tensor or x.dim() != dim + 2:
+        return False
+    return (x.is_cpu or (x.is_cuda and _has_kernel("CUDA"))) and not torch.compiler.is_compiling()
+
+
 def _soft_pool(x, dim, kernel_size, stride, padding, ceil_mode, fname):
+    if _direct(x, dim):
+        # the common call, with the least host time; anything the op rejects is checked again below,
+        # which raises the error with its friendlier message
+        try:
+            return _op("soft_pool")(
+                x, _ints(kernel_size, dim), _ints(kernel_size if stride is None or not _ints(stride, dim) else stride, dim),
+                _ints(padding, dim), bool(ceil_mode))
+        except (RuntimeError, ValueError, TypeError):
+            pass
     unbatched = _check_input(x, dim, fname)
     k, s, p = _pool_args(dim, kernel_size, stride, padding, fname)
     for axis, (n, kv, sv, pv) in enumerate(zip(x.shape[-dim:], k, s, p)):
@@ -142,6 +173,12 @@ def _soft_pool(x, dim, kernel_size, stride, padding, ceil_mode, fname):
 
 
 def _adaptive_soft_pool(x, dim, output_size, fname):
+    if _direct(x, dim):
+        try:
+            if type(output_size) is int or None not in output_size:  # None keeps an axis: the path below
+                return _op("adaptive_soft_pool")(x, _ints(output_size, dim))
+        except (RuntimeError, ValueError, TypeError):
+            pass
     unbatched = _check_input(x, dim, fname)
     if isinstance(output_size, (tuple, list)) and len(output_size) == dim:
         output_size = tuple(n if o is None else o for o, n in zip(output_size, x.shape[-dim:]))
@@ -262,7 +299,8 @@ class AdaptiveSoftPool3d(_AdaptiveSoftPoolNd):
 
 
 def _register_torch_library() -> None:
-    """Fake (meta) kernels and autograd for the compiled ops (torch.compile, opcheck, training)."""
+    """Fake (meta) kernels for the compiled ops and the backward ops' autograd (torch.compile,
+    opcheck, second derivatives)."""
 
     def fake_soft_pool(x, kernel_size, stride, padding, ceil_mode):
         out = [pool_output_size(n, k, s, p, ceil_mode)
@@ -306,21 +344,8 @@ def _register_torch_library() -> None:
     torch.library.register_fake("vidpool::soft_pool_backward", fake_backward)
     torch.library.register_fake("vidpool::adaptive_soft_pool_backward", fake_backward)
 
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0], output)  # backward needs only the input and output
-        ctx.geometry = inputs[1:]
-
-    def backward_soft_pool(ctx, grad):
-        x, y = ctx.saved_tensors
-        return (torch.ops.vidpool.soft_pool_backward(grad, x, y, *ctx.geometry),) + (None,) * 4
-
-    def backward_adaptive(ctx, grad):
-        x, y = ctx.saved_tensors
-        return torch.ops.vidpool.adaptive_soft_pool_backward(grad, x, y, *ctx.geometry), None
-
-    torch.library.register_autograd("vidpool::soft_pool", backward_soft_pool, setup_context=setup_context)
-    torch.library.register_autograd("vidpool::adaptive_soft_pool", backward_adaptive, setup_context=setup_context)
-
+    # The forward ops' autograd is registered in C++ (csrc/ops.cpp: it saves the input and output and
+    # calls the backward op), which keeps a fwd+bwd's host time near max_pool3d's.
     # Double backward: the backward ops take (grad_output, input, output, *geometry) and recompute y
     # from the input, so their own derivatives are with respect to grad_output and input only.
     def setup_backward(ctx, inputs, output):
