@@ -150,9 +150,9 @@ def _soft_pool(x, dim, kernel_size, stride, padding, ceil_mode, fname):
         # the common call, with the least host time; anything the op rejects is checked again below,
         # which raises the error with its friendlier message
         try:
-            return _op("soft_pool")(
-                x, _ints(kernel_size, dim), _ints(kernel_size if stride is None or not _ints(stride, dim) else stride, dim),
-                _ints(padding, dim), bool(ceil_mode))
+            k = _ints(kernel_size, dim)
+            s = k if stride is None or not _ints(stride, dim) else _ints(stride, dim)
+            return _op("soft_pool")(x, k, s, _ints(padding, dim), bool(ceil_mode))
         except (RuntimeError, ValueError, TypeError):
             pass
     unbatched = _check_input(x, dim, fname)
