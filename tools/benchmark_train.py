@@ -168,6 +168,7 @@ def summarise(result: dict, warmup: int, batch: int) -> dict:
 
 def benchmark(config: str, overrides, args, device) -> list:
     from vidpool.config import load_cfg
+    from vidpool.config.check import check_cfg
     from vidpool.data import build_loader
 
     base = list(overrides) + ["MULTIGRID.LONG_CYCLE", "False", "MULTIGRID.SHORT_CYCLE", "False",
@@ -179,9 +180,12 @@ def benchmark(config: str, overrides, args, device) -> list:
     if args.input == "loader":
         base += ["DATA_LOADER.NUM_WORKERS", str(args.workers)]
     n = args.warmup + args.steps + 1
+    path = os.path.join(ROOT, config) if not os.path.isabs(config) else config
+    cfgs = [load_cfg(path, base + ["MODEL.POOL", pool]) for pool in args.pools]
+    for cfg in cfgs:  # every variant checked before any is built (a misspelt pool is one message)
+        check_cfg(cfg, train=args.input == "loader")
     rows = []
-    for pool in args.pools:
-        cfg = load_cfg(os.path.join(ROOT, config) if not os.path.isabs(config) else config, base + ["MODEL.POOL", pool])
+    for pool, cfg in zip(args.pools, cfgs):
         batch = cfg.TRAIN.BATCH_SIZE
         if args.input == "synthetic":
             batches = synthetic_batches(cfg, batch, device)
@@ -256,6 +260,8 @@ def main(argv=None):
     args, overrides = ap.parse_known_args(argv)
     if len(overrides) % 2 or any(not k[:1].isupper() for k in overrides[0::2]):
         ap.error(f"unrecognised arguments: {' '.join(overrides)} (config overrides are KEY VALUE pairs)")
+    if "MODEL.POOL" in overrides[0::2]:
+        ap.error("set the poolings with --pools, not MODEL.POOL")
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
     args.pools = args.pools.split(",")

@@ -132,3 +132,10 @@ def test_tool_errors_name_the_mistake():
                           cwd=ROOT)
     assert done.returncode == 2 and "no such config: configs/nope.yaml" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_misspelt_pooling_is_one_message_before_any_training():
+    done = subprocess.run([sys.executable, TOOL, "--cfg", "configs/demo/r3d10_softpool.yaml", "--pools", "max,softpol",
+                           "--device", "cpu", *TINY], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "MODEL.POOL 'softpol'" in done.stderr and "did you mean 'softpool'" in done.stderr
+    assert "Traceback" not in done.stderr and "[r3d_10 max engine]" not in done.stderr  # nothing trained first
