@@ -1,6 +1,7 @@
 """Interruptions lose at most minutes: a kill -9 or a SIGTERM in the middle of an epoch (loader
 workers on, and under torchrun) resumes to exactly the weights and stats of an uninterrupted run;
 checkpoint retention, stale temporary files, fine-tuning resumes, checkpoints of another model."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,6 +35,42 @@ def _command(root, out, torchrun=False):
         (["TRAIN.BATCH_SIZE", "4"] if torchrun else [])
 
 
+def _tree(pid):
+    """``pid`` and every process below it."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += child_processes(p)
+    return out
+
+
+def _finished(command, seconds=420):
+    """``subprocess.run(command, capture_output=True, text=True)`` with a deadline (a run takes under
+    a minute): a run that hangs fails with the Python stack of every thread of every process of it
+    (faulthandler, on SIGABRT) instead of running into pytest's timeout, which shows only this one."""
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        tree = _tree(proc.pid)
+        listing = subprocess.run(["ps", "-o", "pid,ppid,stat,etimes,args", "-p", ",".join(map(str, tree))],
+                                 capture_output=True, text=True).stdout
+        for pid in reversed(tree):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGABRT)
+        try:
+            stdout, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"{' '.join(command[:6])} ... still running after {seconds} s:\n{listing}\n"
+                    f"stdout:\n{stdout[-4000:]}\nstderr (stacks):\n{stderr[-30000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+
 def _wait_for(path, proc, seconds=180):
     deadline = time.time() + seconds
     while not os.path.exists(path) and proc.poll() is None and time.time() < deadline:
@@ -59,7 +96,7 @@ def _assert_same_run(a, b):
 @pytest.fixture(scope="module")
 def uninterrupted(synthetic_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
-    done = subprocess.run(_command(synthetic_root, out), capture_output=True, text=True)
+    done = _finished(_command(synthetic_root, out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
 
@@ -71,7 +108,7 @@ def test_kill_9_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupte
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not os.path.exists(ckpt.checkpoint_path(str(tmp_path), 2))
-    done = subprocess.run(_command(synthetic_root, tmp_path), capture_output=True, text=True)
+    done = _finished(_command(synthetic_root, tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "resumed from" in done.stdout and "iterations done" in done.stdout
     _assert_same_run(uninterrupted, tmp_path)
@@ -97,7 +134,7 @@ def test_sigterm_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupt
     done_epochs, steps = ckpt.progress_of(newest)
     assert done_epochs == 1 and 4 <= steps < 13 and "preempted" in output
     assert ckpt.load_checkpoint(newest)["iteration"] == steps
-    done = subprocess.run(_command(synthetic_root, tmp_path), capture_output=True, text=True)
+    done = _finished(_command(synthetic_root, tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     _assert_same_run(uninterrupted, tmp_path)
 
@@ -105,7 +142,7 @@ def test_sigterm_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupt
 @pytest.fixture(scope="module")
 def uninterrupted_ddp(synthetic_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted_ddp")
-    done = subprocess.run(_command(synthetic_root, out, torchrun=True), capture_output=True, text=True)
+    done = _finished(_command(synthetic_root, out, torchrun=True))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
 
@@ -143,7 +180,7 @@ def test_interrupted_torchrun_run(synthetic_root, tmp_path, uninterrupted_ddp, h
         # at or after the step the signal was sent (a loaded machine may notice the file a few steps late)
         assert (newest["epoch"], newest.get("iteration", 0)) >= (1, 4) and len(newest["rng_per_rank"]) == 2
         assert not torch.equal(newest["rng_per_rank"][0]["torch"], newest["rng_per_rank"][1]["torch"])
-    done = subprocess.run(_command(synthetic_root, out, torchrun=True), capture_output=True, text=True)
+    done = _finished(_command(synthetic_root, out, torchrun=True))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     _assert_same_run(uninterrupted_ddp, out)
 
