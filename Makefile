@@ -17,6 +17,7 @@ VENV := .venv
 endif
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vidpool-installed
+FFMPEG_LIBS := $(VENV)/ffmpeg-libs
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 BUILD_INPUTS := setup.py requirements.txt $(wildcard csrc/*.h csrc/*.cpp csrc/*.cu csrc/*.cuh csrc/emulation/*)
 DEMO_DATA := data/demo
@@ -37,11 +38,15 @@ $(STAMP): $(BUILD_INPUTS)
 		echo "$(PY) -m pip install --quiet $(TORCH_PINS)"; $(PY) -m pip install --quiet $(TORCH_PINS); fi
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --no-build-isolation -e .
+	$(PY) -m vidpool.data.ffmpeg_libs $(FFMPEG_LIBS)
 	$(PY) -c "import vidpool._C as c; i = c.build_info(); print('vidpool installed; SoftPool kernels:', i['backends'], 'CPU variant', i['cpu_isa'], '| CUDA:', i['cuda_build']['reason'])"
 	touch $(STAMP)
 
+# torchcodec (DATA.DECODER torchcodec) finds FFmpeg's libraries through LD_LIBRARY_PATH: the tests use
+# PyAV's copy, linked into $(FFMPEG_LIBS) by make install (vidpool/data/ffmpeg_libs.py)
 test: install
-	$(PY) -m pytest tests
+	LD_LIBRARY_PATH="$(abspath $(FFMPEG_LIBS))$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" VIDPOOL_REQUIRE_TORCHCODEC=1 \
+		$(PY) -m pytest tests
 
 # Regenerated from scratch when the generator changes; the stamp is written only after a complete run.
 $(DEMO_STAMP): tools/make_demo_data.py vidpool/data/datasets/synthetic.py | $(STAMP)

@@ -19,7 +19,8 @@ step's phases, synchronising the device at each boundary:
     backward from the end of the forward to the optimizer step: loss, zero_grad, backward
     optim    the optimizer step
 
---input synthetic feeds random clips already on the device (what the device can compute);
+--input synthetic feeds random uint8 clips already on the device (what the device can compute; both
+loops normalise them there, as they do the loader's clips);
 --input loader feeds the config's training split through vidpool's loader with --workers processes.
 Multigrid is turned off (the benchmark times one clip shape). Prints a table of medians over the
 --steps timed steps (after --warmup untimed ones), the targets on a GPU, and the ratios as its last
@@ -94,21 +95,28 @@ class Take:
 
 
 def synthetic_batches(cfg, batch: int, device, distinct: int = 4) -> list:
-    """``distinct`` batches of random clips and labels on ``device``."""
+    """``distinct`` batches of random uint8 clips (as the loader hands them over; both loops normalise
+    them on the device) and labels on ``device``."""
     g = torch.Generator().manual_seed(0)
     shape = (batch, 3, cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
-    return [{"clip": torch.randn(shape, generator=g).to(device),
+    return [{"clip": torch.randint(0, 256, shape, generator=g, dtype=torch.uint8).to(device),
              "label": torch.randint(0, cfg.MODEL.NUM_CLASSES, (batch,), generator=g).to(device),
              "skipped": [], "bad": []} for _ in range(distinct)]
 
 
-def plain_loop(model, batches, optimizer, scaler, lrs, device, dtype, memory_format):
+def plain_loop(model, batches, optimizer, scaler, lrs, device, dtype, memory_format, mean_std):
     """The training step written out with PyTorch calls only."""
+    mean, std = mean_std  # (x / 255 - mean) / std, as x / (255 std) - mean / std
+    scale = torch.tensor([1 / (255 * s) for s in std], device=device).view(3, 1, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)], device=device).view(3, 1, 1, 1)
     model.train()
     for batch, lr in zip(batches, lrs):
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x = batch["clip"].to(device, non_blocking=True, memory_format=memory_format)
+        x = batch["clip"].to(device, non_blocking=True)
+        if x.dtype == torch.uint8:  # the loader's clips: normalised on the device
+            x = x.float().mul_(scale).sub_(shift)
+        x = x.to(memory_format=memory_format)
         y = batch["label"].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = F.cross_entropy(model(x).float(), y)
@@ -148,7 +156,7 @@ def run_variant(cfg, loop: str, batches, n: int, device, compile_model: bool) ->
     else:
         layout = torch.channels_last_3d if cfg.MODEL.CHANNELS_LAST else torch.preserve_format
         plain_loop(model, taken, optimizer, scaler, [lr_at(cfg.SOLVER, i / n) for i in range(n)], device,
-                   amp_dtype(cfg, device), layout)
+                   amp_dtype(cfg, device), layout, (cfg.DATA.MEAN, cfg.DATA.STD))
     timer.close()
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
     weights = {k: v.detach().to("cpu", copy=True) for k, v in getattr(model, "_orig_mod", model).state_dict().items()}

@@ -62,9 +62,9 @@ def test_model_name_without_underscore_suggests_the_registered_one(tmp_path):
 
 
 def test_a_decoder_vidpool_lacks_is_a_config_error_before_any_video_is_read(tmp_path, synthetic_root):
-    err = mistake("train", "--cfg", DEMO, "DATA.DECODER", "torchcodec", "DATA.PATH_TO_DATA_DIR",
+    err = mistake("train", "--cfg", DEMO, "DATA.DECODER", "opencv", "DATA.PATH_TO_DATA_DIR",
                   os.path.join(synthetic_root, "ucf101"), "OUTPUT_DIR", tmp_path / "run")
-    assert "DATA.DECODER 'torchcodec' is not one of: pyav, decord" in err and "unreadable" not in err
+    assert "DATA.DECODER 'opencv' is not one of: pyav, decord, torchcodec" in err and "unreadable" not in err
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 

@@ -12,7 +12,7 @@ from vidpool.config import load_cfg
 from vidpool.data import ClipBatchSampler, ClipShape, build_dataset, build_loader, decode_frames
 from vidpool.data.datasets.base import VideoClipDataset, VideoRecord, collate_clips
 from vidpool.data.sampling import frame_window, uniform_clips
-from vidpool.data.transforms import eval_transform
+from vidpool.models import model_input
 
 SMALL = ["DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "8", "DATA.TRAIN_JITTER_SCALES", "[40, 48]",
          "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "40", "TRAIN.BATCH_SIZE", "4", "TEST.BATCH_SIZE", "6",
@@ -42,9 +42,31 @@ def test_modes_and_views(synthetic_root):
     indices = uniform_clips(window, 4, 8 * 8.0 / 30, 2)[0]
     frames = decode_frames(rec.path, indices, short_side=40, exact=True)  # scaled by the decoder
     assert frames.shape[1:3] == (40, 53)
-    expected = eval_transform(frames, 40, 3, cfg.DATA.MEAN, cfg.DATA.STD)[1]
-    torch.testing.assert_close(item["clip"], expected)
+    # handed over as uint8: the centre 40 x 40 crop of the decoded frames, channels first
+    assert item["clip"].dtype == torch.uint8
+    torch.testing.assert_close(item["clip"], frames[:, :, 6:46].permute(3, 0, 1, 2), rtol=0, atol=0)
     assert not torch.equal(test[6]["clip"], test[9]["clip"])  # temporal views 0 and 1 differ
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_workers_hand_over_uint8_and_model_input_normalises_as_before(synthetic_root, channels_last):
+    """Batches from 2 loader workers hold uint8 clips (a quarter of float32's bytes through shared
+    memory); model_input gives the model float32 clips equal to (x / 255 - mean) / std computed in
+    float64 from the same pixels, per channel, in the layout the model's weights have."""
+    cfg = _cfg(synthetic_root, "DATA_LOADER.NUM_WORKERS", "2", "DATA.MEAN", "[0.4, 0.45, 0.5]",
+               "DATA.STD", "[0.2, 0.225, 0.25]", "MODEL.CHANNELS_LAST", str(channels_last))
+    batch = next(iter(build_loader(cfg, "val")))
+    clip = batch["clip"]
+    assert clip.dtype == torch.uint8 and clip.shape == (4, 3, 4, 32, 32)
+    x = model_input(clip, torch.device("cpu"), cfg)
+    mean = torch.tensor([0.4, 0.45, 0.5], dtype=torch.float64).view(3, 1, 1, 1)
+    std = torch.tensor([0.2, 0.225, 0.25], dtype=torch.float64).view(3, 1, 1, 1)
+    assert x.dtype == torch.float32
+    torch.testing.assert_close(x.double(), (clip.double() / 255 - mean) / std, rtol=0, atol=1e-5)
+    layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+    assert x.is_contiguous(memory_format=layout)
+    # already-normalised float clips (a caller's own) pass through unchanged
+    assert torch.equal(model_input(x, torch.device("cpu"), cfg), x)
 
 
 def test_per_batch_shapes_with_workers(synthetic_root):

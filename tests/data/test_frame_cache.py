@@ -113,11 +113,10 @@ def test_clips_of_other_sizes_are_scaled_from_the_entry(synthetic_root, tmp_path
     plain = build_dataset(_cfg(synthetic_root, *args), "test")
     cached = build_dataset(_cfg(synthetic_root, *args, "DATA.FRAME_CACHE", str(tmp_path)), "test")
     for i in range(6):
-        a, b = plain[i]["clip"], cached[i]["clip"]
+        a, b = plain[i]["clip"].float(), cached[i]["clip"].float()  # uint8 grey levels
         assert b.shape == a.shape == (3, 4, 40, 40)
         err = (a - b).abs()
-        # pixels are normalised by std 0.225: 0.1 is about 6 grey levels
-        assert err.mean() < 0.1 and torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.98
+        assert err.mean() < 6 and torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.98
 
 
 def _copy_videos(root, tmp_path):

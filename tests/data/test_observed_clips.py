@@ -47,13 +47,12 @@ def _cfg(root, *extra):
     return load_cfg(None, ["TRAIN.DATASET", "ucf101", "TEST.DATASET", "ucf101", "DATA.PATH_TO_DATA_DIR", root,
                            "MODEL.NUM_CLASSES", "1", "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "2",
                            "DATA.TARGET_FPS", str(FPS), "DATA.TRAIN_CROP_SIZE", "32",
-                           "DATA.TRAIN_JITTER_SCALES", "[40, 80]", "DATA.MEAN", "[0.0, 0.0, 0.0]",
-                           "DATA.STD", "[1.0, 1.0, 1.0]"] + list(extra))
+                           "DATA.TRAIN_JITTER_SCALES", "[40, 80]"] + list(extra))
 
 
 def _frames(clip):
-    """Source frame index of each clip frame (blue channel / 5)."""
-    return [int(round(v)) for v in (clip[2].mean((1, 2)) * 255 / 5).tolist()]
+    """Source frame index of each clip frame (blue channel / 5; the loader's clips are uint8 pixels)."""
+    return [int(round(v)) for v in (clip[2].double().mean((1, 2)) / 5).tolist()]
 
 
 def _line(values):
@@ -65,7 +64,7 @@ def _line(values):
 def _geometry(clip):
     """(short side, top, left, flipped) of a training crop, from its coordinate values. A source
     pixel i covers [i, i+1); scaled by r = source / scaled size, scaled pixel j holds (j + 0.5) r - 0.5."""
-    pixels = clip.double() * 255
+    pixels = clip.double()
     col_slope, col_at0 = _line(pixels[0].mean((0, 1)))  # red along the crop's columns
     row_slope, row_at0 = _line(pixels[1].mean((0, 2)))  # green along its rows
     r = row_slope  # = H / short side (the short side is the height)
@@ -162,7 +161,7 @@ def test_decord_takes_the_same_frames_and_pixels(coordinate_root, monkeypatch):
         for i in range(2):
             a, b = (pyav[i], dec[i]) if split != "train" else (pyav[(i, pyav.shape, 3)], dec[(i, dec.shape, 3)])
             assert _frames(a["clip"]) == _frames(b["clip"])
-            assert (a["clip"] - b["clip"]).abs().mean() * 255 < 1.5  # two scalers, the same picture
+            assert (a["clip"].double() - b["clip"].double()).abs().mean() < 1.5  # two scalers, the same picture
     assert len(calls) == 6
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vidpool.data.sampling import ClipShape
-from vidpool.data.transforms import normalize, eval_transform, train_transform
+from vidpool.data.transforms import eval_crops, eval_transform, normalize, train_crop, train_transform
 
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 
@@ -20,10 +20,43 @@ def _frames(t=4, h=60, w=80):
 
 
 def test_normalize_values():
-    x = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)
+    x = torch.full((3, 2, 4, 4), 255, dtype=torch.uint8)
     y = normalize(x, MEAN, STD)
     assert y.shape == (3, 2, 4, 4) and y.dtype == torch.float32
     torch.testing.assert_close(y, torch.full_like(y, (1 - 0.45) / 0.225))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last_3d])
+def test_normalize_batches_per_channel_against_float64(layout):
+    """A batch of uint8 clips with a different mean and std per channel: float32 within rounding of
+    (x / 255 - mean) / std in float64, in the asked layout."""
+    mean, std = (0.1, 0.5, 0.9), (0.2, 0.25, 0.3)
+    x = torch.randint(0, 256, (2, 3, 4, 5, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    y = normalize(x, mean, std, layout)
+    ref = (x.double() / 255 - torch.tensor(mean, dtype=torch.float64).view(3, 1, 1, 1)) / \
+        torch.tensor(std, dtype=torch.float64).view(3, 1, 1, 1)
+    assert y.dtype == torch.float32 and y.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(y.double(), ref, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="uint8 clips"):
+        normalize(x.float(), mean, std)
+    with pytest.raises(ValueError, match="3 values"):
+        normalize(x, mean[:2], std[:2])
+
+
+def test_crops_are_uint8_and_the_float_transforms_normalise_them():
+    """The loader's crops stay uint8 (channels first); train_transform / eval_transform are the same
+    crops normalised, value for value."""
+    shape = ClipShape(4, 2, 32, (40, 48))
+    crop = train_crop(_frames(), shape, random.Random(3))
+    y = train_transform(_frames(), shape, MEAN, STD, random.Random(3))
+    assert crop.dtype == torch.uint8 and crop.shape == (3, 4, 32, 32) and crop.is_contiguous()
+    torch.testing.assert_close(y.double(), (crop.double() / 255 - 0.45) / 0.225, rtol=0, atol=1e-5)
+    frames = _frames(h=60, w=80)
+    for c, f in zip(eval_crops(frames, 60, 3), eval_transform(frames, 60, 3, MEAN, STD)):
+        assert c.dtype == torch.uint8
+        torch.testing.assert_close(f.double(), (c.double() / 255 - 0.45) / 0.225, rtol=0, atol=1e-5)
+    # the left crop of a frame that needs no resizing is the frame's first 60 columns, channels first
+    assert torch.equal(eval_crops(frames, 60, 3)[0], frames[:, :, :60].permute(3, 0, 1, 2))
 
 
 def test_train_transform_shape_range_and_flip():

@@ -1,6 +1,6 @@
 """A video zoo made here with PyAV: the containers, codecs, bit depths, chroma layouts, display
 rotations and flips, sample aspect ratios and lengths people's videos have. Each must decode as a
-player shows it (a test pattern whose displayed position is known), with both decoders, or be a
+player shows it (a test pattern whose displayed position is known), with every decoder, or be a
 counted skip with its reason where this FFmpeg build cannot make or read it."""
 import json
 import os
@@ -12,7 +12,9 @@ import pytest
 
 from vidpool.data import decode_frames, probe
 
+from ..conftest import require_torchcodec
 from .video_zoo import DISPLAY_H, DISPLAY_W, ZOO, displayed_pattern
+
 
 def blocks_at(frame):
     """Centroids (row, column) of the red and the green block of a decoded frame."""
@@ -45,11 +47,13 @@ def zoo(tmp_path_factory):
     return made
 
 
-@pytest.mark.parametrize("backend", ["pyav", "decord"])
+@pytest.mark.parametrize("backend", ["pyav", "decord", "torchcodec"])
 @pytest.mark.parametrize("name", list(ZOO))
 def test_each_video_decodes_as_a_player_shows_it(zoo, name, backend):
     if name not in zoo:
         pytest.skip(SKIPPED[name])
+    if backend == "torchcodec":
+        require_torchcodec()
     frames = ZOO[name][-1]
     try:
         info = probe(zoo[name], backend)
@@ -73,12 +77,14 @@ def test_every_zoo_video_is_made_or_a_named_skip(zoo):
     assert len(zoo) >= 10, SKIPPED  # PyAV's wheels carry these encoders: most of the zoo is always made
 
 
-@pytest.mark.parametrize("backend", ["pyav", "decord"])
+@pytest.mark.parametrize("backend", ["pyav", "decord", "torchcodec"])
 def test_variable_frame_rate_is_sampled_by_time(tmp_path, backend):
     """Index i is the frame shown at time i / fps, from the start of the video as after a seek: the
     frames written before a gap stand for the indices inside it (counting frames would not)."""
     from .video_zoo import VFR_TIMES_MS, make_vfr
 
+    if backend == "torchcodec":
+        require_torchcodec()
     path = str(tmp_path / "vfr.mp4")
     make_vfr(path)
     fps = probe(path, backend).fps

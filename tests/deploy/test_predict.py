@@ -41,7 +41,8 @@ def test_predictions_are_the_mean_softmax_of_the_views_the_model_receives(tmp_pa
     clips = torch.cat([c for c, _ in seen])
     logits = torch.cat([o for _, o in seen])
     assert clips.shape == (3 * 2 * 3, 3, 4, 40, 40)  # 3 videos x 2 clips x 3 crops (the broken one as zeros)
-    assert clips[6:12].abs().sum() == 0 and clips[:6].std() > 0.1 and clips[12:].std() > 0.1
+    # the unreadable video's views are blank (one value: black, normalised), the others are not
+    assert clips[6:12].std() == 0 and clips[:6].std() > 0.1 and clips[12:].std() > 0.1
     assert "error" in results[1] and results[1]["video"] == broken and "top" not in results[1]
     names = open(K700).read().split("\n")
     for r, rows in ((results[0], slice(0, 6)), (results[2], slice(12, 18))):

@@ -14,7 +14,7 @@ import torch
 
 from vidpool.cli._args import parse_with_config, parser
 from vidpool.data import build_loader
-from vidpool.models import build_model
+from vidpool.models import build_model, model_input
 from vidpool.models.srtg import SqueezeRecursion, gate_pass_rate, set_epoch
 from vidpool.weights import load_weights, model_from_checkpoint
 
@@ -41,7 +41,7 @@ def rates(cfg, weights, batches):
             for i, batch in enumerate(loader):
                 if i == batches:
                     break
-                model(batch["clip"])
+                model(model_input(batch["clip"], "cpu", c))
         per_block = {n: float(b.gate_counts[1] / b.gate_counts[0]) for n, b in blocks.items()}
         tested, passed = gate_pass_rate(model)
         out[mode] = {"all": passed / tested, "blocks": per_block}

@@ -140,10 +140,38 @@ def _files(cfg, train: bool, test: bool) -> List[str]:
     return problems
 
 
+def _decoding(cfg) -> List[str]:
+    """DATA.DECODER torchcodec must load; DATA.DECODE_DEVICE cuda needs it, and loader workers that can
+    start CUDA (a forked process cannot)."""
+    d, problems = cfg.DATA, []
+    if d.DECODE_DEVICE not in ("cpu", "cuda"):
+        return choice_problem("DATA.DECODE_DEVICE", d.DECODE_DEVICE, ("cpu", "cuda"))
+    if d.DECODE_DEVICE == "cuda":
+        if d.DECODER != "torchcodec":
+            problems.append(f"DATA.DECODE_DEVICE cuda decodes with torchcodec: set DATA.DECODER torchcodec "
+                            f"(it is {d.DECODER!r}), or DATA.DECODE_DEVICE cpu")
+        if cfg.DEVICE == "cpu":
+            problems.append("DATA.DECODE_DEVICE cuda with DEVICE cpu: the clips would go back to the CPU; decode on "
+                            "the CPU (DATA.DECODE_DEVICE cpu) or train on the GPU")
+        if cfg.DATA_LOADER.NUM_WORKERS > 0 and cfg.DATA_LOADER.START_METHOD in ("", "fork"):
+            problems.append(f"DATA.DECODE_DEVICE cuda with DATA_LOADER.NUM_WORKERS {cfg.DATA_LOADER.NUM_WORKERS}: a "
+                            "forked loader worker cannot use CUDA; set DATA_LOADER.START_METHOD spawn (or "
+                            "NUM_WORKERS 0: decode in the training process)")
+    if d.DECODER == "torchcodec":
+        from vidpool.data.decoding import TorchcodecUnavailable, torchcodec_decoder_class
+
+        try:
+            torchcodec_decoder_class()
+        except TorchcodecUnavailable as e:
+            problems.append(f"DATA.DECODER torchcodec: {e}")
+    return problems
+
+
 def check_cfg(cfg, train: bool = False, test: bool = False) -> None:
     """Raise ``ConfigError`` listing every problem of ``cfg``: its values and names always; with
     ``train`` / ``test`` also the data folders and checkpoint files those steps will read."""
-    problems = _values(cfg) + (_train_values(cfg) if train else []) + _choices(cfg) + _files(cfg, train, test)
+    problems = _values(cfg) + (_train_values(cfg) if train else []) + _choices(cfg) + \
+        (_decoding(cfg) if cfg.DATA.DECODER in ("pyav", "decord", "torchcodec") else []) + _files(cfg, train, test)
     if problems:
         head = "the config has a problem:" if len(problems) == 1 else f"the config has {len(problems)} problems:"
         raise ConfigError(head + "".join(f"\n  - {p}" for p in problems))

@@ -84,7 +84,8 @@ _C.DATA.CLASS_NAMES_FILE = ""     # class list, one per line, in label order (""
 _C.DATA.HACS_NEGATIVES = "skip"   # HACS negative clips: skip | background (one extra class after the 200)
 _C.DATA.UCF101_SPLIT = 1          # UCF-101 official split 1, 2 or 3
 _C.DATA.SKIP_BAD_ROWS = False     # skip malformed annotation rows with a warning instead of stopping
-_C.DATA.DECODER = "pyav"          # pyav | decord
+_C.DATA.DECODER = "pyav"          # pyav | decord | torchcodec
+_C.DATA.DECODE_DEVICE = "cpu"     # cpu | cuda (torchcodec on the GPU: DATA_LOADER.NUM_WORKERS 0 or START_METHOD spawn)
 _C.DATA.FRAME_CACHE = ""          # folder of decoded frames, each video decoded once ("" = decode every clip; small datasets)
 _C.DATA.NUM_FRAMES = 16           # frames per clip
 _C.DATA.SAMPLING_RATE = 4         # frames between clip frames, counted at DATA.TARGET_FPS

@@ -1,4 +1,5 @@
-"""Video decoding: PyAV (default) or decord behind one function, decoding only the frames a clip needs.
+"""Video decoding: PyAV (default), decord or torchcodec behind one function, decoding only the frames
+a clip needs.
 
 ``probe(path)`` reads the container's metadata (no decoding). ``decode_frames(path, indices)`` returns
 the frames at the given indices (sorted or not, repeats allowed) as a uint8 tensor (T, H, W, 3):
@@ -30,6 +31,15 @@ the frames at the given indices (sorted or not, repeats allowed) as a uint8 tens
   videos (sample aspect ratio other than 1) are scaled to their display aspect in the same swscale
   pass as the RGB conversion. ``VideoInfo.width`` / ``height`` are the displayed size.
 
+- torchcodec (``backend="torchcodec"``, ``device="cpu"`` or ``"cuda"``: NVDEC) reads the same
+  indices as PyAV: the video's frame rate, frame count, display matrix and aspect come from PyAV's
+  header read (cached per process), index i is the frame played at time (i + 0.01) / fps (AVI: the
+  i-th frame), and frames are turned and scaled to the displayed size after decoding (antialiased
+  bilinear, on the decoding device). Videos whose codec NVDEC lacks (AV1 on older GPUs, MPEG-4
+  part 2, VP8, FFV1, ...) are decoded on the CPU instead, counted per codec (``cpu_fallbacks()``)
+  and logged at the first, 10th, 100th, ... of each codec. torchcodec needs FFmpeg's shared
+  libraries (4 to 8); ``python -m vidpool.data.ffmpeg_libs`` links the ones PyAV ships (see there).
+
 Every failure (missing file, not a video, no decodable frame) raises ``DecodeError`` naming the file.
 """
 from __future__ import annotations
@@ -44,7 +54,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-BACKENDS = ("pyav", "decord")
+BACKENDS = ("pyav", "decord", "torchcodec")
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -471,6 +482,159 @@ def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
+# ----------------------------------------------------------------------------------- torchcodec
+class TorchcodecUnavailable(RuntimeError):
+    """torchcodec is not installed or cannot load FFmpeg's shared libraries; the message says what to do."""
+
+
+_TORCHCODEC: dict = {}
+
+
+def torchcodec_decoder_class():
+    """torchcodec's ``VideoDecoder`` class, or ``TorchcodecUnavailable`` saying why it cannot be used."""
+    if "class" not in _TORCHCODEC:
+        try:
+            import torchcodec
+            from torchcodec.decoders import VideoDecoder
+        except ImportError as e:
+            raise TorchcodecUnavailable(f"torchcodec is not installed ({e}): pip install torchcodec") from None
+        if getattr(torchcodec, "ffmpeg_major_version", None) is None:  # its FFmpeg-linked core did not load
+            raise TorchcodecUnavailable(
+                "torchcodec cannot load FFmpeg's shared libraries (libavcodec and friends, FFmpeg 4 to 8): install "
+                "them (conda install ffmpeg, or your system's FFmpeg packages), or link the ones PyAV ships with "
+                "`export LD_LIBRARY_PATH=$(python -m vidpool.data.ffmpeg_libs):$LD_LIBRARY_PATH` before starting "
+                "Python (docs/data.md, Decoders)")
+        _TORCHCODEC["class"] = VideoDecoder
+    return _TORCHCODEC["class"]
+
+
+_FALLBACKS: dict = {}
+
+
+def cpu_fallbacks() -> dict:
+    """{codec: videos decoded on the CPU because NVDEC could not} in this process."""
+    return dict(_FALLBACKS)
+
+
+def _count_fallback(path: str, codec: str, error: Exception) -> None:
+    n = _FALLBACKS[codec] = _FALLBACKS.get(codec, 0) + 1
+    if n in (1, 10, 100, 1000, 10000) or n % 100000 == 0:
+        import logging
+
+        logging.getLogger("vidpool.data").warning(
+            "%d %s video(s) decoded on the CPU: the GPU decoder cannot (e.g. %s: %s)", n, codec, path,
+            " ".join(str(error).split())[:200])
+
+
+def _torchcodec_open(path: str, device: str):
+    VideoDecoder = torchcodec_decoder_class()
+    threads = 1 if torch.utils.data.get_worker_info() is not None else 0  # 0: FFmpeg chooses
+    return VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=threads, device=device,
+                        seek_mode="exact")
+
+
+def _read_torchcodec(path: str, choose, resize: Tuple[Optional[int], bool], device: str):
+    _check_file(path)
+    if path.lower().endswith(".avi"):
+        # AVI stores no presentation timestamps and often a keyframe index that seeks land wrongly
+        # on (packed B-frames): torchcodec's frame after a seek differs from the one decoding from
+        # the start gives. PyAV counts frames from the start (see _read_pyav); AVI's usual codecs
+        # (MPEG-4 part 2, MJPEG) are not NVDEC's either
+        frames, info, indices = _read_pyav(path, choose, resize)
+        if device != "cpu":
+            _count_fallback(path, "AVI", RuntimeError("AVI files are read with PyAV"))
+        return torch.from_numpy(np.ascontiguousarray(frames)).to(device), info, indices
+    info, orientation, stored = _geometry(path)  # PyAV's header: the same fps, count and geometry
+    shown = _displayed(info, orientation)
+    indices = _checked(choose(shown))
+    try:
+        decoder = _torchcodec_open(path, device)
+    except TorchcodecUnavailable:
+        raise
+    except Exception as e:  # noqa: BLE001 - torchcodec raises RuntimeError/ValueError for unreadable input
+        if device == "cpu":
+            raise DecodeError(f"{path}: cannot open ({' '.join(str(e).split())[:300]})") from None
+        codec = _codec_name(path)
+        _count_fallback(path, codec, e)
+        return _read_torchcodec(path, lambda _: indices, resize, "cpu")
+    meta = decoder.metadata
+    count = len(decoder)
+    if count <= 0:
+        raise DecodeError(f"{path}: no frames")
+    begin = float(meta.begin_stream_seconds or 0.0)
+    end = float(meta.end_stream_seconds)
+    times = [max(begin, (i + 0.01) / info.fps + begin) for i in indices]
+    try:
+        # times past the end take the last frame; when the last frames a scan counts do not decode
+        # (a truncated file), the last one that does, a frame earlier per try
+        for back in range(8):
+            limit = max(begin, end - 1e-6 - back / info.fps)
+            try:
+                frames = decoder.get_frames_played_at([min(t, limit) for t in times]).data
+                break
+            except RuntimeError as e:
+                if "no more frames" not in str(e) or back == 7:
+                    raise
+    except Exception as e:  # noqa: BLE001
+        if device != "cpu":
+            _count_fallback(path, _codec_name(path), e)
+            return _read_torchcodec(path, lambda _: indices, resize, "cpu")
+        raise DecodeError(f"{path}: decoding failed ({' '.join(str(e).split())[:300]})") from None
+    # torchcodec turns frames by the display matrix's rotation (a multiple of 90 degrees) but not its
+    # mirroring: apply what is left of the orientation a player applies
+    frames = _turned(frames, _residual(_rotation(getattr(meta, "rotation", None)), orientation))
+    width, height = scaled_size(shown.width, shown.height, *resize)
+    if (frames.shape[2], frames.shape[1]) != (width, height):
+        from torchvision.transforms.v2 import functional as TF
+
+        x = TF.resize(frames.permute(0, 3, 1, 2), [height, width], antialias=True)
+        frames = x.permute(0, 2, 3, 1)
+    return frames.contiguous(), shown, indices
+
+
+_DIHEDRAL = tuple(Orientation(t, r, c) for t in (False, True) for r in (False, True) for c in (False, True))
+
+
+def _rotation(degrees) -> Orientation:
+    """The turn torchcodec applies for a display rotation of ``degrees`` (counter-clockwise)."""
+    k = int(round(float(degrees or 0) / 90)) % 4
+    return (UPRIGHT, Orientation(True, True, False), Orientation(False, True, True), Orientation(True, False, True))[k]
+
+
+def _residual(applied: Orientation, wanted: Orientation) -> Orientation:
+    """The orientation that, applied after ``applied``, gives ``wanted``."""
+    probe_frames = np.arange(6).reshape(1, 2, 3, 1)
+    target = wanted.apply(probe_frames)
+    after = applied.apply(probe_frames)
+    for x in _DIHEDRAL:
+        if x.apply(after).shape == target.shape and np.array_equal(x.apply(after), target):
+            return x
+    raise AssertionError("orientations form a group: a residual always exists")
+
+
+def _turned(frames: torch.Tensor, orientation: Orientation) -> torch.Tensor:
+    """(T, H, W, C) frames turned as ``Orientation.apply`` turns arrays (on any device)."""
+    if orientation == UPRIGHT:
+        return frames
+    if orientation.transpose:
+        frames = frames.transpose(1, 2)
+    if orientation.flip_rows:
+        frames = frames.flip(1)
+    if orientation.flip_cols:
+        frames = frames.flip(2)
+    return frames
+
+
+def _codec_name(path: str) -> str:
+    import av
+
+    try:
+        with av.open(path) as container:
+            return container.streams.video[0].codec_context.name
+    except Exception:  # noqa: BLE001
+        return "unknown codec"
+
+
 # ------------------------------------------------------------------------------------------- API
 def _checked(indices: Sequence[int]) -> List[int]:
     indices = [int(i) for i in indices]
@@ -484,20 +648,28 @@ def _checked(indices: Sequence[int]) -> List[int]:
 def probe(path: str, backend: str = "pyav") -> VideoInfo:
     """Frame rate, frame count and size of the first video stream of ``path``."""
     _check_backend(backend)
-    return _probe_pyav(path) if backend == "pyav" else _probe_decord(path)
+    return _probe_decord(path) if backend == "decord" else _probe_pyav(path)  # torchcodec: PyAV's header
 
 
 def read_clip(path: str, choose: Callable[[VideoInfo], Sequence[int]], backend: str = "pyav",
-              short_side: Optional[int] = None, exact: bool = False) -> Tuple[torch.Tensor, VideoInfo, List[int]]:
+              short_side: Optional[int] = None, exact: bool = False,
+              device: str = "cpu") -> Tuple[torch.Tensor, VideoInfo, List[int]]:
     """Open ``path`` once, let ``choose(info)`` pick the frame indices, decode them: returns the uint8
     frames (T, H, W, 3), the video's info and the chosen indices. ``exact``: scale the short side to
-    ``short_side`` whatever the frame size (else only when the frame is much larger)."""
+    ``short_side`` whatever the frame size (else only when the frame is much larger). ``device``:
+    where torchcodec decodes (``cuda``: the frames come back on the GPU); the other decoders take
+    ``cpu`` only."""
     _check_backend(backend)
+    if device not in DEVICES or (device != "cpu" and backend != "torchcodec"):
+        raise ValueError(f"decoding device {device!r}: the {backend} decoder decodes on the CPU only "
+                         "(DATA.DECODE_DEVICE cuda needs DATA.DECODER torchcodec)")
+    if backend == "torchcodec":
+        return _read_torchcodec(path, choose, (short_side, exact), device)
     frames, info, indices = (_read_pyav if backend == "pyav" else _read_decord)(path, choose, (short_side, exact))
     return torch.from_numpy(np.ascontiguousarray(frames)), info, indices
 
 
 def decode_frames(path: str, indices: Sequence[int], backend: str = "pyav", short_side: Optional[int] = None,
-                  exact: bool = False) -> torch.Tensor:
+                  exact: bool = False, device: str = "cpu") -> torch.Tensor:
     """uint8 tensor (len(indices), H, W, 3) of the frames at ``indices`` (see the module docstring)."""
-    return read_clip(path, lambda info: indices, backend, short_side, exact)[0]
+    return read_clip(path, lambda info: indices, backend, short_side, exact, device)[0]

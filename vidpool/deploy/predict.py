@@ -65,8 +65,8 @@ def predict(cfg, weights: str, videos: Sequence[str], topk: int = 5, views: Opti
     names = class_names(cfg)
     d = cfg.DATA
     records = [VideoRecord(path, -1, os.path.basename(path)) for path in videos]
-    dataset = VideoClipDataset(records, names, "test", default_shape(cfg), decoder=d.DECODER, target_fps=d.TARGET_FPS,
-                               mean=d.MEAN, std=d.STD, test_crop_size=d.TEST_CROP_SIZE,
+    dataset = VideoClipDataset(records, names, "test", default_shape(cfg), decoder=d.DECODER,
+                               decode_device=d.DECODE_DEVICE, target_fps=d.TARGET_FPS, test_crop_size=d.TEST_CROP_SIZE,
                                num_views=views or cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
                                short=d.SHORT_CLIPS, name="predict")
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.TEST.BATCH_SIZE, shuffle=False,

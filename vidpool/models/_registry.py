@@ -60,6 +60,14 @@ def build_model(cfg) -> nn.Module:
 
 def model_input(clip: torch.Tensor, device, cfg) -> torch.Tensor:
     """A batch of clips on ``device`` in the memory layout ``build_model(cfg)`` gave the weights
-    (channels_last_3d with MODEL.CHANNELS_LAST: a mismatch would make every convolution convert)."""
+    (channels_last_3d with MODEL.CHANNELS_LAST: a mismatch would make every convolution convert).
+    uint8 clips, as the data loader hands them over, are copied to ``device`` as uint8 and converted
+    to float32 and normalised there (DATA.MEAN, DATA.STD); float clips are taken as normalised."""
     layout = torch.channels_last_3d if cfg.MODEL.CHANNELS_LAST and clip.dim() == 5 else torch.preserve_format
+    if clip.dtype == torch.uint8:
+        from vidpool.data.transforms import normalize
+
+        clip = clip.to(device, non_blocking=True)
+        return normalize(clip, cfg.DATA.MEAN, cfg.DATA.STD,
+                         torch.contiguous_format if layout is torch.preserve_format else layout)
     return clip.to(device, non_blocking=True, memory_format=layout)

@@ -3,6 +3,10 @@
 Readers (hacs.py, kinetics.py, ucf101.py) turn official annotation files into ``VideoRecord`` rows
 and an ``IndexReport``; ``VideoClipDataset`` does the rest:
 
+Clips come out as uint8 (C, T, H, W), on the GPU with ``decode_device="cuda"`` (torchcodec): ``vidpool.models.model_input`` (or
+``vidpool.data.transforms.normalize``) converts and normalises them where the model runs, so loader
+workers ship a quarter of float32's bytes.
+
 - mode ``train``: one random clip per record, random short-side jitter, crop and flip.
 - mode ``val``: one clip per record, centred in time and space, at the shape's crop size.
 - mode ``test``: ``num_views`` evenly spaced clips x ``num_crops`` spatial crops per record; item
@@ -35,7 +39,7 @@ import torch
 
 from ..decoding import DecodeError, read_clip
 from ..sampling import SHORT_MODES, ClipShape, clip_step, frame_window, random_clip, uniform_clips
-from ..transforms import eval_transform, jitter_short_side, train_transform
+from ..transforms import eval_crops, jitter_short_side, train_crop
 
 log = logging.getLogger("vidpool.data")
 
@@ -191,8 +195,7 @@ class ReadingNow:
 
 class VideoClipDataset(torch.utils.data.Dataset):
     def __init__(self, records: Sequence[VideoRecord], classes: Sequence[str], mode: str, shape: ClipShape, *,
-                 decoder: str = "pyav", target_fps: float = 30.0, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
-                 test_crop_size: int = 256, num_views: int = 1, num_crops: int = 1, short: str = "repeat",
+                 decoder: str = "pyav", decode_device: str = "cpu", target_fps: float = 30.0, test_crop_size: int = 256, num_views: int = 1, num_crops: int = 1, short: str = "repeat",
                  flip: bool = True, max_retries: int = 10, name: str = "videos", frame_cache=None):
         if mode not in MODES:
             raise ValueError(f"dataset mode must be one of {MODES}, got {mode!r}")
@@ -201,7 +204,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         if not records:
             raise ValueError(f"{name} ({mode}): no videos to read; check the annotation file and DATA.PATH_PREFIX")
         self.records, self.classes, self.mode, self.shape = list(records), list(classes), mode, shape
-        self.decoder, self.target_fps, self.mean, self.std = decoder, float(target_fps), tuple(mean), tuple(std)
+        self.decoder, self.decode_device, self.target_fps = decoder, decode_device, float(target_fps)
         self.test_crop_size, self.short, self.flip, self.max_retries, self.name = \
             int(test_crop_size), short, flip, int(max_retries), name
         self.views = (num_views, num_crops) if mode == "test" else (1, 1)
@@ -251,17 +254,16 @@ class VideoClipDataset(torch.utils.data.Dataset):
             # the jittered scale is drawn first so that the decoder produces frames at that size
             short = jitter_short_side(shape, rng)
             frames = self._frames(rec.path, choose, short)
-            return train_transform(frames, shape, self.mean, self.std, rng, self.flip, short_side=short)
+            return train_crop(frames, shape, rng, self.flip, short_side=short)
         frames = self._frames(rec.path, choose, crop)
-        crops = eval_transform(frames, crop, self.views[1], self.mean, self.std)
-        return crops[s_view]
+        return eval_crops(frames, crop, self.views[1])[s_view]
 
     def _frames(self, path: str, choose, short_side: int) -> torch.Tensor:
         """The clip's uint8 frames: decoded at ``short_side``, or from the frame cache at its size (the
         transforms bring them to ``short_side``)."""
         if self.frame_cache is not None:
-            return self.frame_cache.read_clip(path, choose)[0]
-        return read_clip(path, choose, self.decoder, short_side=short_side, exact=True)[0]
+            return self.frame_cache.read_clip(path, choose)[0].to(self.decode_device)
+        return read_clip(path, choose, self.decoder, short_side=short_side, exact=True, device=self.decode_device)[0]
 
     def __getitem__(self, item):
         index, shape, seed = (tuple(item) + (None,))[:3] if isinstance(item, tuple) else (item, self.shape, None)
@@ -278,7 +280,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
             reason = unreadable_reason(rec.path, e)
             _warn_once(rec.path, reason)
             crop = self.test_crop_size if self.mode == "test" else shape.crop_size
-            zeros = torch.zeros(3, shape.num_frames, crop, crop)
+            zeros = torch.zeros(3, shape.num_frames, crop, crop, dtype=torch.uint8, device=self.decode_device)
             return dict(sample, clip=zeros, valid=False, skipped=[rec.path], bad=[(rec.path, reason)])
 
     def _train_item(self, index: int, shape: ClipShape, rng: Optional[random.Random] = None):
