@@ -14,6 +14,8 @@ normalisation. Settings:
   rounds alternating between the settings, median clips/s) and with 2 DataLoader workers;
 - vidpool reading a decoded-frame cache (``DATA.FRAME_CACHE``, filled with PyAV in a temporary
   folder before the timing starts): the same sampling and transforms without decoding;
+- vidpool with torchcodec (``DATA.DECODER torchcodec``) on the CPU when torchcodec can load FFmpeg,
+  and with ``--decode-device cuda`` on the GPU (NVDEC; 0 workers only, in this process);
 - pytorchvideo 0.1.5 ``EncodedVideo`` with its PyAV decoder: ``get_clip`` over the same time span
   (it decodes and converts every frame in the span), the 16 frames picked uniformly, then the same
   transform, likewise with 0 and 2 workers.
@@ -45,10 +47,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidpool.data import ClipShape, VideoClipDataset, VideoRecord, probe
 from vidpool.data.datasets.base import collate_clips
+from vidpool.data.decoding import TorchcodecUnavailable, torchcodec_decoder_class
 from vidpool.data.frame_cache import FrameCache
 from vidpool.data.transforms import normalize, train_crop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+GPU = "vidpool torchcodec cuda"
 RECIPES = {  # clip shape, random flip
     "real": (ClipShape(num_frames=16, sampling_rate=4, crop_size=224, jitter_scales=(256, 320)), True),
     "demo": (ClipShape(num_frames=8, sampling_rate=7, crop_size=48, jitter_scales=(48, 56)), False),
@@ -81,10 +85,10 @@ class PytorchvideoClips(Dataset):
         return train_crop(frames, SHAPE, rng, FLIP)  # uint8, as vidpool's clips
 
 
-def _vidpool(paths, n, decoder, cache=None):
+def _vidpool(paths, n, decoder, cache=None, device="cpu"):
     records = [VideoRecord(paths[i % len(paths)], 0, str(i)) for i in range(n)]
-    return VideoClipDataset(records, ["x"], "train", SHAPE, decoder=decoder, target_fps=TARGET_FPS, flip=FLIP,
-                            frame_cache=cache)
+    return VideoClipDataset(records, ["x"], "train", SHAPE, decoder=decoder, decode_device=device,
+                            target_fps=TARGET_FPS, flip=FLIP, frame_cache=cache)
 
 
 def filled_cache(paths, folder):
@@ -116,6 +120,8 @@ def in_process_rates(datasets, rounds, batch):
             start = time.perf_counter()
             for i in range(r * per_round, (r + 1) * per_round, batch):
                 collate([d[j % n] for j in range(i, i + batch)])
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()  # GPU decoding and transforms run asynchronously
             rates[name].append(per_round / (time.perf_counter() - start))
     return {name: statistics.median(v) for name, v in rates.items()}
 
@@ -124,7 +130,7 @@ def loader_rate(dataset, workers, batch, warmup=2):
     """Clips/s through a DataLoader with `workers` processes and batches of `batch`, after a warm-up."""
     loader = DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=collate, prefetch_factor=2)
     it = iter(loader)
-    for _ in range(warmup * workers):
+    for _ in range(min(warmup * workers, len(loader) // 2)):  # at most half the batches
         next(it)
     start = time.perf_counter()
     count = sum(len(b["clip"] if isinstance(b, dict) else b) for b in it)
@@ -151,6 +157,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds for the in-process settings")
     ap.add_argument("--workers", default="0,2")
     ap.add_argument("--threads", type=int, default=2, help="torch threads in the main process")
+    ap.add_argument("--decode-device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: also torchcodec decoding on the GPU (in this process: CUDA cannot start in a "
+                         "forked worker), against the CPU settings")
     args = ap.parse_args(argv)
     global SHAPE, FLIP
     SHAPE, FLIP = RECIPES[args.recipe]
@@ -177,6 +186,15 @@ def main(argv=None):
                     ("vidpool decord", lambda: _vidpool(args.videos, args.clips, "decord")),
                     ("vidpool frame cache", lambda: _vidpool(args.videos, args.clips, "pyav", cache)),
                     ("pytorchvideo pyav", lambda: PytorchvideoClips(args.videos, args.clips))]
+        try:
+            torchcodec_decoder_class()
+            settings.insert(2, ("vidpool torchcodec", lambda: _vidpool(args.videos, args.clips, "torchcodec")))
+            if args.decode_device == "cuda":
+                settings.insert(3, (GPU, lambda: _vidpool(args.videos, args.clips, "torchcodec", device="cuda")))
+        except TorchcodecUnavailable as e:
+            print(f"  vidpool torchcodec: not timed ({e})", file=sys.stderr)
+            if args.decode_device == "cuda":
+                ap.error(f"--decode-device cuda needs torchcodec: {e}")
         measure(settings, workers, args, results)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -193,9 +211,11 @@ def measure(settings, workers, args, results):
             results.update({(name, 0): rate for name, rate in rates.items()})
         else:
             for name, make in settings:
-                results[name, w] = loader_rate(make(), w, args.batch)
+                if name != GPU:  # a forked worker cannot start CUDA
+                    results[name, w] = loader_rate(make(), w, args.batch)
         for name, _ in settings:
-            print(f"  {name:<19} {w} workers: {results[name, w]:6.2f} clips/s", file=sys.stderr, flush=True)
+            if (name, w) in results:
+                print(f"  {name:<19} {w} workers: {results[name, w]:6.2f} clips/s", file=sys.stderr, flush=True)
 
 
 def report(settings, workers, results, batch):
@@ -203,8 +223,9 @@ def report(settings, workers, results, batch):
     print("|---|---|---|---|")
     for w in workers:
         for name, _ in settings:
-            base = results["pytorchvideo pyav", w]
-            print(f"| {name} | {w} | {results[name, w]:.2f} | {results[name, w] / base:.2f} |")
+            if (name, w) in results:
+                base = results["pytorchvideo pyav", w]
+                print(f"| {name} | {w} | {results[name, w]:.2f} | {results[name, w] / base:.2f} |")
     if 0 in workers:
         ratio = results["vidpool pyav", 0] / results["pytorchvideo pyav", 0]
         print(f"Target vidpool pyav >= 1.5x pytorchvideo pyav (0 workers): {'MET' if ratio >= 1.5 else 'MISS'} "
@@ -212,6 +233,10 @@ def report(settings, workers, results, batch):
         print(f"frame cache / decoding (vidpool pyav, 0 workers): "
               f"{results['vidpool frame cache', 0] / results['vidpool pyav', 0]:.2f}x the clips/s")
     print(f"normalising on this CPU (model_input, batches of {batch}): {normalise_ms(batch):.2f} ms per clip")
+    if (GPU, 0) in results:
+        cpu = max(((results[n, w], n, w) for (n, w) in results if n in ("vidpool pyav", "vidpool torchcodec")))
+        print(f"GPU decoding (torchcodec on cuda, in the training process) / the best CPU decoding ({cpu[1]}, "
+              f"{cpu[2]} workers): {results[GPU, 0] / cpu[0]:.2f}x the clips/s")
     if 0 in workers and 2 in workers:
         ratio = results["vidpool frame cache", 2] / results["vidpool frame cache", 0]
         print(f"Target vidpool frame cache with 2 workers >= 1.2x its 0-worker clips/s: "
