@@ -4,9 +4,9 @@
 // the last line of defence.
 //
 // The forward ops' autograd is registered here, in C++ (the Autograd dispatch key), which costs
-// less host time per forward and backward than a registration from Python: the backward calls the
-// soft_pool_backward op through the dispatcher, whose own autograd (registered from Python) makes
-// second derivatives work.
+// less host time per forward and backward than a registration from Python. A plain backward calls
+// the soft_pool_backward kernel directly (below autograd); a create_graph backward calls the op
+// through its own autograd (registered from Python), which makes second derivatives work.
 //
 // Compiled into two kinds of extension: a CPU one per instruction set (VIDPOOL_CPU_ISA names it:
 // vidpool._kernels_default/_avx2/_avx512; it defines the schema, the autograd and the CPU kernels;
@@ -83,6 +83,16 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// A backward op called from a backward: with create_graph (grad mode on) through its own autograd,
+// registered from Python, so the gradient is differentiable; otherwise below autograd, straight to
+// the device's kernel, which skips a call into Python per backward.
+template <typename F>
+at::Tensor below_autograd_unless_create_graph(const F& call) {
+  if (at::GradMode::is_enabled()) return call();
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call();
+}
+
 // Autograd of soft_pool: saves the input and output, and calls soft_pool_backward (through the
 // dispatcher, so CUDA tensors reach the CUDA kernels and a create_graph backward is differentiable).
 class SoftPoolFunction : public torch::autograd::Function<SoftPoolFunction> {
@@ -108,10 +118,12 @@ class SoftPoolFunction : public torch::autograd::Function<SoftPoolFunction> {
                          .findSchemaOrThrow("vidpool::soft_pool_backward", "")
                          .typed<decltype(soft_pool_backward)>();
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor gx = op.call(grads[0], saved[0], saved[1], ctx->saved_data["kernel_size"].toIntVector(),
-                                  ctx->saved_data["stride"].toIntVector(), ctx->saved_data["padding"].toIntVector(),
-                                  ctx->saved_data["ceil_mode"].toBool());
-    return {gx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    const auto call = [&] {
+      return op.call(grads[0], saved[0], saved[1], ctx->saved_data["kernel_size"].toIntVector(),
+                     ctx->saved_data["stride"].toIntVector(), ctx->saved_data["padding"].toIntVector(),
+                     ctx->saved_data["ceil_mode"].toBool());
+    };
+    return {below_autograd_unless_create_graph(call), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -136,7 +148,8 @@ class AdaptiveSoftPoolFunction : public torch::autograd::Function<AdaptiveSoftPo
                          .findSchemaOrThrow("vidpool::adaptive_soft_pool_backward", "")
                          .typed<decltype(adaptive_soft_pool_backward)>();
     const auto saved = ctx->get_saved_variables();
-    return {op.call(grads[0], saved[0], saved[1], ctx->saved_data["output_size"].toIntVector()), at::Tensor()};
+    const auto call = [&] { return op.call(grads[0], saved[0], saved[1], ctx->saved_data["output_size"].toIntVector()); };
+    return {below_autograd_unless_create_graph(call), at::Tensor()};
   }
 };
 

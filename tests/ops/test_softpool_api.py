@@ -180,6 +180,8 @@ def test_dispatch_benchmark_reports_both_pools():
                            "--dispatch", "--threads", "1", "--repeats", "3"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    for name in ("softpool3d module", "soft_pool3d function", "max_pool3d"):
-        assert any(line.strip().startswith(name) and line.rstrip().endswith("x max_pool3d)") for line in lines), name
-    assert "tiny fwd+bwd host time <= 1.5x max_pool3d's" in lines[-1]
+    for name, form in (("SoftPool3d module", "module"), ("MaxPool3d module", "module"),
+                       ("soft_pool3d function", "function"), ("max_pool3d function", "function")):
+        assert any(line.strip().startswith(name) and line.rstrip().endswith(f"x max pooling's {form})")
+                   for line in lines), name
+    assert "tiny fwd+bwd host time <= 1.5x max pooling's (module and function)" in lines[-1]
