@@ -185,3 +185,32 @@ def test_dispatch_benchmark_reports_both_pools():
         assert any(line.strip().startswith(name) and line.rstrip().endswith(f"x max pooling's {form})")
                    for line in lines), name
     assert "tiny fwd+bwd host time <= 1.5x max pooling's (module and function)" in lines[-1]
+
+
+@pytest.mark.parametrize("pool", [lambda x: ops.soft_pool3d(x, 2), lambda x: ops.adaptive_soft_pool3d(x, 1)],
+                         ids=["soft_pool3d", "adaptive_soft_pool3d"])
+def test_a_plain_backward_stays_in_cpp(pool):
+    """The backward of a plain .backward() calls the backward kernel without entering Python (the
+    backward op's own autograd is registered from Python); a create_graph backward goes through it,
+    which is what makes it differentiable. Observed with a profile hook on Python calls."""
+    def python_calls(create_graph):
+        x = torch.randn(1, 2, 4, 4, 4, dtype=torch.float64, requires_grad=True)
+        y = pool(x).sum()
+        seen = []
+
+        def hook(frame, event, arg):
+            if event == "call" and ("torch/_library" in frame.f_code.co_filename
+                                    or "vidpool" in frame.f_code.co_filename):
+                seen.append(frame.f_code.co_name)
+
+        sys.setprofile(hook)
+        try:
+            (g,) = torch.autograd.grad(y, x, create_graph=create_graph)
+        finally:
+            sys.setprofile(None)
+        return seen, g
+
+    plain, g = python_calls(False)
+    graph, g2 = python_calls(True)
+    assert plain == [] and g.grad_fn is None
+    assert graph and g2.grad_fn is not None  # the probe sees the Python autograd when it runs
