@@ -80,9 +80,9 @@ def test_datasets_and_loader_workers_make_pyavs_clips(coordinate_root):
 
 
 def test_a_video_the_gpu_decoder_rejects_is_decoded_on_the_cpu_and_counted(monkeypatch, caplog):
-    """Emulated on the CPU: a 'cuda' decoder that fails to open (NVDEC lacks the codec) or to decode.
-    The clip comes from the CPU decoder, the same as asking for the CPU; each is counted per codec and
-    the first is logged."""
+    """Emulated on the CPU: a 'cuda' decoder that fails to open (NVDEC lacks the codec), fails to
+    decode, or decodes on the CPU itself and says so (torchcodec's cpu_fallback status). The clip is
+    the CPU decoder's; each is counted per codec and the first is logged."""
     path = [c for c in CLIPS if c.endswith(".mp4")][0]
     real_open = decoding._torchcodec_open
     want = decode_frames(path, [0, 9, 30], "torchcodec", short_side=64, exact=True)
@@ -97,7 +97,13 @@ def test_a_video_the_gpu_decoder_rejects_is_decoded_on_the_cpu_and_counted(monke
         def get_frames_played_at(self, seconds):
             raise RuntimeError("NVDEC cannot decode this stream")
 
-    for how, fake in (("open", None), ("decode", DecodeFails)):
+    class FellBack(DecodeFails):  # torchcodec's own fallback: decoded on the CPU, status says so
+        cpu_fallback = "[NVDEC] Fallback status: Falling back due to: unsupported codec"
+
+        def get_frames_played_at(self, seconds):
+            return self.inner.get_frames_played_at(seconds)
+
+    for how, fake in (("open", None), ("decode", DecodeFails), ("torchcodec's own", FellBack)):
         def fake_open(p, device, fake=fake):
             if device == "cuda":
                 if fake is None:

@@ -36,8 +36,9 @@ the frames at the given indices (sorted or not, repeats allowed) as a uint8 tens
   header read (cached per process), index i is the frame played at time (i + 0.01) / fps (AVI: the
   i-th frame), and frames are turned and scaled to the displayed size after decoding (antialiased
   bilinear, on the decoding device). Videos whose codec NVDEC lacks (AV1 on older GPUs, MPEG-4
-  part 2, VP8, FFV1, ...) are decoded on the CPU instead, counted per codec (``cpu_fallbacks()``)
-  and logged at the first, 10th, 100th, ... of each codec. torchcodec needs FFmpeg's shared
+  part 2, VP8, FFV1, ...) are decoded on the CPU instead (by torchcodec itself, which says so in
+  its ``cpu_fallback`` status, or here when the GPU decoder fails), counted per codec
+  (``cpu_fallbacks()``) and logged at the first, 10th, 100th, ... of each codec. torchcodec needs FFmpeg's shared
   libraries (4 to 8); ``python -m vidpool.data.ffmpeg_libs`` links the ones PyAV ships (see there).
 
 Every failure (missing file, not a video, no decodable frame) raises ``DecodeError`` naming the file.
@@ -580,6 +581,9 @@ def _read_torchcodec(path: str, choose, resize: Tuple[Optional[int], bool], devi
             _count_fallback(path, _codec_name(path), e)
             return _read_torchcodec(path, lambda _: indices, resize, "cpu")
         raise DecodeError(f"{path}: decoding failed ({' '.join(str(e).split())[:300]})") from None
+    fell_back = getattr(decoder, "cpu_fallback", None) if device != "cpu" else None
+    if fell_back:  # torchcodec decoded on the CPU itself (known once a frame is decoded) and uploaded
+        _count_fallback(path, str(getattr(meta, "codec", None) or _codec_name(path)), RuntimeError(str(fell_back)))
     # torchcodec turns frames by the display matrix's rotation (a multiple of 90 degrees) but not its
     # mirroring: apply what is left of the orientation a player applies
     frames = _turned(frames, _residual(_rotation(getattr(meta, "rotation", None)), orientation))
