@@ -8,7 +8,9 @@ stem shape (4x64x16x56x56, k=2 s=2). Example:
     python tools/benchmark_pooling.py --threads 2
 """
 import argparse
+import statistics
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -107,20 +109,28 @@ def dispatch_overhead(device, repeats: int, calls: int = 200) -> dict:
     """Host time of one forward+backward on a 1x1x2x2x2 tensor (k=2): what calling the op and its
     autograd costs when the kernel itself does almost nothing, SoftPool3d (the module networks use,
     and the functional form) against max_pool3d. Microseconds per call, median of ``repeats`` batches
-    of ``calls`` calls."""
+    of ``calls`` calls, the four forms taking turns batch by batch (so the machine's drift, which on
+    a shared host can halve or double host times for seconds, hits all of them alike)."""
     x = torch.randn(1, 1, 2, 2, 2, device=device).requires_grad_()
     pool, max_pool = ops.SoftPool3d(2), torch.nn.MaxPool3d(2)
+    forms = {"SoftPool3d module": pool, "MaxPool3d module": max_pool,
+             "soft_pool3d function": lambda t: ops.soft_pool3d(t, 2),
+             "max_pool3d function": lambda t: F.max_pool3d(t, 2)}
 
-    def timed(f):
-        def batch():
-            for _ in range(calls):
-                f(x).sum().backward()
-            _sync(x)
-        return median_seconds(batch, repeats, warmup=2) / calls * 1e6
+    def batch(f):
+        start = time.perf_counter()
+        for _ in range(calls):
+            f(x).sum().backward()
+        _sync(x)
+        return time.perf_counter() - start
 
-    return {"SoftPool3d module": timed(pool), "MaxPool3d module": timed(max_pool),
-            "soft_pool3d function": timed(lambda t: ops.soft_pool3d(t, 2)),
-            "max_pool3d function": timed(lambda t: F.max_pool3d(t, 2))}
+    times = {name: [] for name in forms}
+    for r in range(repeats + 2):  # two warm-up rounds
+        for name, f in forms.items():
+            t = batch(f)
+            if r >= 2:
+                times[name].append(t)
+    return {name: statistics.median(v) / calls * 1e6 for name, v in times.items()}
 
 
 def report_dispatch(device, repeats):
