@@ -111,6 +111,8 @@ def test_a_video_the_gpu_decoder_rejects_is_decoded_on_the_cpu_and_counted(monke
                 return fake(real_open(p, "cpu"))
             return real_open(p, device)
 
+        moved = []  # no GPU here: record where the CPU-decoded frames are sent instead of sending them
+        monkeypatch.setattr(decoding, "_on", lambda frames, device: moved.append(device) or frames)
         monkeypatch.setattr(decoding, "_torchcodec_open", fake_open)
         monkeypatch.setattr(decoding, "_FALLBACKS", {})
         with caplog.at_level(logging.WARNING, logger="vidpool.data"):
@@ -118,6 +120,8 @@ def test_a_video_the_gpu_decoder_rejects_is_decoded_on_the_cpu_and_counted(monke
             decode_frames(path, [1], "torchcodec", device="cuda")
         assert torch.equal(got, want), how
         assert decoding.cpu_fallbacks() == {"h264": 2}, how
+        # the clips a CPU decoder made go to the GPU, where the batch's other clips are
+        assert moved == (["cuda", "cuda"] if fake is not FellBack else []), how
         assert sum("1 h264 video(s) decoded on the CPU" in r.getMessage() for r in caplog.records) == 1, how
         caplog.clear()
 

@@ -544,7 +544,7 @@ def _read_torchcodec(path: str, choose, resize: Tuple[Optional[int], bool], devi
         frames, info, indices = _read_pyav(path, choose, resize)
         if device != "cpu":
             _count_fallback(path, "AVI", RuntimeError("AVI files are read with PyAV"))
-        return torch.from_numpy(np.ascontiguousarray(frames)).to(device), info, indices
+        return _on(torch.from_numpy(np.ascontiguousarray(frames)), device), info, indices
     info, orientation, stored = _geometry(path)  # PyAV's header: the same fps, count and geometry
     shown = _displayed(info, orientation)
     indices = _checked(choose(shown))
@@ -555,9 +555,8 @@ def _read_torchcodec(path: str, choose, resize: Tuple[Optional[int], bool], devi
     except Exception as e:  # noqa: BLE001 - torchcodec raises RuntimeError/ValueError for unreadable input
         if device == "cpu":
             raise DecodeError(f"{path}: cannot open ({' '.join(str(e).split())[:300]})") from None
-        codec = _codec_name(path)
-        _count_fallback(path, codec, e)
-        return _read_torchcodec(path, lambda _: indices, resize, "cpu")
+        _count_fallback(path, _codec_name(path), e)
+        return _on_cpu_instead(path, indices, resize, device)
     meta = decoder.metadata
     count = len(decoder)
     if count <= 0:
@@ -579,7 +578,7 @@ def _read_torchcodec(path: str, choose, resize: Tuple[Optional[int], bool], devi
     except Exception as e:  # noqa: BLE001
         if device != "cpu":
             _count_fallback(path, _codec_name(path), e)
-            return _read_torchcodec(path, lambda _: indices, resize, "cpu")
+            return _on_cpu_instead(path, indices, resize, device)
         raise DecodeError(f"{path}: decoding failed ({' '.join(str(e).split())[:300]})") from None
     fell_back = getattr(decoder, "cpu_fallback", None) if device != "cpu" else None
     if fell_back:  # torchcodec decoded on the CPU itself (known once a frame is decoded) and uploaded
@@ -594,6 +593,17 @@ def _read_torchcodec(path: str, choose, resize: Tuple[Optional[int], bool], devi
         x = TF.resize(frames.permute(0, 3, 1, 2), [height, width], antialias=True)
         frames = x.permute(0, 2, 3, 1)
     return frames.contiguous(), shown, indices
+
+
+def _on(frames: torch.Tensor, device: str) -> torch.Tensor:
+    """Frames decoded on the CPU, moved to the decoding device the caller asked for (a batch's clips
+    must all be on one device)."""
+    return frames if device == "cpu" else frames.to(device)
+
+
+def _on_cpu_instead(path: str, indices: List[int], resize, device: str):
+    frames, info, indices = _read_torchcodec(path, lambda _: indices, resize, "cpu")
+    return _on(frames, device), info, indices
 
 
 _DIHEDRAL = tuple(Orientation(t, r, c) for t in (False, True) for r in (False, True) for c in (False, True))
