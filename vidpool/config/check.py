@@ -170,8 +170,8 @@ def _decoding(cfg) -> List[str]:
 def check_cfg(cfg, train: bool = False, test: bool = False) -> None:
     """Raise ``ConfigError`` listing every problem of ``cfg``: its values and names always; with
     ``train`` / ``test`` also the data folders and checkpoint files those steps will read."""
-    problems = _values(cfg) + (_train_values(cfg) if train else []) + _choices(cfg) + \
-        (_decoding(cfg) if cfg.DATA.DECODER in ("pyav", "decord", "torchcodec") else []) + _files(cfg, train, test)
+    problems = _values(cfg) + (_train_values(cfg) if train else []) + _choices(cfg) + _decoding(cfg) + \
+        _files(cfg, train, test)
     if problems:
         head = "the config has a problem:" if len(problems) == 1 else f"the config has {len(problems)} problems:"
         raise ConfigError(head + "".join(f"\n  - {p}" for p in problems))

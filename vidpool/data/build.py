@@ -147,8 +147,8 @@ def build_dataset(cfg, split: str) -> VideoClipDataset:
     if cfg.MODEL.NUM_CLASSES != len(classes):
         log.warning("MODEL.NUM_CLASSES is %d but the %s classes number %d", cfg.MODEL.NUM_CLASSES, name, len(classes))
     return VideoClipDataset(
-        records, classes, split, default_shape(cfg), decoder=d.DECODER, decode_device=d.DECODE_DEVICE, target_fps=d.TARGET_FPS,
-        test_crop_size=d.TEST_CROP_SIZE, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
+        records, classes, split, default_shape(cfg), decoder=d.DECODER, decode_device=d.DECODE_DEVICE,
+        target_fps=d.TARGET_FPS, test_crop_size=d.TEST_CROP_SIZE, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
         num_crops=cfg.TEST.NUM_SPATIAL_CROPS, short=d.SHORT_CLIPS, flip=d.RANDOM_FLIP, max_retries=d.MAX_RETRIES,
         name=f"{name} {source}", frame_cache=cache)
 
@@ -185,7 +185,8 @@ def build_loader(cfg, split: str, dataset: Optional[VideoClipDataset] = None, sh
     workers = cfg.DATA_LOADER.NUM_WORKERS
     method = cfg.DATA_LOADER.START_METHOD or None
     return Loader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_clips,
-                  pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available() and dataset.decode_device == "cpu",
+                  pin_memory=(cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available()
+                              and dataset.decode_device == "cpu"),  # clips decoded on the GPU are there
                   persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
                   worker_init_fn=worker_init(), generator=generator,
                   multiprocessing_context=method if workers > 0 else None)

@@ -37,15 +37,29 @@ def normalize(clips: torch.Tensor, mean: Sequence[float], std: Sequence[float],
     (x * 1/(255 std) - mean/std) rather than v2's to_dtype + normalize, which take more passes over
     the clip; ``memory_format``: the layout of the result (e.g. channels_last_3d for a batch)."""
     if clips.dtype != torch.uint8 or clips.dim() not in (4, 5):
-        raise ValueError(f"expected uint8 clips (C, T, H, W) or (N, C, T, H, W), got {clips.dtype} {tuple(clips.shape)}")
+        raise ValueError(f"expected uint8 clips (C, T, H, W) or (N, C, T, H, W), got {clips.dtype} "
+                         f"{tuple(clips.shape)}")
     c = clips.shape[-4]
     if len(mean) != c or len(std) != c:
         raise ValueError(f"mean and std need {c} values (one per channel), got {len(mean)} and {len(std)}")
     out = torch.empty_like(clips, dtype=torch.float32, memory_format=memory_format)
     out.copy_(clips)
-    scale = torch.tensor([1 / (255 * s) for s in std]).view(c, 1, 1, 1).to(clips.device)
-    shift = torch.tensor([m / s for m, s in zip(mean, std)]).view(c, 1, 1, 1).to(clips.device)
+    scale, shift = _constants(tuple(mean), tuple(std), clips.device)
     return out.mul_(scale).sub_(shift)
+
+
+_CONSTANTS: dict = {}
+
+
+def _constants(mean: tuple, std: tuple, device: torch.device):
+    """1 / (255 std) and mean / std as (C, 1, 1, 1) float32 tensors on ``device``, made once (a copy
+    to a GPU per batch would wait for the host)."""
+    key = (mean, std, str(device))
+    if key not in _CONSTANTS:
+        c = len(std)
+        _CONSTANTS[key] = (torch.tensor([1 / (255 * s) for s in std]).view(c, 1, 1, 1).to(device),
+                           torch.tensor([m / s for m, s in zip(mean, std)]).view(c, 1, 1, 1).to(device))
+    return _CONSTANTS[key]
 
 
 def _to_cthw(frames: torch.Tensor) -> torch.Tensor:
@@ -83,7 +97,8 @@ def eval_crops(frames: torch.Tensor, crop_size: int, crops: int) -> List[torch.T
     """One uint8 (C, T, crop, crop) clip per spatial crop, in left/centre/right order."""
     x = resize_short_side(_to_tchw(frames), crop_size)
     h, w = x.shape[-2:]
-    return [_to_cthw(TF.crop(x, top, left, crop_size, crop_size)) for top, left in spatial_crop_boxes(h, w, crop_size, crops)]
+    return [_to_cthw(TF.crop(x, top, left, crop_size, crop_size))
+            for top, left in spatial_crop_boxes(h, w, crop_size, crops)]
 
 
 def train_transform(frames: torch.Tensor, shape: ClipShape, mean: Sequence[float], std: Sequence[float],

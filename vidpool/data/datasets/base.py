@@ -3,7 +3,8 @@
 Readers (hacs.py, kinetics.py, ucf101.py) turn official annotation files into ``VideoRecord`` rows
 and an ``IndexReport``; ``VideoClipDataset`` does the rest:
 
-Clips come out as uint8 (C, T, H, W), on the GPU with ``decode_device="cuda"`` (torchcodec): ``vidpool.models.model_input`` (or
+Clips come out as uint8 (C, T, H, W), on the GPU with ``decode_device="cuda"`` (torchcodec):
+``vidpool.models.model_input`` (or
 ``vidpool.data.transforms.normalize``) converts and normalises them where the model runs, so loader
 workers ship a quarter of float32's bytes.
 
@@ -195,7 +196,8 @@ class ReadingNow:
 
 class VideoClipDataset(torch.utils.data.Dataset):
     def __init__(self, records: Sequence[VideoRecord], classes: Sequence[str], mode: str, shape: ClipShape, *,
-                 decoder: str = "pyav", decode_device: str = "cpu", target_fps: float = 30.0, test_crop_size: int = 256, num_views: int = 1, num_crops: int = 1, short: str = "repeat",
+                 decoder: str = "pyav", decode_device: str = "cpu", target_fps: float = 30.0,
+                 test_crop_size: int = 256, num_views: int = 1, num_crops: int = 1, short: str = "repeat",
                  flip: bool = True, max_retries: int = 10, name: str = "videos", frame_cache=None):
         if mode not in MODES:
             raise ValueError(f"dataset mode must be one of {MODES}, got {mode!r}")
