@@ -3,15 +3,14 @@
 Readers (hacs.py, kinetics.py, ucf101.py) turn official annotation files into ``VideoRecord`` rows
 and an ``IndexReport``; ``VideoClipDataset`` does the rest:
 
-Clips come out as uint8 (C, T, H, W), on the GPU with ``decode_device="cuda"`` (torchcodec):
-``vidpool.models.model_input`` (or
-``vidpool.data.transforms.normalize``) converts and normalises them where the model runs, so loader
-workers ship a quarter of float32's bytes.
-
 - mode ``train``: one random clip per record, random short-side jitter, crop and flip.
 - mode ``val``: one clip per record, centred in time and space, at the shape's crop size.
 - mode ``test``: ``num_views`` evenly spaced clips x ``num_crops`` spatial crops per record; item
   ``i`` is record ``i // (views * crops)`` and every sample says which view it is.
+
+Clips come out as uint8 (C, T, H, W), on the GPU with ``decode_device="cuda"`` (torchcodec);
+``vidpool.models.model_input`` (or ``vidpool.data.transforms.normalize``) converts and normalises
+them where the model runs, so loader workers ship a quarter of float32's bytes.
 
 Items are plain indices or ``(index, ClipShape[, seed])`` tuples, so a batch sampler can change the
 clip shape per batch (multigrid) without touching the dataset, safely with workers. A training item's
