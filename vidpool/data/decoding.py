@@ -46,6 +46,7 @@ Every failure (missing file, not a video, no decodable frame) raises ``DecodeErr
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -615,6 +616,7 @@ def _rotation(degrees) -> Orientation:
     return (UPRIGHT, Orientation(True, True, False), Orientation(False, True, True), Orientation(True, False, True))[k]
 
 
+@functools.lru_cache(maxsize=None)  # 8 x 8 pairs; called once per clip read
 def _residual(applied: Orientation, wanted: Orientation) -> Orientation:
     """The orientation that, applied after ``applied``, gives ``wanted``."""
     probe_frames = np.arange(6).reshape(1, 2, 3, 1)
