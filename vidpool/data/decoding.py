@@ -505,7 +505,7 @@ def torchcodec_decoder_class():
                 "torchcodec cannot load FFmpeg's shared libraries (libavcodec and friends, FFmpeg 4 to 8): install "
                 "them (conda install ffmpeg, or your system's FFmpeg packages), or link the ones PyAV ships with "
                 "`export LD_LIBRARY_PATH=$(python -m vidpool.data.ffmpeg_libs):$LD_LIBRARY_PATH` before starting "
-                "Python (docs/data.md, Decoders)")
+                "Python (docs/data.md: torchcodec, and decoding on the GPU)")
         _TORCHCODEC["class"] = VideoDecoder
     return _TORCHCODEC["class"]
 
