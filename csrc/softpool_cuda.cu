@@ -1,6 +1,6 @@
 // CUDA entry points: device guard and stream around the kernels of softpool_cuda_kernels.cuh
-// (one thread per output in the forward; a per-window statistics pass, then one thread per input
-// cell gathering its windows in the backward: no atomics). All math comes from softpool.h.
+// (one thread per output in the forward; in the backward one per window, or a per-window statistics
+// pass and then a gather per block of cells or per cell: no atomics). All math comes from softpool.h.
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -17,15 +17,20 @@
 namespace vidpool {
 namespace {
 
-// VIDPOOL_CUDA_INDEX64=1 forces 64-bit index math even where 32 bits suffice: a debugging switch,
-// and the A/B the benchmark uses to show what the 32-bit path saves.
+bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::string(v) == value;
+}
+
+// Debugging switches, and the A/Bs the benchmark runs: VIDPOOL_CUDA_INDEX64=1 forces 64-bit index
+// math even where 32 bits suffice (what the 32-bit path saves); VIDPOOL_CUDA_GATHER=cell makes
+// overlapping windows gather per input cell even where the blocked gather fits (what it saves).
 cuda_kernels::LaunchConfig launch_config() {
-  static const bool index64 = [] {
-    const char* v = std::getenv("VIDPOOL_CUDA_INDEX64");
-    return v != nullptr && std::string(v) == "1";
-  }();
+  static const bool index64 = env_is("VIDPOOL_CUDA_INDEX64", "1");
+  static const bool cell_gather = env_is("VIDPOOL_CUDA_GATHER", "cell");
   cuda_kernels::LaunchConfig cfg;
   cfg.index64 = index64;
+  cfg.cell_gather = cell_gather;
   return cfg;
 }
 

@@ -23,6 +23,7 @@ struct LaunchConfig {
   int threads = 256;
   int64_t max_blocks = int64_t(1) << 20;
   bool index64 = false;
+  bool cell_gather = false;  // overlapping windows: the per-input-cell gather even where blocks fit (A/B)
 };
 
 // Calls f with an int32_t or an int64_t value: the index type the kernels are instantiated with.
@@ -136,6 +137,80 @@ __global__ void backward_kernel(const scalar_t* x, Strides sx, const scalar_t* g
   }
 }
 
+// Overlapping regular windows that reach at most one stride back (k <= 2s, s <= 2 on every axis:
+// the 3x3x3 stride-2 pools): one thread per block of cells [b*s - p, b*s - p + s) along each axis
+// (at most 2 x 2 x 2 cells). Every cell of block b lies in no window but b - 1 and b along each axis
+// (the first window containing cell i is floor((i + p - k) / s) + 1 >= b - 1, the last is b), so the
+// thread loads those at most 8 windows' statistics and output gradients once and sums them into each
+// of its cells: per input cell, no cover arithmetic and no division, and an eighth of the window
+// loads of the per-cell gather. Each cell sums its windows in the per-cell gather's order (od, oh,
+// ow ascending), so both give bitwise the same gradient. Every input cell is in exactly one block:
+// cells in no window get 0.
+inline bool blocked_backward_fits(const Geometry& g) {
+  for (const PoolDim& d : g.dim) {
+    if (d.adaptive || d.s > 2 || d.k > 2 * d.s) return false;
+  }
+  return true;
+}
+
+// Blocks along one axis: enough to reach the last input cell.
+inline int64_t blocks_along(const PoolDim& d) { return (d.in + d.p + d.s - 1) / d.s; }
+
+template <typename scalar_t, typename acc_t, typename I>
+__global__ void backward_blocked_kernel(const scalar_t* x, Strides sx, const scalar_t* gy, Strides sg,
+                                        const WindowStats<acc_t>* stats, scalar_t* gx, Strides sgx, Geometry g,
+                                        Dividers<typename DivFor<I>::type> dv, int64_t total) {
+  const int64_t C = dv.c.d, oH = g.dim[1].out, oW = g.dim[2].out, plane_out = g.dim[0].out * oH * oW;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const Index5<I> b(I(i), dv);
+    const I blk[3] = {b.d, b.h, b.w};
+    I cell[3][2], win[3][2], win_end[3][2];
+    bool cell_ok[3][2], win_ok[3][2];
+    for (int a = 0; a < 3; ++a) {
+      const PoolDim& d = g.dim[a];
+      for (int j = 0; j < 2; ++j) {
+        cell[a][j] = blk[a] * I(d.s) - I(d.p) + I(j);
+        cell_ok[a][j] = j < d.s && cell[a][j] >= 0 && cell[a][j] < I(d.in);
+        win[a][j] = blk[a] - 1 + I(j);
+        win_ok[a][j] = win[a][j] >= 0 && win[a][j] < I(d.out);
+        win_end[a][j] = win[a][j] * I(d.s) - I(d.p) + I(d.k);  // one past the window's last cell
+      }
+    }
+    const WindowStats<acc_t>* st = stats + (b.n * C + b.c) * plane_out;
+    const scalar_t* gp = gy + b.n * sg.n + b.c * sg.c;
+    WindowStats<acc_t> ws[2][2][2];
+    acc_t go[2][2][2];
+    for (int jd = 0; jd < 2; ++jd)
+      for (int jh = 0; jh < 2; ++jh)
+        for (int jw = 0; jw < 2; ++jw) {
+          if (!(win_ok[0][jd] && win_ok[1][jh] && win_ok[2][jw])) continue;
+          ws[jd][jh][jw] = st[(win[0][jd] * oH + win[1][jh]) * oW + win[2][jw]];
+          go[jd][jh][jw] = static_cast<acc_t>(gp[win[0][jd] * sg.d + win[1][jh] * sg.h + win[2][jw] * sg.w]);
+        }
+    const scalar_t* xp = x + b.n * sx.n + b.c * sx.c;
+    scalar_t* gxp = gx + b.n * sgx.n + b.c * sgx.c;
+    for (int cd = 0; cd < 2; ++cd)
+      for (int ch = 0; ch < 2; ++ch)
+        for (int cw = 0; cw < 2; ++cw) {
+          if (!(cell_ok[0][cd] && cell_ok[1][ch] && cell_ok[2][cw])) continue;
+          const I id = cell[0][cd], ih = cell[1][ch], iw = cell[2][cw];
+          const acc_t xv = static_cast<acc_t>(xp[id * sx.d + ih * sx.h + iw * sx.w]);
+          acc_t acc(0);
+          for (int jd = 0; jd < 2; ++jd) {
+            if (!win_ok[0][jd] || id >= win_end[0][jd]) continue;
+            for (int jh = 0; jh < 2; ++jh) {
+              if (!win_ok[1][jh] || ih >= win_end[1][jh]) continue;
+              for (int jw = 0; jw < 2; ++jw) {
+                if (!win_ok[2][jw] || iw >= win_end[2][jw]) continue;
+                acc = acc + grad_term<acc_t>(xv, ws[jd][jh][jw], go[jd][jh][jw]);
+              }
+            }
+          }
+          gxp[id * sgx.d + ih * sgx.h + iw * sgx.w] = static_cast<scalar_t>(acc);
+        }
+  }
+}
+
 // Windows that share no cell (windows_disjoint): one thread per output computes its window's
 // statistics and writes its cells' gradients itself; no statistics buffer, no gather, no cover
 // arithmetic. Cells in no window are zeroed by the launcher beforehand.
@@ -176,15 +251,28 @@ inline void launch_forward(const at::Tensor& x, at::Tensor& y, const Geometry& g
   });
 }
 
+// How launch_backward computes a gradient (see each kernel): per window where windows share no
+// cell; else a statistics pass, then one thread per block of cells where blocked_backward_fits, or
+// one per input cell (adaptive windows, strides above 2, windows reaching further back).
+enum class BackwardPath { disjoint, blocked, cell_gather };
+
+inline BackwardPath backward_path(const Geometry& g, const LaunchConfig& cfg) {
+  if (windows_disjoint(g)) return BackwardPath::disjoint;
+  if (!cfg.cell_gather && blocked_backward_fits(g)) return BackwardPath::blocked;
+  return BackwardPath::cell_gather;
+}
+
 // Gradient w.r.t. x: disjoint windows write their cells' gradients per window; overlapping ones
-// compute the window statistics in acc_t (y recomputed there), then gather per input cell. Both
-// give the same value (a cell's sum over its one window is that window's term).
+// compute the window statistics in acc_t (y recomputed there), then gather them per block of
+// cells or per cell. All give the same value (a cell's sum over its one window is that window's
+// term; the blocked and per-cell gathers sum in the same order).
 inline void launch_backward(const at::Tensor& gy, const at::Tensor& x, at::Tensor& gx, const Geometry& g,
                             const LaunchConfig& cfg) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_pool_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t outs = gy.numel(), ins = x.numel();
-    if (windows_disjoint(g)) {
+    const BackwardPath path = backward_path(g, cfg);
+    if (path == BackwardPath::disjoint) {
       if (!windows_cover_input(g)) gx.zero_();
       with_index_type(!cfg.index64 && index32_fits(g, ins, outs), [&](auto index) {
         using I = decltype(index);
@@ -198,12 +286,27 @@ inline void launch_backward(const at::Tensor& gy, const at::Tensor& x, at::Tenso
     }
     at::Tensor stats = at::empty({outs * 3}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
     auto* sp = reinterpret_cast<WindowStats<acc_t>*>(stats.mutable_data_ptr<acc_t>());
-    with_index_type(!cfg.index64 && index32_fits(g, ins, outs), [&](auto index) {
+    const int64_t blocks = path == BackwardPath::blocked ? x.size(0) * x.size(1) * blocks_along(g.dim[0]) *
+                                                              blocks_along(g.dim[1]) * blocks_along(g.dim[2])
+                                                        : 0;
+    const bool narrow = !cfg.index64 && index32_fits(g, ins, outs) && blocks <= std::numeric_limits<int32_t>::max();
+    with_index_type(narrow, [&](auto index) {
       using I = decltype(index);
       auto stats_kernel = &forward_kernel<scalar_t, acc_t, I>;
       VIDPOOL_LAUNCH(stats_kernel, blocks_for(outs, cfg), cfg.threads, x.const_data_ptr<scalar_t>(), strides5(x),
                      nullptr, strides5(gy), sp, g, out_dividers<I>(x, g), outs);
       VIDPOOL_LAUNCH_CHECK();
+      if (path == BackwardPath::blocked) {
+        auto blocked_kernel = &backward_blocked_kernel<scalar_t, acc_t, I>;
+        VIDPOOL_LAUNCH(blocked_kernel, blocks_for(blocks, cfg), cfg.threads, x.const_data_ptr<scalar_t>(),
+                       strides5(x), gy.const_data_ptr<scalar_t>(), strides5(gy), sp, gx.mutable_data_ptr<scalar_t>(),
+                       strides5(gx), g,
+                       make_dividers<I>(x.size(1), blocks_along(g.dim[0]), blocks_along(g.dim[1]),
+                                        blocks_along(g.dim[2]), g),
+                       blocks);
+        VIDPOOL_LAUNCH_CHECK();
+        return;
+      }
       auto grad_kernel = &backward_kernel<scalar_t, acc_t, I>;
       VIDPOOL_LAUNCH(grad_kernel, blocks_for(ins, cfg), cfg.threads, x.const_data_ptr<scalar_t>(), strides5(x),
                      gy.const_data_ptr<scalar_t>(), strides5(gy), sp, gx.mutable_data_ptr<scalar_t>(),

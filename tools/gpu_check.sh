@@ -95,6 +95,9 @@ if [ "$DRY_RUN" = 0 ]; then
   # The same with the kernels' index math forced to 64 bits: what the 32-bit path saves.
   VIDPOOL_CUDA_INDEX64=1 $PY tools/benchmark_pooling.py --device cuda --kernel-time --repeats 30 2>&1 \
     | tee "$OUT/benchmark_cuda_index64.txt" || status=1
+  # And with overlapping windows gathered per input cell instead of per block: what the blocked gather saves.
+  VIDPOOL_CUDA_GATHER=cell $PY tools/benchmark_pooling.py --device cuda --kernel-time --repeats 30 2>&1 \
+    | tee "$OUT/benchmark_cuda_cell_gather.txt" || status=1
   $PY tools/benchmark_pooling.py --device cuda --zoo --repeats 30 2>&1 | tee "$OUT/benchmark_cuda_zoo.txt" || status=1
 fi
 if [ "${TRAIN:-1}" = 1 ]; then

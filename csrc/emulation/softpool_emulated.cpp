@@ -12,10 +12,19 @@
 namespace vidpool {
 namespace {
 
-cuda_kernels::LaunchConfig config(int64_t threads, int64_t max_blocks, bool index64) {
+cuda_kernels::LaunchConfig config(int64_t threads, int64_t max_blocks, bool index64, bool cell_gather = false) {
   TORCH_CHECK_VALUE(threads >= 1 && threads <= 1024, "threads per block must be in [1, 1024], got ", threads);
   TORCH_CHECK_VALUE(max_blocks >= 1, "max_blocks must be positive, got ", max_blocks);
-  return cuda_kernels::LaunchConfig{static_cast<int>(threads), max_blocks, index64};
+  return cuda_kernels::LaunchConfig{static_cast<int>(threads), max_blocks, index64, cell_gather};
+}
+
+const char* path_name(cuda_kernels::BackwardPath path) {
+  switch (path) {
+    case cuda_kernels::BackwardPath::disjoint: return "disjoint";
+    case cuda_kernels::BackwardPath::blocked: return "blocked";
+    case cuda_kernels::BackwardPath::cell_gather: return "cell_gather";
+  }
+  return "";
 }
 
 void check_cpu(const at::Tensor& t) {
@@ -50,10 +59,24 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                         bool ceil_mode, int64_t threads, int64_t max_blocks, bool index64) {
     return forward(x, pool_geometry(x, k, s, p, ceil_mode), config(threads, max_blocks, index64));
   });
-  m.def("soft_pool_backward", [](const at::Tensor& gy, const at::Tensor& x, std::vector<int64_t> k,
-                                 std::vector<int64_t> s, std::vector<int64_t> p, bool ceil_mode, int64_t threads,
-                                 int64_t max_blocks, bool index64) {
-    return backward(gy, x, pool_geometry(x, k, s, p, ceil_mode), config(threads, max_blocks, index64));
+  namespace py = pybind11;
+  m.def(
+      "soft_pool_backward",
+      [](const at::Tensor& gy, const at::Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s,
+         std::vector<int64_t> p, bool ceil_mode, int64_t threads, int64_t max_blocks, bool index64, bool cell_gather) {
+        return backward(gy, x, pool_geometry(x, k, s, p, ceil_mode), config(threads, max_blocks, index64, cell_gather));
+      },
+      py::arg("gy"), py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+      py::arg("ceil_mode"), py::arg("threads"), py::arg("max_blocks"), py::arg("index64"),
+      py::arg("cell_gather") = false);
+  m.def("backward_path", [](const at::Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s,
+                            std::vector<int64_t> p, bool ceil_mode, bool cell_gather) {
+    // which kernels launch_backward runs for this geometry: "disjoint", "blocked" or "cell_gather"
+    return std::string(path_name(cuda_kernels::backward_path(pool_geometry(x, k, s, p, ceil_mode),
+                                                             config(1, 1, false, cell_gather))));
+  });
+  m.def("adaptive_backward_path", [](const at::Tensor& x, std::vector<int64_t> out) {
+    return std::string(path_name(cuda_kernels::backward_path(adaptive_geometry(x, out), config(1, 1, false))));
   });
   m.def("adaptive_soft_pool", [](const at::Tensor& x, std::vector<int64_t> out, int64_t threads, int64_t max_blocks,
                                  bool index64) {

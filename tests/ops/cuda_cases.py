@@ -24,8 +24,27 @@ def _random_adaptive(rng):
     return (rng.randint(1, 2), rng.randint(1, 3)) + size, out
 
 
+def _random_blocked(rng):
+    """Overlapping windows the blocked backward takes (stride <= 2, kernel <= 2 x stride on every axis),
+    on inputs from 1 cell to 9: the 3x3x3 stride-2 stem pool and its relatives."""
+    nd = rng.choice([1, 2, 3])
+    while True:
+        s = tuple(rng.randint(1, 2) for _ in range(nd))
+        k = tuple(rng.randint(1, 2 * sv) for sv in s)
+        if any(kv > sv for kv, sv in zip(k, s)):
+            break
+    p = tuple(rng.randint(0, kv // 2) for kv in k)
+    ceil = rng.random() < 0.5
+    size = tuple(rng.randint(max(kv - 2 * pv, 1), 9) for kv, pv in zip(k, p))
+    return (rng.randint(1, 2), rng.randint(1, 3)) + size, k, s, p, ceil
+
+
 _rng = random.Random(1234)
 GEOMETRIES = list(CASES) + [_random_geometry(_rng) for _ in range(40)]
+BLOCKED = [((2, 3, 5, 9, 11), (3, 3, 3), (2, 2, 2), (1, 1, 1), True), ((1, 2, 4, 8, 8), (3, 3, 3), (2, 2, 2), (1, 1, 1), False),
+           ((1, 2, 1, 6, 7), (1, 3, 3), (1, 2, 2), (0, 1, 1), False)]
+BLOCKED += [_random_blocked(random.Random(4321 + i)) for i in range(17)]
+GEOMETRIES += BLOCKED
 ADAPTIVE = [_random_adaptive(_rng) for _ in range(20)] + [((1, 2, 3, 5, 4), (5, 7, 6)), ((2, 1, 9), (1,))]
 
 

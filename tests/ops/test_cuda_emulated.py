@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from . import brute, half_bounds
-from .cuda_cases import ADAPTIVE, GEOMETRIES, _layout
+from .cuda_cases import ADAPTIVE, BLOCKED, GEOMETRIES, _layout
 
 emulated = pytest.importorskip("vidpool._cuda_emulated", reason="vidpool._cuda_emulated not built")
 
@@ -81,6 +81,46 @@ def test_emulated_every_dtype(index, dtype):
     bb = half_bounds.backward_bound(x.double(), g.double(), ref.detach(), gr, geometry, dtype)
     assert ((y.double() - ref).abs() <= fb).all(), f"seed {seed}"
     assert ((gx.double() - gr).abs() <= bb).all(), f"seed {seed}: worst excess {((gx.double() - gr).abs() - bb).max()}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("index", range(len(BLOCKED)))
+def test_emulated_blocked_gather_equals_the_cell_gather(index, dtype):
+    """The blocked backward sums each cell's windows in the per-cell gather's order: bitwise the same
+    gradient, in every layout, on grids small enough that the grid-stride loops wrap. (Both are also
+    checked against the float64 brute force above: BLOCKED is part of GEOMETRIES.)"""
+    shape, k, s, p, ceil = BLOCKED[index]
+    gen = torch.Generator().manual_seed(100 + index)
+    x = (torch.randn(shape, dtype=torch.float64, generator=gen) * 3).to(dtype)
+    x.view(-1)[:: 5] = x.view(-1)[0]  # ties inside windows
+    args = (list(k), list(s), list(p), ceil)
+    assert emulated.backward_path(x, *args, False) == "blocked"
+    g = torch.randn(emulated.soft_pool(x, *args, 256, 1 << 20, False).shape, dtype=torch.float64, generator=gen).to(dtype)
+    for layout in ("contiguous", "channels_last", "gapped"):
+        xl = _layout(x, layout)
+        for grid in ((256, 1 << 20, False), (3, 2, False), (5, 1, True)):
+            blocked = emulated.soft_pool_backward(g, xl, *args, *grid)
+            cell = emulated.soft_pool_backward(g, xl, *args, *grid, cell_gather=True)
+            assert torch.equal(blocked, cell), (layout, grid)
+            assert blocked.stride() == cell.stride()
+
+
+def test_emulated_backward_paths():
+    """Which backward each geometry gets: per window for disjoint windows, the blocked gather for the
+    overlapping pools of the benchmark (k=3, s=2, p=1), the per-cell gather where a cell's windows
+    reach further back than one stride, where strides pass 2, for adaptive windows, and on request."""
+    x3 = torch.randn(1, 2, 8, 14, 14)
+    path = emulated.backward_path
+    assert path(x3, [2, 2, 2], [2, 2, 2], [0, 0, 0], False, False) == "disjoint"
+    assert path(x3, [3, 3, 3], [2, 2, 2], [1, 1, 1], False, False) == "blocked"
+    assert path(x3, [3, 3, 3], [2, 2, 2], [1, 1, 1], False, True) == "cell_gather"
+    assert path(x3, [1, 3, 3], [1, 2, 2], [0, 1, 1], True, False) == "blocked"
+    assert path(x3, [3, 3, 3], [1, 1, 1], [1, 1, 1], False, False) == "cell_gather"  # k = 3 > 2s
+    assert path(x3, [5, 5, 5], [3, 3, 3], [2, 2, 2], False, False) == "cell_gather"  # s = 3
+    assert emulated.adaptive_backward_path(x3, [3, 5, 5]) == "cell_gather"
+    assert emulated.adaptive_backward_path(x3, [4, 7, 7]) == "disjoint"
+    taken = [path(torch.empty(sh), list(k), list(s), list(p), c, False) for sh, k, s, p, c in GEOMETRIES]
+    assert {"disjoint", "blocked", "cell_gather"} <= set(taken)  # the brute-force tests run all three
 
 
 def test_emulated_kernels_match_the_cpu_kernels():
