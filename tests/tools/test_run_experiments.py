@@ -283,20 +283,26 @@ def test_the_training_gain_of_the_last_two_epochs_decides_convergence(tmp_path):
     grid = Grid(name="conv", base=str(base), overrides={}, out=str(tmp_path / "conv"), seed_key="RNG_SEED",
                 axes={"MODEL.POOL": ["max", "avg"], "RNG_SEED": [0, 1]}, baseline={})
     cells = {(c.values["MODEL.POOL"], c.values["RNG_SEED"]): c for c in grid.cells()}
-    # training top-1 per epoch; max: +0.5 and -1.0 from epoch 2 to 4 (converged), avg: seed 1 still
-    # +1.5 (an epoch replayed after a resume counts with its last record: 61.5, not 70)
-    curves = {("max", 0): [40, 90, 90.2, 90.5], ("max", 1): [50, 86, 86, 85],
-              ("avg", 0): [30, 75, 75, 75.2], ("avg", 1): [20, 60, 61, 70, 61.5]}
+    # Training top-1 per epoch (8 epochs; the gain reads a line through the last 6).
+    # max 0: a noisy plateau, 91 90.5 91 90 90.5 91.5: sum (x - 2.5) y = 0.75 over x = 0..5, slope
+    #   0.75 / 17.5 per epoch (hand-computed), gain 0.086, though the last epoch is 1.5 above the
+    #   one two before it (raw rise).
+    # max 1: flat then a dip; avg 0: still rising 2 points an epoch (gain 4, raw 4).
+    # avg 1: epoch 8 logged twice (a resumed run replays it): its last record, 90, counts.
+    curves = {("max", 0): [40, 70, 91, 90.5, 91, 90, 90.5, 91.5], ("max", 1): [50, 80, 86, 86, 86, 86, 86, 85],
+              ("avg", 0): [10, 40, 80, 82, 84, 86, 88, 90], ("avg", 1): [20, 60, 90, 90, 90, 90, 90, 99, 90]}
     for key, curve in curves.items():
         _fake_cell(cells[key], [True] * 4, 100.0)
         with open(os.path.join(cells[key].out, "stats.jsonl"), "a") as f:
-            for epoch, top1 in enumerate(curve[:4], start=1):
+            for epoch, top1 in enumerate(curve[:8], start=1):
                 f.write(json.dumps({"epoch": epoch, "train_top1": top1}) + "\n")
-            if len(curve) > 4:  # the last epoch logged again by a resumed run
-                f.write(json.dumps({"epoch": 4, "train_top1": curve[4]}) + "\n")
+            if len(curve) > 8:
+                f.write(json.dumps({"epoch": 8, "train_top1": curve[8]}) + "\n")
     recs = {r["MODEL.POOL"]: r for r in summarise(grid, with_complexity=False)["records"]}
-    assert recs["max"]["train_gain"] == pytest.approx([0.5, -1.0]) and recs["max"]["converged"]
-    assert recs["avg"]["train_gain"] == pytest.approx([0.2, 1.5]) and not recs["avg"]["converged"]
-    assert recs["avg"]["train_gain_max"] == pytest.approx(1.5)
+    # max 1: x = 0..5 around 2.5, y = 86 86 86 86 86 85: sum (x - 2.5) y = -2.5, slope -1/7, gain -2/7
+    assert recs["max"]["train_gain"] == pytest.approx([2 * 0.75 / 17.5, -2 / 7]) and recs["max"]["converged"]
+    assert recs["max"]["train_rise"] == pytest.approx([1.5, -1.0])
+    assert recs["avg"]["train_gain"] == pytest.approx([4.0, 0.0], abs=1e-12) and not recs["avg"]["converged"]
+    assert recs["avg"]["train_gain_max"] == pytest.approx(4.0) and recs["avg"]["train_rise_max"] == pytest.approx(4.0)
     md = markdown(summarise(grid, with_complexity=False))
-    assert "| avg | 2 |" in md and "| 1.5 | no |" in md and "| 0.5 | yes |" in md
+    assert "| avg | 2 |" in md and "| 4.0 | 4.0 | no |" in md and "| 0.1 | 1.5 | yes |" in md

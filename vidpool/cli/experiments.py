@@ -21,7 +21,7 @@ cells are skipped and interrupted ones resume, so the same command continues or 
 The summary goes to OUT/results.{md,csv,json} and OUT/results.png: per cell (over the seed axis)
 the mean and sample std of validation top-1 and of test top-1/top-5 side by side, params, GFLOPs,
 training time and the training gain (the most any run's training top-1 rose over its last two
-epochs: converged when below 1 point); the best cell group, chosen on select_on (val); and every non-baseline value
+epochs, read from a line fitted through its last 6: converged when below 1 point); the best cell group, chosen on select_on (val); and every non-baseline value
 against the baseline, runs paired by seed (vidpool compare's interval, permutation p and verdict).
 Exit status: 0 when every cell finished, 1 when some failed (their logs are named), 2 on a bad grid.
 """
