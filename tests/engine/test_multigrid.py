@@ -270,3 +270,39 @@ def test_multigrid_batch_norm_groups_and_precise_bn_at_the_full_shape(synthetic_
                    "2", "TRAIN.BATCH_SIZE", "4", "SOLVER.MAX_EPOCH", "1", "TEST.ENABLE", "False",
                    "TRAIN.EVAL_PERIOD", "0", "TENSORBOARD.ENABLE", "False"))
     assert groups() == {2}  # as set, not the batch of 4
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_short_cycle_lr_follows_each_batch_when_scaled(synthetic_root, tmp_path, monkeypatch, scaled):
+    """MULTIGRID.SHORT_CYCLE_LR_SCALE: the LR the optimizer holds at each step is the phase's LR times
+    the clips the model received over the phase's batch (8, 4 and 2 clips: x4, x2, x1); off, it is the
+    phase's LR for every batch (PySlowFast)."""
+    from vidpool.engine import train, trainer
+
+    from .test_train import tiny_cfg
+
+    seen = []  # (clips the model receives, LR the optimizer holds when it steps), in step order
+    model_input = trainer.model_input
+
+    def observed_input(clip, device, cfg):
+        x = model_input(clip, device, cfg)
+        seen.append([x.shape[0], None])
+        return x
+
+    sgd_step = torch.optim.SGD.step
+
+    def observed_step(self, *args, **kwargs):
+        seen[-1][1] = self.param_groups[0]["lr"]
+        return sgd_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "model_input", observed_input)
+    monkeypatch.setattr(torch.optim.SGD, "step", observed_step)
+    cfg = tiny_cfg(synthetic_root, tmp_path, "TRAIN.BATCH_SIZE", "2", "SOLVER.LR_POLICY", "steps_with_relative_lrs",
+                   "SOLVER.STEPS", "[0]", "SOLVER.LRS", "[1]", "SOLVER.BASE_LR", "0.05", "SOLVER.WARMUP_EPOCHS", "0.0",
+                   "SOLVER.MAX_EPOCH", "1", "MULTIGRID.SHORT_CYCLE", "True",
+                   "MULTIGRID.SHORT_CYCLE_LR_SCALE", str(scaled), "TEST.ENABLE", "False",
+                   "TRAIN.EVAL_PERIOD", "0", "TENSORBOARD.ENABLE", "False")
+    train(cfg)
+    assert {clips for clips, _ in seen} == {8, 4, 2} and all(lr is not None for _, lr in seen)
+    for clips, lr in seen:
+        assert lr == pytest.approx(0.05 * clips / 2 if scaled else 0.05), (clips, lr)

@@ -111,6 +111,9 @@ _C.MULTIGRID.SHORT_CYCLE = False   # vary the crop from batch to batch (SHORT_CY
 _C.MULTIGRID.EPOCH_FACTOR = 1.5    # train this many times the configured epochs (multigrid's iterations are cheaper)
 _C.MULTIGRID.LONG_CYCLE_FACTORS = [[0.25, 0.5 ** 0.5], [0.5, 0.5 ** 0.5], [0.5, 1.0], [1.0, 1.0]]  # (frames, crop) factors
 _C.MULTIGRID.SHORT_CYCLE_FACTORS = [0.5, 0.5 ** 0.5]  # crop factors of the two smaller short-cycle shapes
+_C.MULTIGRID.SHORT_CYCLE_LR_SCALE = False  # short cycle: each batch's LR times its size over the phase's batch
+                                   # (linear scaling, as the long cycle's phases get); False: the phase's LR for
+                                   # every batch, as in PySlowFast
 _C.MULTIGRID.FINETUNE_HOLD = 0.5   # long cycle: share of the fine-tuning phase (the epochs after the last step)
                                    # kept at the LR of the phase before it, as in PySlowFast; 0: all of it at the
                                    # last step's LR

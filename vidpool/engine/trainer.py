@@ -124,13 +124,16 @@ def build_training_model(cfg, device: torch.device, initialise: bool = True) -> 
 
 def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch.device, solver=None,
                 bad_videos: Optional[BadVideoLog] = None, start: int = 0, sums: Optional[dict] = None,
-                on_step=None, writer: Optional[StatsWriter] = None, step: int = 0, resumed: bool = False) -> dict:
+                on_step=None, writer: Optional[StatsWriter] = None, step: int = 0, resumed: bool = False,
+                lr_batch: Optional[int] = None) -> dict:
     """One epoch; the LR is set every iteration from the fractional epoch of ``solver`` (default
     cfg.SOLVER; multigrid passes its own). Unreadable videos go to ``bad_videos``. A resumed epoch
     starts at iteration ``start`` with the running ``sums`` of the checkpoint (the loader must skip
     the batches before it); ``on_step(iterations_done, sums)`` runs after every step. Every
     LOG_PERIOD iterations the progress (loss, LR, data and step time, clips/s, ETA) is logged and,
-    with ``writer``, recorded; ``step`` counts the run's iterations before this call."""
+    with ``writer``, recorded; ``step`` counts the run's iterations before this call. With
+    ``lr_batch`` (MULTIGRID.SHORT_CYCLE_LR_SCALE) each batch trains at the LR times its clips over
+    ``lr_batch``."""
     solver = cfg.SOLVER if solver is None else solver
     model.train()
     meter, extra = EpochMeter(), {"clips": 0, "skipped": 0}
@@ -148,6 +151,8 @@ def train_epoch(model, loader, optimizer, scaler, cfg, epoch: int, device: torch
         if bad_videos is not None:
             bad_videos.add(batch.get("bad", []))
         lr = lr_at(solver, epoch + i / max(n, 1))
+        if lr_batch:
+            lr *= len(batch["label"]) / lr_batch
         set_lr(optimizer, lr)
         x = model_input(batch["clip"], device, cfg)
         y = batch["label"].to(device, non_blocking=True)
@@ -338,6 +343,7 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
     writer = StatsWriter(out, main, cfg.TENSORBOARD.ENABLE, purge_step=start_epoch + 1 if state else None)
     bad_videos = BadVideoLog(out, main, dist.gather_to_main)
     stats, current = {}, None
+    lr_scaled = cfg.MULTIGRID.SHORT_CYCLE and cfg.MULTIGRID.SHORT_CYCLE_LR_SCALE
     with resume.StopRequests() as stop:
         try:
             for epoch in range(start_epoch, solver.MAX_EPOCH):
@@ -367,7 +373,8 @@ def train(cfg, output_dir: Optional[str] = None) -> dict:
 
                 tr = train_epoch(model, train_loader, optimizer, scaler, cfg, epoch, device, solver, bad_videos,
                                  start=first, sums=sums if first else None, on_step=on_step, writer=writer,
-                                 step=steps_done, resumed=state is not None and epoch == start_epoch)
+                                 step=steps_done, resumed=state is not None and epoch == start_epoch,
+                                 lr_batch=batch_size // dist.world_size() if lr_scaled else None)
                 steps_done += len(train_loader) - first
                 stats = {"epoch": epoch + 1, "lr": lr_at(solver, epoch), "train_loss": tr["loss"],
                          "train_top1": tr["top1"], "epoch_time_s": tr["seconds"], "clips_per_s": tr["clips_per_s"],
