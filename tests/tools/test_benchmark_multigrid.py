@@ -39,7 +39,7 @@ def test_benchmark_runs_both_schedules_and_reports_the_means(synthetic_root, tmp
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
     m = re.fullmatch(r"multigrid wall-time ratio (\d+\.\d\d), top-1 difference ([+-]\d+\.\d\d) points "
-                     r"\(95 % CI ([+-]\d+\.\d\d) to ([+-]\d+\.\d\d), 2 held-out seeds\); vs plain at the same "
+                     r"\(95 % CI ([+-]\d+\.\d\d) to ([+-]\d+\.\d\d), 2 seeds, not all held out\); vs plain at the same "
                      r"wall time ([+-]\d+\.\d\d) points \(95 % CI ([+-]\d+\.\d\d) to ([+-]\d+\.\d\d)\)", last)
     assert m, last
     assert any(f.endswith(".npy") for _, _, files in os.walk(cache) for f in files)  # filled and read from
@@ -67,3 +67,12 @@ def test_benchmark_runs_both_schedules_and_reports_the_means(synthetic_root, tmp
     rejected = subprocess.run([sys.executable, TOOL, "--out", str(out), "RNG_SEED", "3"], capture_output=True,
                               text=True, cwd=ROOT)
     assert rejected.returncode == 2 and "--seeds" in rejected.stderr
+
+
+def test_last_line_calls_seeds_held_out_only_when_all_are():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("benchmark_multigrid", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.seeds_word([10, 11, 12, 13, 14]) == tool.seeds_word([12]) == "held-out seeds"
+    assert tool.seeds_word([0]) == tool.seeds_word([10, 2]) == "seeds, not all held out"
