@@ -45,37 +45,54 @@ def _tree(pid):
     return out
 
 
+def _abort_with_stacks(proc, what: str) -> None:
+    """Fail the test for a run that hangs, with the Python stack of every thread of every process of
+    it (faulthandler, on SIGABRT; start the run with _popen) instead of running into pytest's
+    timeout, which shows only this one."""
+    tree = _tree(proc.pid)
+    listing = subprocess.run(["ps", "-o", "pid,ppid,stat,etimes,pcpu,args", "-p", ",".join(map(str, tree))],
+                             capture_output=True, text=True).stdout
+    for pid in reversed(tree):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGABRT)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    pytest.fail(f"{what}:\n{listing}\noutput:\n{(out or '')[-6000:]}\nstderr (stacks):\n{(err or '')[-30000:]}")
+
+
+def _popen(command, merged=False, env=None):
+    """The run in a new process group, its output captured, faulthandler on (see _abort_with_stacks);
+    ``merged``: stderr into stdout (the stacks too); ``env``: the environment (default: this one)."""
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+                            text=True, start_new_session=True, env=dict(env or os.environ, PYTHONFAULTHANDLER="1"))
+
+
 def _finished(command, seconds=420):
     """``subprocess.run(command, capture_output=True, text=True)`` with a deadline (a run takes under
-    a minute): a run that hangs fails with the Python stack of every thread of every process of it
-    (faulthandler, on SIGABRT) instead of running into pytest's timeout, which shows only this one."""
-    env = dict(os.environ, PYTHONFAULTHANDLER="1")
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    a minute); a run that hangs fails with every process's stacks."""
+    proc = _popen(command)
     try:
         stdout, stderr = proc.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
-        tree = _tree(proc.pid)
-        listing = subprocess.run(["ps", "-o", "pid,ppid,stat,etimes,args", "-p", ",".join(map(str, tree))],
-                                 capture_output=True, text=True).stdout
-        for pid in reversed(tree):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGABRT)
-        try:
-            stdout, stderr = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate()
-        pytest.fail(f"{' '.join(command[:6])} ... still running after {seconds} s:\n{listing}\n"
-                    f"stdout:\n{stdout[-4000:]}\nstderr (stacks):\n{stderr[-30000:]}")
+        _abort_with_stacks(proc, f"{' '.join(command[:6])} ... still running after {seconds} s")
     return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
 def _wait_for(path, proc, seconds=180):
+    """Wait until ``path`` exists; a run that ends first fails with its output, one that hangs with
+    every process's stacks."""
     deadline = time.time() + seconds
     while not os.path.exists(path) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    assert os.path.exists(path), f"{path} never appeared (exit {proc.poll()})"
+    if os.path.exists(path):
+        return
+    if proc.poll() is not None:
+        out = proc.stdout.read() if proc.stdout else ""
+        pytest.fail(f"{path} never appeared: the run exited {proc.returncode}:\n{(out or '')[-6000:]}")
+    _abort_with_stacks(proc, f"{path} did not appear in {seconds} s")
 
 
 def _assert_same_run(a, b):
@@ -103,7 +120,7 @@ def uninterrupted(synthetic_root, tmp_path_factory):
 
 @pytest.mark.slow
 def test_kill_9_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupted):
-    proc = subprocess.Popen(_command(synthetic_root, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _popen(_command(synthetic_root, tmp_path), merged=True)
     _wait_for(ckpt.checkpoint_path(str(tmp_path), 1, 8), proc)  # 8 steps into epoch 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -120,8 +137,7 @@ def test_sigterm_in_the_middle_of_an_epoch(synthetic_root, tmp_path, uninterrupt
     """SIGTERM to the training process, or to its whole process group as SLURM's scancel and time
     limit deliver it (the loader workers get one too): a checkpoint, exit 75, and a resume to the
     uninterrupted run's weights."""
-    proc = subprocess.Popen(_command(synthetic_root, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = _popen(_command(synthetic_root, tmp_path), merged=True)
     _wait_for(ckpt.checkpoint_path(str(tmp_path), 1, 4), proc)
     if to == "the training process":
         proc.send_signal(signal.SIGTERM)
@@ -156,8 +172,7 @@ def test_interrupted_torchrun_run(synthetic_root, tmp_path, uninterrupted_ddp, h
     one checkpoint holding both ranks' RNG states; a kill -9 of everything falls back to the last
     mid-epoch checkpoint. Either way the resumed 2-process run ends as an uninterrupted one."""
     out = tmp_path / "stopped"
-    proc = subprocess.Popen(_command(synthetic_root, out, torchrun=True), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = _popen(_command(synthetic_root, out, torchrun=True), merged=True)
     _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)  # 6 steps per epoch per process at batch 2 each
     ranks = {}
     for pid in child_processes(proc.pid):
@@ -495,8 +510,7 @@ def test_the_slurm_torchrun_script_stops_after_a_checkpoint_and_requeues_only_at
     command = _command(synthetic_root, out, torchrun=True)
     args = command[command.index(os.path.join(ROOT, "tools", "train_net.py")) + 1:]  # the overrides
     env = _sbatch_environment(tmp_path)
-    proc = subprocess.Popen(["bash", *script, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, start_new_session=True)
+    proc = _popen(["bash", *script, *args], merged=True, env=env)
     _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)
     if how == "time limit":
         proc.send_signal(signal.SIGUSR1)
@@ -550,8 +564,7 @@ def test_no_rank_exits_while_rank_0_is_still_writing_the_stop_checkpoint(synthet
     at = command.index(os.path.join(ROOT, "tools", "train_net.py"))
     command = command[:at] + [str(script)] + command[at + 1:]
     marker = tmp_path / "signalled"
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, SLOW_SAVE_AFTER=str(marker)), start_new_session=True)
+    proc = _popen(command, merged=True, env=dict(os.environ, SLOW_SAVE_AFTER=str(marker)))
     _wait_for(ckpt.checkpoint_path(str(out), 1, 4), proc)
     ranks = {}
     for pid in child_processes(proc.pid):
