@@ -60,7 +60,9 @@ def _abort_with_stacks(proc, what: str) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-    pytest.fail(f"{what}:\n{listing}\noutput:\n{(out or '')[-6000:]}\nstderr (stacks):\n{(err or '')[-30000:]}")
+    if err is None:  # stderr went into stdout: the stacks are at its end
+        pytest.fail(f"{what}:\n{listing}\noutput and stacks:\n{(out or '')[-36000:]}")
+    pytest.fail(f"{what}:\n{listing}\noutput:\n{(out or '')[-6000:]}\nstderr (stacks):\n{err[-30000:]}")
 
 
 def _popen(command, merged=False, env=None):
