@@ -58,7 +58,9 @@ def _abort_with_stacks(proc, what: str) -> None:
     try:
         out, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in tree:  # torchrun starts each rank in a session of its own: not the run's group alone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate()
     if err is None:  # stderr went into stdout: the stacks are at its end
         pytest.fail(f"{what}:\n{listing}\noutput and stacks:\n{(out or '')[-36000:]}")
