@@ -11,6 +11,8 @@ import pytest
 
 from vidpool.engine.run_log import read_stats
 
+from . import load_tool
+
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 TOOL = os.path.join(ROOT, "tools", "benchmark_multigrid.py")
 TINY = ["MODEL.BASE_WIDTH", "8", "MODEL.NUM_CLASSES", "5", "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "8",
@@ -70,9 +72,6 @@ def test_benchmark_runs_both_schedules_and_reports_the_means(synthetic_root, tmp
 
 
 def test_last_line_calls_seeds_held_out_only_when_all_are():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("benchmark_multigrid", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("benchmark_multigrid")
     assert tool.seeds_word([10, 11, 12, 13, 14]) == tool.seeds_word([12]) == "held-out seeds"
     assert tool.seeds_word([0]) == tool.seeds_word([10, 2]) == "seeds, not all held out"

@@ -2,7 +2,6 @@
 the same steps, LR schedule included), the phase timer attributes known delays to the right phase,
 and the tool runs on CPU with a tiny model from synthetic tensors and from the loader, ending with
 its ratio lines."""
-import importlib.util
 import os
 import re
 import subprocess
@@ -15,6 +14,8 @@ from torch import nn
 
 from vidpool.config import load_cfg
 
+from . import load_tool
+
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 TOOL = os.path.join(ROOT, "tools", "benchmark_train.py")
 TINY = ["MODEL.ARCH", "r3d_10", "MODEL.BASE_WIDTH", "4", "MODEL.NUM_CLASSES", "5", "DATA.NUM_FRAMES", "4",
@@ -25,10 +26,7 @@ TINY = ["MODEL.ARCH", "r3d_10", "MODEL.BASE_WIDTH", "4", "MODEL.NUM_CLASSES", "5
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("benchmark_train", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("benchmark_train")
 
 
 @pytest.mark.parametrize("pool", ["max", "softpool"])
